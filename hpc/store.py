@@ -1,0 +1,118 @@
+"""Result files: one self-describing HDF5 file per run, written atomically.
+
+Layout (every group optional except the root attributes):
+
+    /                 attrs: format, status, run_id, message
+    /config           attrs: the flattened config; dataset `yaml`: the resolved config
+    /metadata         attrs: versions, host, times, Slurm ids ...
+    /<any group>      nested dicts: numbers and strings become attributes, arrays datasets
+"""
+
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable
+
+import h5py
+import numpy as np
+
+from .ids import flatten
+
+FORMAT = "neuralode-hpc-result/1"
+STATUSES = ("completed", "failed", "non_finite")
+
+
+def results_root(configured: str | None = None) -> pathlib.Path:
+    """`configured` if given, else `$SCRATCH/neuralode-hpc`, else `./scratch`."""
+    if configured:
+        return pathlib.Path(configured).expanduser()
+    scratch = os.environ.get("SCRATCH")
+    return pathlib.Path(scratch) / "neuralode-hpc" if scratch else pathlib.Path("scratch")
+
+
+def _attr(value):
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value:
+            return np.asarray(value)
+        return str(list(value))
+    return value
+
+
+def _write_tree(group: h5py.Group, tree: dict) -> None:
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            _write_tree(group.require_group(key), value)
+        elif isinstance(value, np.ndarray) and value.ndim > 0:
+            group.create_dataset(key, data=value, compression="gzip" if value.size > 1024 else None)
+        else:
+            group.attrs[key] = _attr(value)
+
+
+def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: str,
+                 metadata: dict, tree: dict | None = None, message: str = "",
+                 extra: Callable[[h5py.File], None] | None = None) -> pathlib.Path:
+    """Write a result file at `path` via a temporary file and an atomic rename, so the final
+    path never holds a half-written file, even if the process is killed mid-write.
+
+    `tree` is nested dicts of arrays and scalars; `extra(file)` may add groups of its own.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {status!r}.")
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"format": FORMAT, "status": status, "run_id": run_id, "message": message})
+            cfg = f.create_group("config")
+            cfg.attrs.update({k: _attr(v) for k, v in flatten(config).items()})
+            cfg.create_dataset("yaml", data=config_yaml)
+            _write_tree(f.create_group("metadata"), metadata)
+            _write_tree(f, tree or {})
+            if extra is not None:
+                extra(f)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_summary(path) -> dict:
+    """Status, run id, flattened config (`config.*`), metadata (`meta.*`) and the scalar
+    attributes of every other group (`<group path>.<name>`) of one result file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        out.update({k: _plain(v) for k, v in f.attrs.items()})
+        out.update({f"config.{k}": _plain(v) for k, v in f["config"].attrs.items()})
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group) and name not in ("config",):
+                prefix = "meta" if name == "metadata" else name.replace("/", ".")
+                if prefix.startswith("metadata."):
+                    prefix = "meta." + prefix[len("metadata."):]
+                out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items()
+                            if np.ndim(v) == 0})
+
+        f.visititems(visit)
+    return out
+
+
+def read_config_yaml(path) -> str:
+    with h5py.File(path, "r") as f:
+        return f["config"]["yaml"][()].decode()

@@ -1,0 +1,25 @@
+"""Neural ODEs for two-body orbital dynamics: data, models, training and metrics."""
+
+import os
+
+# Equinox's runtime error checks make JAX's persistent compilation cache refuse the training
+# step; with errors as NaN a warm cache skips most compilation, and non-finite losses are
+# caught by the training loop anyway. Must be set before equinox is imported.
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
+from ._orbits import MU_EARTH as MU_EARTH, R_EARTH as R_EARTH, ElementRanges as ElementRanges
+from ._orbits import generate_orbits as generate_orbits, solve_kepler as solve_kepler
+from ._orbits import angular_momentum as angular_momentum, specific_energy as specific_energy
+from ._units import CanonicalUnits as CanonicalUnits
+from ._datasets import OrbitDataset as OrbitDataset, dataset_name as dataset_name
+from ._datasets import family_ranges as family_ranges, load_or_generate as load_or_generate
+from ._segments import Segments as Segments, segment as segment
+from ._features import FEATURE_LAYERS as FEATURE_LAYERS
+from ._heads import OUTPUT_HEADS as OUTPUT_HEADS
+from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralODE as NeuralODE
+from ._losses import LOSSES as LOSSES
+from ._curriculum import Phase as Phase
+from ._train import TrainResult as TrainResult, make_step as make_step, train as train
+from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
+from ._metrics import true_acceleration as true_acceleration
+from ._io import load_model as load_model, save_model as save_model

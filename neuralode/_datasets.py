@@ -1,0 +1,108 @@
+"""Orbit datasets, generated once and cached as self-describing HDF5 files."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+import h5py
+import numpy as np
+
+from ._orbits import FAMILIES, POINTS_PER_ORBIT, ElementRanges, generate_orbits
+from ._registry import lookup
+
+
+@dataclasses.dataclass(frozen=True)
+class OrbitDataset:
+    """Orbits in km and s: `t [n, points]`, `y [n, points, 6]`, per-orbit `elements`."""
+
+    name: str
+    t: np.ndarray
+    y: np.ndarray
+    elements: dict
+    attrs: dict
+
+    @property
+    def n_orbits(self) -> int:
+        return self.y.shape[0]
+
+
+def family_ranges(family: str, planar: bool, **overrides) -> ElementRanges:
+    """The element ranges of a named family (`complex`, `circular`, `simple`), with overrides."""
+    lookup({name: name for name, _ in FAMILIES}, family, "dataset.family")
+    ranges = FAMILIES[(family, bool(planar))]
+    overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(ranges, **overrides)
+
+
+def dataset_name(family: str, planar: bool, n: int, split: str) -> str:
+    """The community's naming, e.g. `complex_TBP_planar_10_train`."""
+    return f"{family}_TBP_{'planar' if planar else '3D'}_{n}_{split}"
+
+
+def _params(family, planar, n, seed, ranges) -> dict:
+    return {"family": family, "planar": bool(planar), "n_orbits": int(n), "seed": int(seed),
+            "points": POINTS_PER_ORBIT, "ranges": dataclasses.asdict(ranges)}
+
+
+def _params_hash(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
+                     ranges: ElementRanges | None = None) -> OrbitDataset:
+    """Read `root/datasets/<name>.h5`, or generate and write it (atomically) first.
+
+    A family's default ranges give `<name>.h5`; other ranges add a hash of the parameters
+    (`<name>-<hash>.h5`), so two parameter sets never share a file.
+    """
+    default = family_ranges(family, planar)
+    ranges = default if ranges is None else ranges
+    params = _params(family, planar, n, seed, ranges)
+    name = dataset_name(family, planar, n, split)
+    stem = name if ranges == default else f"{name}-{_params_hash(params)}"
+    path = pathlib.Path(root) / "datasets" / f"{stem}.h5"
+    if path.exists():
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("params_hash") == _params_hash(params):
+                return _read(f, name)
+    t, y, elements = generate_orbits(n, seed, ranges)
+    _write(path, name, t, y, elements, params)
+    with h5py.File(path, "r") as f:
+        return _read(f, name)
+
+
+def _read(f: h5py.File, name: str) -> OrbitDataset:
+    elements = {k: f["elements"][k][()] for k in f["elements"]}
+    return OrbitDataset(name, f["t"][()], f["y"][()], elements, dict(f.attrs))
+
+
+def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Concurrent array tasks may generate the same set at once: each writes its own temporary
+    # file and renames it into place, so readers only ever see a complete file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "name": name, "params_hash": _params_hash(params), "params_json": json.dumps(params),
+                "family": params["family"], "planar": params["planar"], "seed": params["seed"],
+                "n_orbits": params["n_orbits"], "units": "km, km/s, s",
+                "mu_km3_s2": 398600.4418,
+            })
+            for key, (low, high) in ((k, v) for k, v in params["ranges"].items() if k != "nu0"):
+                f.attrs[f"range_{key}"] = [low, high]
+            f.attrs["nu0"] = "random" if params["ranges"]["nu0"] is None else params["ranges"]["nu0"]
+            f["t"], f["y"] = t, y
+            f["t"].attrs["units"], f["y"].attrs["units"] = "s", "km, km/s"
+            group = f.create_group("elements")
+            for key, value in elements.items():
+                group[key] = value
+            group.attrs["units"] = "a: km; angles: rad"
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,127 @@
+"""The neural ODE: feature layer -> MLP -> output head -> dy/dt = [v, a]."""
+
+import dataclasses
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._features import FEATURE_LAYERS
+from ._heads import OUTPUT_HEADS
+from ._registry import lookup
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "gelu": jax.nn.gelu,
+    "elu": jax.nn.elu,
+    "softplus": jax.nn.softplus,
+}
+SOLVERS = {
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+    "bosh3": diffrax.Bosh3,
+}
+ADJOINTS = {
+    "recursive_checkpoint": diffrax.RecursiveCheckpointAdjoint,
+    "backsolve": diffrax.BacksolveAdjoint,
+    "direct": diffrax.DirectAdjoint,
+}
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Every hyperparameter needed to rebuild a `NeuralODE`; stored beside its weights."""
+
+    width: int = 64
+    depth: int = 2
+    activation: str = "leaky_relu"
+    feature_layer: str = "sph_4D_rinv_vel"
+    output_head: str = "logmag_unit_exp"
+    solver: str = "tsit5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    max_steps: int = 512
+    adjoint: str = "recursive_checkpoint"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        lookup(ACTIVATIONS, self.activation, "activation")
+        lookup(FEATURE_LAYERS, self.feature_layer, "feature_layer")
+        lookup(OUTPUT_HEADS, self.output_head, "output_head")
+        lookup(SOLVERS, self.solver, "solver")
+        lookup(ADJOINTS, self.adjoint, "adjoint")
+        lookup(DTYPES, self.dtype, "dtype")
+        for name in ("width", "depth", "max_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "depth" else 1):
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in ("rtol", "atol"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+        if self.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError("`dtype`='float64' needs `jax.config.update('jax_enable_x64', True)` first.")
+
+
+class VectorField(eqx.Module):
+    """dy/dt for a state `y = [r, v]`: `[v, head(mlp(features(y)), y)]`."""
+
+    mlp: eqx.nn.MLP
+    feature_layer: str = eqx.field(static=True)
+    output_head: str = eqx.field(static=True)
+
+    def __init__(self, spec: ModelSpec, *, key):
+        _, in_size = FEATURE_LAYERS[spec.feature_layer]
+        _, out_size = OUTPUT_HEADS[spec.output_head]
+        self.mlp = eqx.nn.MLP(in_size, out_size, spec.width, spec.depth,
+                              activation=ACTIVATIONS[spec.activation],
+                              dtype=DTYPES[spec.dtype], key=key)
+        self.feature_layer = spec.feature_layer
+        self.output_head = spec.output_head
+
+    def acceleration(self, y):
+        features, _ = FEATURE_LAYERS[self.feature_layer]
+        head, _ = OUTPUT_HEADS[self.output_head]
+        return head(self.mlp(features(y)), y)
+
+    def __call__(self, t, y, args):
+        return jnp.concatenate([y[3:], self.acceleration(y)])
+
+
+class NeuralODE(eqx.Module):
+    """A learned two-body vector field and the adaptive solver that integrates it."""
+
+    field: VectorField
+    spec: ModelSpec = eqx.field(static=True)
+
+    def __init__(self, spec: ModelSpec, *, key):
+        self.field = VectorField(spec, key=key)
+        self.spec = spec
+
+    def solve(self, ts, y0, t1=None, max_steps=None):
+        """Integrate from `y0` at `ts[0]` and return `(ys, stats)` at `ts`.
+
+        `t1` (default `ts[-1]`) may stop the solve early: points past it repeat the state at
+        `t1`, so one compiled function serves every curriculum length.
+        """
+        spec = self.spec
+        t1 = ts[-1] if t1 is None else t1
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(self.field),
+            SOLVERS[spec.solver](),
+            ts[0],
+            t1,
+            None,
+            y0,
+            saveat=diffrax.SaveAt(ts=jnp.minimum(ts, t1)),
+            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol),
+            adjoint=ADJOINTS[spec.adjoint](),
+            max_steps=spec.max_steps if max_steps is None else max_steps,
+            throw=False,
+        )
+        ys = jnp.where(sol.result == diffrax.RESULTS.successful, sol.ys, jnp.nan)
+        return ys, sol.stats

@@ -1,0 +1,37 @@
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
+import jax  # noqa: E402
+
+# Compiled training steps are reused across test processes (and across CI runs on one machine).
+jax.config.update("jax_compilation_cache_dir", str(ROOT / ".pytest_cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+# A tiny configuration shared by the training tests, so they compile one step function.
+TINY = ["curriculum=smoke", "batch_size=8", "n_orbits=2", "width=8", "depth=1",
+        "dataset.test_sizes=[1,2]", "progress=log"]
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A fresh results root."""
+    return tmp_path / "results"
+
+
+def run_train(*overrides, cwd=ROOT, check=True):
+    """Run `python train.py` in a subprocess, as a user would."""
+    import subprocess
+
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".pytest_cache" / "jax")}
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"train.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done

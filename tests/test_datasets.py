@@ -1,0 +1,48 @@
+import h5py
+import numpy as np
+
+import neuralode
+from neuralode import CanonicalUnits, load_or_generate
+
+
+def test_generated_once_then_reused(tmp_path):
+    a = load_or_generate(tmp_path, "complex", True, 3, 0, "train")
+    path = tmp_path / "datasets" / "complex_TBP_planar_3_train.h5"
+    assert a.name == "complex_TBP_planar_3_train" and path.exists()
+    stamp = path.stat().st_mtime_ns
+    b = load_or_generate(tmp_path, "complex", True, 3, 0, "train")
+    assert path.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(a.y, b.y)
+    with h5py.File(path) as f:
+        assert f.attrs["seed"] == 0 and f.attrs["family"] == "complex"
+        assert list(f.attrs["range_e"]) == [0.0, 0.99]
+        assert f["elements"]["e"].shape == (3,)
+    assert not list((tmp_path / "datasets").glob("*.tmp"))
+
+
+def test_other_parameters_other_file(tmp_path):
+    ranges = neuralode.family_ranges("complex", True, e=[0.0, 0.1])
+    d = load_or_generate(tmp_path, "complex", True, 3, 0, "train", ranges)
+    assert d.elements["e"].max() <= 0.1
+    names = sorted(p.name for p in (tmp_path / "datasets").glob("*.h5"))
+    assert len(names) == 1 and names[0].startswith("complex_TBP_planar_3_train-")
+
+
+def test_train_and_test_differ(tmp_path):
+    train = load_or_generate(tmp_path, "circular", False, 2, 0, "train")
+    test = load_or_generate(tmp_path, "circular", False, 2, 1, "test")
+    assert test.name == "circular_TBP_3D_2_test"
+    assert not np.allclose(train.y, test.y)
+
+
+def test_canonical_units_round_trip():
+    units = CanonicalUnits()
+    t, y, _ = neuralode.generate_orbits(2, 0, neuralode.family_ranges("complex", True))
+    tc, yc = units.to_canonical(t, y)
+    # mu = 1: v^2/2 - 1/r is the energy in canonical units
+    r = np.linalg.norm(yc[..., :3], axis=-1)
+    energy = 0.5 * np.sum(yc[..., 3:] ** 2, -1) - 1 / r
+    np.testing.assert_allclose(energy, neuralode.specific_energy(y) / units.speed_km_s**2, rtol=1e-12)
+    t2, y2 = units.to_physical(tc, yc)
+    np.testing.assert_allclose(t2, t)
+    np.testing.assert_allclose(y2, y)
