@@ -32,11 +32,34 @@ SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
 
 
+def results_root(config: dict) -> pathlib.Path:
+    """`results_root`, else the cluster profile's, else `$SCRATCH/neuralode-hpc` or `./scratch`."""
+    return hpc.results_root(config.get("results_root") or (config.get("cluster") or {}).get("results_root"))
+
+
 def result_path(config: dict) -> tuple[str, pathlib.Path]:
     """The run id and the result file path of a resolved config."""
     rid = hpc.run_id(config)
-    root = hpc.results_root(config.get("results_root"))
-    return rid, root / config["experiment"] / f"{rid}.h5"
+    return rid, results_root(config) / config["experiment"] / f"{rid}.h5"
+
+
+def prepare(cfg: DictConfig) -> tuple[str, pathlib.Path]:
+    """Check one run's config without training (as the launcher does before submitting):
+    model and curriculum choices, dataset ranges and segment lengths. Returns its run id and
+    result path; raises `ValueError` naming the bad field."""
+    import neuralode
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    _model_spec(config)
+    data = config["dataset"]
+    neuralode.family_ranges(data["family"], data["planar"],
+                            **{k: data.get(k) for k in ("a", "e", "inclination", "raan", "argp", "nu0")})
+    longest = neuralode.POINTS_PER_ORBIT
+    for phase in _phases(config):
+        if not 2 <= phase.segment_length <= longest:
+            raise ValueError(f"`segment_length`={phase.segment_length} yields no usable segment: it must be "
+                             f"between 2 and {longest} (the points in one orbit).")
+    return result_path(config)
 
 
 def _versions() -> dict:
@@ -94,7 +117,7 @@ def _setup_jax(config: dict, root: pathlib.Path) -> None:
 
     if config["solver"]["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_compilation_cache_dir", str(root / "jax-cache"))
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR", str(root / "jax-cache")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
@@ -123,7 +146,7 @@ def train(cfg: DictConfig) -> dict:
         print(f"Result ({status}) written to {path}")
 
     try:
-        root = hpc.results_root(config.get("results_root"))
+        root = results_root(config)
         _setup_jax(config, root)
         import jax
 
@@ -214,7 +237,7 @@ def cli() -> None:
             close = difflib.get_close_matches(key.split(".")[0], sorted(known_keys()), n=1)
             hint = f" Did you mean `{close[0]}`?" if close else ""
             print(f"Unknown key `{key}`.{hint}\nValid short names: {', '.join(SHORT_NAMES)}.\n"
-                  f"Config groups: dataset, model, curriculum, loss.", file=sys.stderr)
+                  f"Config groups: dataset, model, curriculum, loss, cluster.", file=sys.stderr)
         raise
 
 

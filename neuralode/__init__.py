@@ -8,11 +8,13 @@ import os
 os.environ.setdefault("EQX_ON_ERROR", "nan")
 
 from ._orbits import MU_EARTH as MU_EARTH, R_EARTH as R_EARTH, ElementRanges as ElementRanges
+from ._orbits import POINTS_PER_ORBIT as POINTS_PER_ORBIT
 from ._orbits import generate_orbits as generate_orbits, solve_kepler as solve_kepler
 from ._orbits import angular_momentum as angular_momentum, specific_energy as specific_energy
 from ._units import CanonicalUnits as CanonicalUnits
 from ._datasets import OrbitDataset as OrbitDataset, dataset_name as dataset_name
 from ._datasets import family_ranges as family_ranges, load_or_generate as load_or_generate
+from ._datasets import dataset_path as dataset_path
 from ._segments import Segments as Segments, segment as segment
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
 from ._heads import OUTPUT_HEADS as OUTPUT_HEADS

@@ -51,23 +51,36 @@ def _params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
-                     ranges: ElementRanges | None = None) -> OrbitDataset:
-    """Read `root/datasets/<name>.h5`, or generate and write it (atomically) first.
+DEFAULT_SEEDS = {"train": 0, "test": 1}
 
-    A family's default ranges give `<name>.h5`; other ranges add a hash of the parameters
-    (`<name>-<hash>.h5`), so two parameter sets never share a file.
-    """
+
+def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
+                 ranges: ElementRanges | None = None) -> pathlib.Path:
+    """Where `load_or_generate` caches a dataset: `root/datasets/<name>.h5` for a family's
+    default ranges and the split's default seed (train 0, test 1), else
+    `<name>-<hash of the parameters>.h5`, so two parameter sets never share a file."""
     default = family_ranges(family, planar)
     ranges = default if ranges is None else ranges
+    name = dataset_name(family, planar, n, split)
+    if ranges != default or seed != DEFAULT_SEEDS.get(split):
+        name = f"{name}-{_params_hash(_params(family, planar, n, seed, ranges))}"
+    return pathlib.Path(root) / "datasets" / f"{name}.h5"
+
+
+def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
+                     ranges: ElementRanges | None = None) -> OrbitDataset:
+    """Read the cached dataset (see `dataset_path`), or generate and write it atomically first."""
+    ranges = family_ranges(family, planar) if ranges is None else ranges
     params = _params(family, planar, n, seed, ranges)
     name = dataset_name(family, planar, n, split)
-    stem = name if ranges == default else f"{name}-{_params_hash(params)}"
-    path = pathlib.Path(root) / "datasets" / f"{stem}.h5"
+    path = dataset_path(root, family, planar, n, seed, split, ranges)
     if path.exists():
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("params_hash") == _params_hash(params):
-                return _read(f, name)
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("params_hash") == _params_hash(params):
+                    return _read(f, name)
+        except OSError as exc:
+            raise OSError(f"Dataset cache {path} is unreadable ({exc}); delete it to regenerate.") from exc
     t, y, elements = generate_orbits(n, seed, ranges)
     _write(path, name, t, y, elements, params)
     with h5py.File(path, "r") as f:

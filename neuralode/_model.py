@@ -63,8 +63,6 @@ class ModelSpec:
         for name in ("rtol", "atol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
-        if self.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise ValueError("`dtype`='float64' needs `jax.config.update('jax_enable_x64', True)` first.")
 
 
 class VectorField(eqx.Module):
@@ -99,6 +97,8 @@ class NeuralODE(eqx.Module):
     spec: ModelSpec = eqx.field(static=True)
 
     def __init__(self, spec: ModelSpec, *, key):
+        if spec.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError("`dtype`='float64' needs `jax.config.update('jax_enable_x64', True)` first.")
         self.field = VectorField(spec, key=key)
         self.spec = spec
 

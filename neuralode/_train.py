@@ -57,20 +57,22 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     def segment_loss(model, t, y, n_used):
         ys, stats = model.solve(t, y[0], t1=t[n_used - 1])
         ok = jnp.all(jnp.isfinite(ys))
-        # Substituting the truth for a failed solve keeps NaN out of the value; its gradient
-        # can still be NaN (zero cotangent times a non-finite intermediate), so gradients
-        # are taken per segment and the failed ones dropped before they are summed.
-        return loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), (ok, stats["num_steps"])
+        # Substituting the truth for a failed solve keeps NaN out of the value (its gradient
+        # is zero, or NaN from a non-finite intermediate: see `chunk_grads`).
+        return jnp.where(ok, loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), 0.0), (ok, stats["num_steps"])
 
-    per_segment = jax.vmap(eqx.filter_value_and_grad(segment_loss, has_aux=True), (None, 0, 0, None))
+    def chunk_loss(model, t, y, n_used):
+        values, (ok, steps) = jax.vmap(segment_loss, (None, 0, 0, None))(model, t, y, n_used)
+        return jnp.sum(values), (ok, steps)
 
-    def chunk_grads(model, t, y, n_used):
-        (values, (ok, steps)), grads = per_segment(model, t, y, n_used)
-        finite = [jnp.all(jnp.isfinite(g.reshape(g.shape[0], -1)), axis=1) for g in jax.tree_util.tree_leaves(grads)]
-        good = jnp.all(jnp.stack([ok, *finite]), axis=0)
-        total = jax.tree_util.tree_map(
-            lambda g: jnp.sum(jnp.where(good.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0), 0), grads)
-        return jnp.sum(jnp.where(good, values, 0)), jnp.sum(good), total, steps
+    def chunk_grads(params, static, t, y, n_used):
+        # Segments are sorted by effort, so the ones whose solve fails share the last chunks;
+        # a chunk whose gradient is not finite is dropped whole, at no per-segment cost.
+        (total, (ok, steps)), grads = eqx.filter_value_and_grad(chunk_loss, has_aux=True)(
+            eqx.combine(params, static), t, y, n_used)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
+        return jnp.where(finite, total, 0.0), jnp.where(finite, jnp.sum(ok), 0), grads, steps
 
     @eqx.filter_jit
     def step(model, opt_state, t_all, y_all, difficulty, n_used, key):
@@ -83,11 +85,8 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
         t = t_all[idx].reshape(chunks, chunk_size, *t_all.shape[1:])
         y = y_all[idx].reshape(chunks, chunk_size, *y_all.shape[1:])
         params, static = eqx.partition(model, eqx.is_array)
-
-        def one_chunk(args):
-            return chunk_grads(eqx.combine(params, static), *args, n_used)
-
-        values, n_good, grads, steps = jax.lax.map(one_chunk, (t, y))
+        values, n_good, grads, steps = jax.lax.map(
+            lambda args: chunk_grads(params, static, *args, n_used), (t, y))
         n_good = jnp.sum(n_good)
         scale = 1.0 / jnp.maximum(n_good, 1)
         value = jnp.where(n_good > 0, jnp.sum(values) * scale, jnp.nan)

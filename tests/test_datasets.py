@@ -1,5 +1,6 @@
 import h5py
 import numpy as np
+import pytest
 
 import neuralode
 from neuralode import CanonicalUnits, load_or_generate
@@ -26,6 +27,17 @@ def test_other_parameters_other_file(tmp_path):
     assert d.elements["e"].max() <= 0.1
     names = sorted(p.name for p in (tmp_path / "datasets").glob("*.h5"))
     assert len(names) == 1 and names[0].startswith("complex_TBP_planar_3_train-")
+
+
+def test_each_seed_has_its_own_file_and_corrupt_caches_say_so(tmp_path):
+    default = load_or_generate(tmp_path, "simple", True, 2, 0, "train")
+    other = load_or_generate(tmp_path, "simple", True, 2, 5, "train")
+    assert not np.allclose(default.y, other.y)
+    path = neuralode.dataset_path(tmp_path, "simple", True, 2, 5, "train")
+    assert path.exists() and path.name.startswith("simple_TBP_planar_2_train-")
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(OSError, match="unreadable.*delete it to regenerate"):
+        load_or_generate(tmp_path, "simple", True, 2, 5, "train")
 
 
 def test_train_and_test_differ(tmp_path):

@@ -1,0 +1,207 @@
+"""Training speed of the reference configuration, ours against the straightforward formulation.
+
+    python bench/train_speed.py                    # float64 (the default), prints JSON
+    python bench/train_speed.py --dtype float32 --steps 20
+
+Both formulations start from the same weights and see the same batches. "Straightforward" is
+what a typical user writes: one `diffeqsolve` per segment, `jax.vmap` over the whole batch,
+one `eqx.filter_jit` step. Ours (`neuralode.make_step`) solves the batch in chunks of
+segments grouped by solver effort. Both use the same solver and per-segment error control.
+The first-step times are taken in fresh subprocesses, with a cold and then a warm
+persistent compilation cache.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def setup(dtype: str, root: str):
+    import jax
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    import neuralode
+
+    data = neuralode.load_or_generate(root, "complex", True, 10, 0, "train")
+    t, y = neuralode.CanonicalUnits().to_canonical(data.t, data.y)
+    seg = neuralode.segment(t, y, 18)
+    spec = neuralode.ModelSpec(width=64, depth=2, activation="leaky_relu", feature_layer="sph_4D_rinv_vel",
+                               output_head="logmag_unit_exp", solver="tsit5", rtol=1e-6, atol=1e-8, dtype=dtype)
+    model = neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0))
+    return model, jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
+
+
+def straightforward_step(optim, batch_size):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from neuralode import LOSSES
+
+    def loss_fn(model, t, y):
+        ys, _ = jax.vmap(model.solve)(t, y[:, 0])
+        return jnp.mean(jax.vmap(LOSSES["percent_error"], (0, 0, None))(y, ys, t.shape[1]))
+
+    @eqx.filter_jit
+    def step(model, opt_state, t_all, y_all, key):
+        idx = jax.random.randint(key, (batch_size,), 0, t_all.shape[0])
+        value, grads = eqx.filter_value_and_grad(loss_fn)(model, t_all[idx], y_all[idx])
+        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return value, eqx.apply_updates(model, updates), opt_state
+
+    return step
+
+
+def time_steps(run_one, steps):
+    first = time.perf_counter()
+    value = run_one(0)
+    first = time.perf_counter() - first
+    tic = time.perf_counter()
+    for i in range(1, steps):
+        value = run_one(i)
+    return first, (steps - 1) / (time.perf_counter() - tic), value
+
+
+def accuracy(model, t, y, chunk_size):
+    """Largest relative error of one batch's solutions against a float64 rtol=1e-12 reference."""
+    import diffrax
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    ref_model = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64) if eqx.is_array(x) else x, model)
+
+    @jax.jit
+    def reference(t, y0):
+        def one(ts, y):
+            sol = diffrax.diffeqsolve(diffrax.ODETerm(ref_model.field), diffrax.Dopri8(), ts[0], ts[-1], None, y,
+                                      saveat=diffrax.SaveAt(ts=ts), max_steps=100_000, throw=False,
+                                      stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-14))
+            return sol.ys
+        return jax.vmap(one)(t, y0)
+
+    with jax.enable_x64(True):
+        ref = np.asarray(reference(jnp.asarray(t, jnp.float64), jnp.asarray(y[:, 0], jnp.float64)))
+
+    def rel(ys):
+        ys = np.asarray(ys, np.float64)
+        err = np.linalg.norm(ys - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
+        return float(np.nanmax(err)), int(np.sum(~np.isfinite(err).all(axis=1)))
+
+    solve = eqx.filter_jit(jax.vmap(model.solve))
+    plain, _ = solve(t, y[:, 0])
+    chunked = np.concatenate([solve(t[i:i + chunk_size], y[i:i + chunk_size, 0])[0]
+                              for i in range(0, len(t), chunk_size)])
+    (p_err, p_fail), (c_err, c_fail) = rel(plain), rel(chunked)
+    return {"straightforward_max_rel_error": p_err, "straightforward_failed": p_fail,
+            "ours_max_rel_error": c_err, "ours_failed": c_fail}
+
+
+def first_step(dtype, root, cache):
+    """Time the first training step of ours in a fresh process with `cache` as compilation cache."""
+    code = ("import sys, time; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(%r, %r, %r)"
+            % (dtype, root, cache))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def first_step_child(dtype, root, cache):
+    tic = time.perf_counter()
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    import equinox as eqx
+    import jax.numpy as jnp
+    import optax
+
+    import neuralode
+
+    model, t, y = setup(dtype, root)
+    optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    step = neuralode.make_step("percent_error", optim, 256, 32)
+    state = optim.init(eqx.filter(model, eqx.is_array))
+    imported = time.perf_counter() - tic
+    tic = time.perf_counter()
+    out = step(model, state, t, y, jnp.zeros(t.shape[0], jnp.int32), jnp.asarray(18), jax.random.PRNGKey(0))
+    float(out[0])
+    print(json.dumps({"import_and_setup_s": imported, "first_step_s": time.perf_counter() - tic}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per formulation")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="train ours this many steps first; both formulations then start from that model")
+    parser.add_argument("--chunk-size", type=int, default=32)
+    parser.add_argument("--skip-first-step", action="store_true", help="skip the fresh-process timings")
+    args = parser.parse_args()
+
+    root = tempfile.mkdtemp(prefix="bench-")
+    out = {"dtype": args.dtype, "steps": args.steps, "batch_size": 256, "chunk_size": args.chunk_size}
+    if not args.skip_first_step:
+        cache = os.path.join(root, "jax-cache")
+        out["fresh_process_cold_cache"] = first_step(args.dtype, root, cache)
+        out["fresh_process_warm_cache"] = first_step(args.dtype, root, cache)
+
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import neuralode
+
+    model, t, y = setup(args.dtype, root)
+    optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    ours = neuralode.make_step("percent_error", optim, 256, args.chunk_size)
+    difficulty = jnp.zeros(t.shape[0], jnp.int32)
+    state = optim.init(eqx.filter(model, eqx.is_array))
+    key = jax.random.PRNGKey(1)
+    for i in range(args.warmup_steps):
+        _, _, model, state, difficulty = ours(model, state, t, y, difficulty, jnp.asarray(18), jax.random.fold_in(key, i))
+    keys = [jax.random.fold_in(jax.random.PRNGKey(2), i) for i in range(args.steps)]
+    out["accuracy_fixed_weights"] = accuracy(model, t[:256], y[:256], args.chunk_size)
+
+    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": difficulty}
+
+    def run_ours(i):
+        value, failed, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"], jnp.asarray(18), keys[i])
+        carry.setdefault("failed", []).append(int(failed))
+        return float(value)
+
+    first, rate, loss = time_steps(run_ours, args.steps)
+    out["ours"] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss,
+                   "segments_left_out": sum(carry["failed"]),
+                   "mean_solver_steps": float(jnp.mean(carry["d"])), "max_solver_steps": int(jnp.max(carry["d"])),
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    plain = straightforward_step(optim, 256)
+    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array))}
+
+    def run_plain(i):
+        value, carry["m"], carry["s"] = plain(carry["m"], carry["s"], t, y, keys[i])
+        return float(value)
+
+    first, rate, loss = time_steps(run_plain, args.steps)
+    out["straightforward"] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss,
+                              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out["speedup"] = out["ours"]["steps_per_s"] / out["straightforward"]["steps_per_s"]
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""`hpc`: watch, collect, compare and resubmit sweeps. Commands parse, call the library, print."""
+
+import argparse
+import csv
+import json
+import pathlib
+import sys
+import time
+
+from . import launch, status
+from .ids import diff
+from .store import read_summary, results_root
+from .sweep import Sweep, find
+
+
+def _sweep(args) -> Sweep:
+    return Sweep.load(find(args.sweep, args.root))
+
+
+def _print_states(states) -> None:
+    for s in states:
+        print(f"{s.run_id}  {s.status:<9}  {s.job or '-':<12}  {s.reason}")
+
+
+def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
+    """Block until no run of `sweep` is pending or running (or `timeout_s` passes)."""
+    start = time.monotonic()
+    while True:
+        states = status.run_states(sweep)
+        counts = status.totals(states)
+        if counts["pending"] + counts["running"] == 0:
+            return states
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {counts}")
+        time.sleep(interval_s)
+
+
+def cmd_status(args) -> int:
+    sweep = _sweep(args)
+    states = status.run_states(sweep)
+    if args.runs:
+        _print_states(states)
+    counts = status.totals(states)
+    print(f"sweep {sweep.sweep_id} ({sweep.path}): {len(states)} runs  "
+          + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_wait(args) -> int:
+    sweep = _sweep(args)
+    states = wait_for(sweep, args.interval, args.timeout)
+    counts = status.totals(states)
+    print(f"sweep {sweep.sweep_id}: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0 if counts["failed"] + counts["lost"] == 0 else 1
+
+
+def cmd_failed(args) -> int:
+    sweep = _sweep(args)
+    bad = [s for s in status.run_states(sweep) if s.status in ("failed", "lost")]
+    for s in bad:
+        overrides = " ".join(sweep.runs[s.run_id]["overrides"])
+        print(f"{s.run_id}  {s.status:<6}  {s.job or '-':<12}  {s.reason}\n    overrides: {overrides}")
+    print(f"{len(bad)} of {len(sweep.runs)} runs failed or were lost")
+    return 0
+
+
+def cmd_resubmit(args) -> int:
+    sweep = _sweep(args)
+    run_ids = status.unfinished(status.run_states(sweep))
+    if not run_ids:
+        print("Nothing to resubmit: every run is completed, pending or running.")
+        return 0
+    import yaml
+
+    cluster = yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster") or {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        cluster[key] = yaml.safe_load(value)
+    job_ids = launch.submit(sweep, run_ids, cluster, str(pathlib.Path.cwd()))
+    where = f"array job(s) {', '.join(job_ids)}" if job_ids else "local processes"
+    print(f"Resubmitted {len(run_ids)} runs as {where}.")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    sweep = _sweep(args)
+    rows = []
+    for state in status.run_states(sweep):
+        row = {"run_id": state.run_id, "state": state.status, "reason": state.reason}
+        path = sweep.result_path(state.run_id)
+        if path.exists():
+            row.update({k: v for k, v in read_summary(path).items() if k not in ("run_id",)})
+        rows.append(row)
+    out = pathlib.Path(args.output)
+    if out.suffix == ".parquet":
+        import pandas as pd
+
+        pd.DataFrame(rows).astype({"reason": str}).to_parquet(out)
+    elif out.suffix == ".csv":
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        with open(out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        raise SystemExit(f"hpc collect: `-o` must end in .csv or .parquet, got {out.name!r}.")
+    print(f"{len(rows)} runs -> {out}")
+    return 0
+
+
+def _run_config(name: str, root) -> dict:
+    path = pathlib.Path(name)
+    if not path.exists():
+        matches = sorted(pathlib.Path(root).glob(f"*/{name}*.h5"))
+        if len(matches) != 1:
+            raise SystemExit(f"hpc diff: {name!r} names {len(matches)} result files under {root}; "
+                             "give a result file path or a unique run id.")
+        path = matches[0]
+    summary = read_summary(path)
+    return {k[len("config."):]: v for k, v in summary.items() if k.startswith("config.")}
+
+
+def cmd_diff(args) -> int:
+    configs = [_run_config(name, args.root) for name in args.runs]
+    differing = diff(configs)
+    if not differing:
+        print("These runs have identical parameters.")
+    width = max((len(k) for k in differing), default=0)
+    for key, values in differing.items():
+        print(f"{key:<{width}}  " + "  ".join(json.dumps(v) for v in values))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="hpc", description=__doc__)
+    top.add_argument("--root", default=None, help="results root (default: $SCRATCH/neuralode-hpc or ./scratch)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_text, sweep=True):
+        p = sub.add_parser(name, help=help_text)
+        if sweep:
+            p.add_argument("sweep", help="sweep directory, sweep id (or its start), or `latest`")
+        p.set_defaults(fn=fn)
+        return p
+
+    add("status", cmd_status, "pending / running / completed / failed / lost counts").add_argument(
+        "--runs", action="store_true", help="one line per run as well")
+    w = add("wait", cmd_wait, "block until no run is pending or running")
+    w.add_argument("--interval", type=float, default=10.0)
+    w.add_argument("--timeout", type=float, default=None)
+    add("failed", cmd_failed, "each failed or lost run with its reason")
+    add("resubmit", cmd_resubmit, "one new array job of the runs that failed or never finished").add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240")
+    add("collect", cmd_collect, "one row per run: flattened config and metrics").add_argument(
+        "-o", "--output", required=True, help="runs.csv or runs.parquet")
+    d = add("diff", cmd_diff, "the parameters that differ between runs", sweep=False)
+    d.add_argument("runs", nargs="+", help="run ids or result file paths")
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    args.root = results_root(args.root)
+    try:
+        return args.fn(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"hpc {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Per-task thread, memory and temporary-file hygiene, applied before JAX is imported."""
+
+import atexit
+import os
+import pathlib
+import shutil
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def task_environment(cpus: int, *, shared_gpu: bool, tmp_dir: str, cache_dir: str,
+                     xla_flags: str = "") -> dict[str, str]:
+    """The environment one task should run with (a pure function).
+
+    Every threading library gets `cpus` threads, so array tasks packed on one node do not
+    oversubscribe it; XLA's CPU backend runs single-threaded when given one CPU. GPU memory
+    preallocation is off when tasks share a GPU. Temporary files go to the task's own
+    `tmp_dir`; JAX's persistent compilation cache to `cache_dir`. HDF5 file locking is off,
+    since BeeGFS and Lustre scratch do not support it reliably.
+    """
+    if cpus < 1:
+        raise ValueError(f"`cpus_per_task` must be >= 1, got {cpus}.")
+    env = dict.fromkeys(THREAD_VARIABLES, str(cpus))
+    flags = xla_flags.split()
+    if cpus == 1:
+        flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+    if flags:
+        env["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
+    if shared_gpu:
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    env.update({"TMPDIR": tmp_dir, "TMP": tmp_dir, "TEMP": tmp_dir,
+                "JAX_COMPILATION_CACHE_DIR": cache_dir, "HDF5_USE_FILE_LOCKING": "FALSE"})
+    return env
+
+
+def private_tmp(base: str | None, name: str) -> pathlib.Path:
+    """Create `<base>/<name>` (base: node-local storage, default $TMPDIR or /tmp) and remove it
+    when the process exits."""
+    root = pathlib.Path(base or os.environ.get("TMPDIR") or "/tmp")
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

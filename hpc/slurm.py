@@ -1,0 +1,102 @@
+"""Everything that talks to Slurm's commands: limits, partitions, job states."""
+
+import re
+import shutil
+import subprocess
+
+# Slurm job states -> our run status
+FINAL_FAILED = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+                "BOOT_FAIL", "DEADLINE", "REVOKED"}
+ACTIVE = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending", "RESIZING": "pending",
+          "SUSPENDED": "pending", "RUNNING": "running", "COMPLETING": "running", "STOPPED": "running"}
+
+
+def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def available() -> bool:
+    """Whether this machine can submit to a Slurm controller that answers."""
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    try:
+        return _run("sinfo", "-h", "-o", "%P", timeout=15).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def config() -> dict[str, str]:
+    """`scontrol show config` as a dict (read at run time rather than hard-coded)."""
+    out = _run("scontrol", "show", "config").stdout
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^(\w+)\s+=\s+(.*)$", out, re.M)}
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (array indices go 0 .. MaxArraySize - 1)."""
+    return int(config().get("MaxArraySize", "1001"))
+
+
+def partitions() -> dict[str, int]:
+    """Partition name -> the most CPUs of any of its nodes."""
+    out = _run("sinfo", "-h", "-o", "%P %c").stdout
+    parts: dict[str, int] = {}
+    for line in out.splitlines():
+        name, cpus = line.split()
+        name = name.rstrip("*")
+        parts[name] = max(parts.get(name, 0), int(cpus.rstrip("+")))
+    return parts
+
+
+def default_partition() -> str | None:
+    for line in _run("sinfo", "-h", "-o", "%P").stdout.splitlines():
+        if line.endswith("*"):
+            return line[:-1]
+    return None
+
+
+def check_resources(partition: str | None, cpus_per_task: int) -> None:
+    """Raise `ValueError` naming the field when the cluster cannot satisfy the request."""
+    parts = partitions()
+    name = partition or default_partition()
+    if partition is not None and partition not in parts:
+        raise ValueError(f"`cluster.partition`={partition!r} does not exist on this cluster; "
+                         f"partitions: {', '.join(sorted(parts))}.")
+    if name in parts and cpus_per_task > parts[name]:
+        raise ValueError(f"`cluster.cpus_per_task`={cpus_per_task} is more than any node of partition "
+                         f"{name!r} has ({parts[name]}).")
+
+
+def _task_key(job_id: str, task: str) -> str:
+    return f"{job_id}_{task}"
+
+
+def task_states(array_job_ids: list[str]) -> dict[str, str]:
+    """`"<array job id>_<task>" -> Slurm state` for the tasks Slurm still knows about.
+
+    Uses `sacct` when accounting is enabled, else `squeue` (pending and running tasks) and
+    `scontrol show job` (tasks that ended within MinJobAge). Tasks none of them knows are
+    absent: the caller decides from the result files.
+    """
+    if not array_job_ids:
+        return {}
+    states: dict[str, str] = {}
+    acct = _run("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(array_job_ids))
+    if acct.returncode == 0 and acct.stdout.strip():
+        for line in acct.stdout.splitlines():
+            job, state = line.split("|")[:2]
+            if "_" in job and "[" not in job:
+                states[job] = state.split()[0]
+        return states
+    for job_id in array_job_ids:
+        shown = _run("scontrol", "-o", "show", "job", job_id)
+        for line in shown.stdout.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            task = fields.get("ArrayTaskId", "")
+            if task and task.isdigit():
+                states[_task_key(fields.get("ArrayJobId", job_id), task)] = fields.get("JobState", "UNKNOWN")
+    queued = _run("squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(array_job_ids))
+    for line in queued.stdout.splitlines():
+        job, state = line.split()
+        if "_" in job and "[" not in job:
+            states[job] = state
+    return states

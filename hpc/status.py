@@ -1,0 +1,65 @@
+"""The state of every run of a sweep, from its result files and from Slurm."""
+
+import dataclasses
+
+from . import slurm
+from .store import read_summary
+from .sweep import Sweep
+
+STATES = ("pending", "running", "completed", "failed", "lost")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    run_id: str
+    status: str  # one of STATES
+    reason: str = ""
+    job: str = ""  # "<array job id>_<index>" of its latest submission
+
+
+def run_states(sweep: Sweep) -> list[RunState]:
+    """One `RunState` per run, in the sweep's order.
+
+    A run Slurm still lists as pending or running is that; otherwise its result file decides
+    (completed, or failed with the file's message); with no file, Slurm's final state gives
+    the reason (`OUT_OF_MEMORY`, `TIMEOUT`, `CANCELLED` ...), and a run nobody knows is lost.
+    Slurm accounting is not needed.
+    """
+    jobs = sorted({s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"})
+    states = slurm.task_states(jobs) if jobs and slurm.available() else {}
+    out = []
+    for run_id in sweep.runs:
+        latest = sweep.latest_submission(run_id)
+        job, slurm_state = "", None
+        if latest is not None and latest[0]["kind"] == "slurm":
+            job = f"{latest[0]['job_id']}_{latest[1]}"
+            slurm_state = states.get(job)
+        if slurm_state in slurm.ACTIVE:
+            out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
+            continue
+        path = sweep.result_path(run_id)
+        if path.exists():
+            summary = read_summary(path)
+            status = summary.get("status")
+            if status == "completed":
+                out.append(RunState(run_id, "completed", "", job))
+            else:
+                out.append(RunState(run_id, "failed", summary.get("message") or status, job))
+        elif latest is None:
+            out.append(RunState(run_id, "lost", "never submitted", job))
+        elif slurm_state in slurm.FINAL_FAILED:
+            out.append(RunState(run_id, "failed", f"Slurm {slurm_state}", job))
+        elif slurm_state == "COMPLETED":
+            out.append(RunState(run_id, "lost", "task ended without writing a result", job))
+        else:
+            out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task", job))
+    return out
+
+
+def totals(states: list[RunState]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in states) for s in STATES}
+
+
+def unfinished(states: list[RunState]) -> list[str]:
+    """Runs to resubmit: failed, lost (never those pending, running or completed)."""
+    return [r.run_id for r in states if r.status in ("failed", "lost")]

@@ -1,0 +1,41 @@
+"""What runs on a compute node (or a local worker) for one run of a sweep."""
+
+import importlib
+import os
+import sys
+import tempfile
+
+from .hygiene import private_tmp, task_environment
+from .slurmenv import slurm_info
+
+
+class RunFailed(RuntimeError):
+    """The run ended without a completed result (its result file says why)."""
+
+
+def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
+    """Set up the task's environment, then call `entry` (`"module:function"`) with the config.
+
+    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `cache_dir`,
+    `workdir` (put on `sys.path` so `module` imports), `xla_flags`. Raises `RunFailed` when
+    the function reports a status other than completed or skipped, so Slurm records the task
+    as failed.
+    """
+    info = slurm_info()
+    name = "neuralode-hpc-" + (f"{info['array_job_id']}_{info['array_task_id']}"
+                               if "array_task_id" in info else str(os.getpid()))
+    tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
+    cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)
+    os.environ.update(task_environment(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
+                                       cache_dir=settings["cache_dir"], xla_flags=settings.get("xla_flags", "")))
+    tempfile.tempdir = None  # re-read TMPDIR
+    if settings.get("workdir") and settings["workdir"] not in sys.path:
+        sys.path.insert(0, settings["workdir"])
+    module, function = entry.split(":")
+    fn = getattr(importlib.import_module(module), function)
+    from omegaconf import OmegaConf
+
+    out = fn(OmegaConf.create(config_yaml))
+    if out.get("status") not in ("completed", "skipped"):
+        raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
+    return out

@@ -1,0 +1,93 @@
+"""Hydra launcher: a multirun becomes one Slurm array job (or local processes), and returns.
+
+Unlike Hydra's stock submitit launcher it does not wait for the jobs and does not raise when a
+run fails: the sweep record under the results root is what `hpc status/failed/resubmit` read.
+Hydra only looks for launchers in the `hydra_plugins` package; the work is done by `hpc`.
+"""
+
+import dataclasses
+import importlib
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+
+@dataclasses.dataclass
+class HpcLauncherConf:
+    _target_: str = "hydra_plugins.hpc_launcher.hpc_launcher.HpcLauncher"
+    entry: str = "train:train"  # called with each run's config on the node
+    prepare: str = "train:prepare"  # config -> (run id, result path), raises on bad input
+    wait: bool = False  # block until every run is final, then report
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="hpc", node=HpcLauncherConf, provider="hpc")
+
+
+def _load(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class HpcLauncher(Launcher):
+    def __init__(self, entry: str, prepare: str, wait: bool = False) -> None:
+        self.entry, self.prepare, self.wait = entry, prepare, wait
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.hydra_context, self.config = hydra_context, config
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from hpc import launch, status
+        from hpc.store import read_summary
+        from hpc.sweep import Sweep
+
+        prepare = _load(self.prepare)
+        # Compose and check every run before anything is submitted or written.
+        runs, clusters = [], []
+        for overrides in job_overrides:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(cfg):
+                del cfg["hydra"]
+            rid, path = prepare(cfg)
+            runs.append((rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), cfg, path))
+            clusters.append(OmegaConf.to_container(cfg.cluster, resolve=True))
+        for cluster in {repr(c): c for c in clusters}.values():
+            launch.check(cluster)
+        first = runs[0][3]
+        root = pathlib.Path(runs[0][4]).parent.parent
+        sweep = Sweep.create(root, first.experiment, self.entry, " ".join(sys.argv))
+        todo: dict[str, list[str]] = {}
+        skipped = 0
+        for (rid, overrides, yaml_text, cfg, path), cluster in zip(runs, clusters):
+            sweep.add_run(rid, overrides, yaml_text)
+            done = path.exists() and read_summary(path).get("status") == "completed"
+            if done and not cfg.get("force"):
+                skipped += 1
+                continue
+            todo.setdefault(repr(cluster), []).append(rid)
+        sweep.save()
+        print(f"Sweep {sweep.sweep_id}: {len(runs)} runs, {skipped} already completed, "
+              f"record in {sweep.path}", flush=True)
+        workdir = str(pathlib.Path.cwd())
+        by_repr = {repr(c): c for c in clusters}
+        for key, run_ids in todo.items():
+            job_ids = launch.submit(sweep, run_ids, by_repr[key], workdir)
+            if job_ids:
+                print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
+                      f"Watch with: hpc status {sweep.path}", flush=True)
+        if self.wait:
+            from hpc.cli import wait_for
+
+            wait_for(sweep)
+        states = {s.run_id: s for s in status.run_states(sweep)} if not todo or self.wait else {}
+        returns = []
+        for idx, (rid, overrides, _, cfg, _) in enumerate(runs):
+            ret = JobReturn(overrides=overrides, cfg=cfg, hydra_cfg=self.config, working_dir=workdir,
+                            task_name="train", status=JobStatus.COMPLETED)
+            ret.return_value = {"run_id": rid, "status": states[rid].status if rid in states else "submitted"}
+            returns.append(ret)
+        return returns

@@ -1,0 +1,51 @@
+"""Every config group option composes and maps onto the code."""
+
+import pathlib
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import train
+
+CONF = pathlib.Path(train.__file__).parent / "conf"
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+
+
+@pytest.mark.parametrize("group", ["dataset", "model", "curriculum", "loss"])
+def test_every_option_composes(group):
+    options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    assert options
+    for option in options:
+        config = _compose(f"{group}={option}")
+        train._model_spec(config)
+        train._phases(config)
+
+
+def test_short_names_reach_the_code():
+    config = _compose("width=32", "lr=3e-4", "segment_length=12", "rtol=1e-5", "curriculum=hifi")
+    spec, phases = train._model_spec(config), train._phases(config)
+    assert spec.width == 32 and spec.rtol == 1e-5
+    assert len(phases) == 10 and all(p.lr == 3e-4 and p.segment_length == 12 for p in phases)
+    assert phases[0].length == (0.1, 0.1) and phases[-1].length == (1.0, 1.0)
+    assert set(train.SHORT_NAMES) <= train.known_keys()
+    assert train.unknown_overrides(["widht=3", "width=3", "+x=1", "dataset.a=[1,2]", "-m"]) == ["widht"]
+
+
+def test_defaults_are_the_reference_configuration():
+    config = _compose()
+    assert (config["width"], config["depth"], config["activation"]) == (64, 2, "leaky_relu")
+    assert (config["feature_layer"], config["output_head"]) == ("sph_4D_rinv_vel", "logmag_unit_exp")
+    assert (config["segment_length"], config["batch_size"], config["lr"]) == (18, 256, 1e-3)
+    assert config["loss"]["name"] == "percent_error" and config["dataset"]["family"] == "complex"
+
+
+def test_run_id_ignores_where_it_ran():
+    a = _compose()
+    b = _compose("results_root=/elsewhere", "progress=off", "experiment=x")
+    c = _compose("width=32")
+    assert train.result_path(a)[0] == train.result_path(b)[0] != train.result_path(c)[0]

@@ -1,0 +1,108 @@
+"""The model, the training loop and the result file round trip, on a tiny configuration."""
+
+import equinox as eqx
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neuralode
+from neuralode import ModelSpec, NeuralODE, Phase
+
+SPEC = ModelSpec(width=8, depth=1, max_steps=256)
+PHASES = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
+
+
+@pytest.fixture(scope="module")
+def orbits(tmp_path_factory):
+    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
+    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
+
+
+def _train(orbits, seed=0, phases=PHASES, **kw):
+    t, y = orbits
+    init, key = jax.random.split(jax.random.PRNGKey(seed))
+    return neuralode.train(NeuralODE(SPEC, key=init), t, y, phases, loss="percent_error",
+                           batch_size=8, key=key, chunk_size=4, **kw)
+
+
+def _linear_model(sign):
+    """A depth-0 MLP is one linear layer: make the acceleration `sign * r` exactly."""
+    spec = ModelSpec(width=4, depth=0, output_head="simple", feature_layer="cartesian", max_steps=4096)
+    model = NeuralODE(spec, key=jax.random.PRNGKey(0))
+    weight = jnp.zeros((3, 6)).at[:, :3].set(sign * jnp.eye(3))
+    layer = model.field.mlp.layers[0]
+    return eqx.tree_at(lambda m: (m.field.mlp.layers[0].weight, m.field.mlp.layers[0].bias), model,
+                       (weight.astype(layer.weight.dtype), jnp.zeros(3, layer.bias.dtype)))
+
+
+def test_solve_matches_a_known_solution():
+    ts = jnp.linspace(0, 1, 5)
+    ys, stats = _linear_model(-1).solve(ts, jnp.array([1.0, 0, 0, 0, 1.0, 0]))  # harmonic oscillator
+    np.testing.assert_allclose(ys[:, 0], np.cos(ts), atol=1e-5)
+    np.testing.assert_allclose(ys[:, 1], np.sin(ts), atol=1e-5)
+    assert int(stats["num_steps"]) > 0
+
+
+def test_evaluate_signs_and_slope(orbits):
+    t, y = orbits
+    inward, outward = (neuralode.evaluate(_linear_model(s), t[:1, :30], y[:1, :30], length_km=2.0) for s in (-1, 1))
+    assert inward["radial_sign_error_pct"] == 0 and outward["radial_sign_error_pct"] == 100
+    # |a| = r: log|a| against log r has slope 1 (the truth's is -2)
+    assert inward["loglog_slope"] == pytest.approx(1.0, abs=1e-3)
+    assert inward["angle_deg_max"] < 1e-3 and outward["angle_deg_mean"] == pytest.approx(180, abs=1e-3)
+    assert inward["accel_pct_error"].shape == (1, 30) and inward["final_position_error_km"].shape == (1,)
+
+
+def test_training_is_reproducible_and_seed_matters(orbits):
+    a, b, c = _train(orbits, 0), _train(orbits, 0), _train(orbits, 1)
+    assert a.status == "completed" and a.losses.shape == (3,)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert not np.allclose(a.losses, c.losses)
+
+
+def test_curriculum_phases_and_points_used(orbits):
+    phases = [Phase(steps=2, lr=1e-3, segment_length=8, length=(0.25, 0.25)),
+              Phase(steps=2, lr=1e-4, segment_length=8, length=(1.0, 1.0))]
+    res = _train(orbits, phases=phases)
+    np.testing.assert_array_equal(res.phases, [0, 0, 1, 1])
+    assert phases[0].points_used(0) == 2 and phases[1].points_used(1) == 8
+    assert Phase(steps=11, lr=1e-3, segment_length=18, length=(0.1, 1.0)).points_used(5) == 10
+
+
+def test_bad_segment_length_fails_before_training(orbits):
+    seen = []
+    with pytest.raises(ValueError, match="`segment_length`=500 .* 360"):
+        _train(orbits, phases=[Phase(steps=1, lr=1e-3, segment_length=500)], callback=lambda *a: seen.append(a))
+    assert seen == []
+
+
+def test_non_finite_loss_stops_with_step(orbits):
+    res = _train(orbits, phases=[Phase(steps=6, lr=1e6, segment_length=8)])
+    assert res.status == "non_finite"
+    assert res.non_finite_step is not None and res.non_finite_step == len(res.losses) < 6
+    assert np.all(np.isfinite(res.losses))
+
+
+def test_model_round_trip_gives_identical_predictions(tmp_path, orbits):
+    model = _train(orbits).model
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        neuralode.save_model(f.create_group("model"), model)
+    loaded = neuralode.load_model(tmp_path / "m.h5")
+    assert loaded.spec == model.spec
+    t, y = orbits
+    ts, y0 = jnp.asarray(t[0, :20], jnp.float32), jnp.asarray(y[0, 0], jnp.float32)
+    np.testing.assert_array_equal(model.solve(ts, y0)[0], loaded.solve(ts, y0)[0])
+
+
+def test_metrics_on_the_truth():
+    stats = neuralode.distribution_stats(np.array([1.0, 2, 2, 3, 10]))
+    assert stats["median"] == 2 and stats["mean"] == pytest.approx(3.6)
+    assert stats["pearson_sk2"] == pytest.approx(3 * 1.6 / np.std([1.0, 2, 2, 3, 10]))
+    assert stats["bowley"] == pytest.approx((3 + 2 - 4) / (3 - 2))
+    assert stats["skewness"] > 0
+    y = np.array([[[2.0, 0, 0, 0, 0.7, 0], [0, 3.0, 0, -0.5, 0, 0]]])
+    acc = neuralode.true_acceleration(y)
+    np.testing.assert_allclose(acc[0, 0], [-0.25, 0, 0])
+    np.testing.assert_allclose(np.linalg.norm(acc[0, 1]), 1 / 9)

@@ -1,0 +1,73 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+import hpc
+from hpc.store import write_result
+
+CONFIG = {"width": 8, "model": {"depth": 2}, "tags": ["a", "b"], "none": None}
+
+
+def _write(path, status="completed", **kw):
+    return write_result(path, status=status, config=CONFIG, config_yaml="width: 8\n", run_id="abc",
+                        metadata={"host": "h", "versions": {"jax": "0"}}, **kw)
+
+
+def test_round_trip(tmp_path):
+    path = _write(tmp_path / "r.h5", tree={"metrics": {"set": {"mean": 1.5, "per_point": np.arange(3.0)}},
+                                           "history": {"loss": np.ones(4)}})
+    summary = hpc.read_summary(path)
+    assert summary["status"] == "completed" and summary["run_id"] == "abc"
+    assert summary["config.model.depth"] == 2 and summary["config.tags"] == "['a', 'b']"
+    assert summary["metrics.set.mean"] == 1.5 and summary["meta.versions.jax"] == "0"
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["metrics/set/per_point"][()], np.arange(3.0))
+
+
+def test_failure_while_writing_keeps_the_old_file(tmp_path):
+    path = _write(tmp_path / "r.h5")
+
+    def boom(f):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        _write(path, status="failed", extra=boom)
+    assert hpc.read_summary(path)["status"] == "completed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
+
+
+def test_killed_mid_write_leaves_no_file_at_the_final_path(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from hpc.store import write_result
+        def hang(f):
+            f.create_dataset("big", data=list(range(1000)))
+            print("writing", flush=True)
+            time.sleep(60)
+        write_result({str(tmp_path / 'r.h5')!r}, status="completed", config={{}}, config_yaml="",
+                     run_id="x", metadata={{}}, extra=hang)
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_bad_status_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="`status` must be one of completed, failed, non_finite"):
+        _write(tmp_path / "r.h5", status="done")
+
+
+def test_results_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("SCRATCH", raising=False)
+    assert str(hpc.results_root()) == "scratch"
+    monkeypatch.setenv("SCRATCH", str(tmp_path))
+    assert hpc.results_root() == tmp_path / "neuralode-hpc"
+    assert hpc.results_root("/x/y") == hpc.results_root("/x/y")

@@ -1,0 +1,70 @@
+"""`python train.py` as the README says, on the smoke curriculum, checked through its HDF5 file."""
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+import neuralode
+from conftest import TINY, run_train
+
+pytestmark = pytest.mark.slow
+
+
+def _only_result(root, experiment):
+    files = sorted((root / experiment).glob("*.h5"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_smoke_run_writes_one_complete_result(results):
+    done = run_train(*TINY, f"results_root={results}", "experiment=e2e")
+    path = _only_result(results, "e2e")
+    assert str(path) in done.stdout
+    with h5py.File(path) as f:
+        assert f.attrs["status"] == "completed" and f.attrs["run_id"] == path.stem
+        config = yaml.safe_load(f["config"]["yaml"][()].decode())
+        assert config["width"] == 8 and f["config"].attrs["width"] == 8
+        assert f["history"]["loss"].shape == (5,) and list(f["history"].attrs["phase_starts"]) == [0, 3]
+        for name in ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test"):
+            m = f["metrics"][name]
+            for key in ("accel_pct_mean", "accel_pct_median", "accel_pct_bowley", "angle_deg_mean",
+                        "radial_sign_error_pct", "loglog_slope", "final_position_error_km_mean"):
+                assert np.isfinite(m.attrs[key]) or key == "final_position_error_km_mean", key
+            assert m["accel_pct_per_orbit"].shape == (int(name.split("_")[3]),)
+        meta = f["metadata"]
+        assert meta.attrs["wall_time_s"] > 0 and meta["versions"].attrs["jax"]
+        assert f["units"].attrs["length_km"] == pytest.approx(neuralode.R_EARTH)
+    # the weights reload with one call and evaluate on another dataset
+    model = neuralode.load_model(path)
+    other = neuralode.load_or_generate(results, "circular", True, 1, 5, "test")
+    t, y = neuralode.CanonicalUnits().to_canonical(other.t, other.y)
+    assert neuralode.evaluate(model, t[:, :40], y[:, :40])["accel_pct_error"].shape == (1, 40)
+    assert (results / "datasets" / "complex_TBP_planar_2_train.h5").exists()
+
+    # the same config again is skipped; force=true reruns it
+    again = run_train(*TINY, f"results_root={results}", "experiment=e2e")
+    assert "Skipping run" in again.stdout
+
+
+def test_misspelled_key_lists_short_names(results):
+    done = run_train("widht=32", f"results_root={results}", check=False)
+    assert done.returncode != 0
+    assert "widht" in done.stderr and "Did you mean `width`" in done.stderr
+    assert "Valid short names: width, depth, activation" in done.stderr
+    assert not results.exists()
+
+
+def test_bad_choice_and_segment_length_fail_with_a_failed_result(results):
+    done = run_train(*TINY, "output_head=logmag", f"results_root={results}", "experiment=bad", check=False)
+    assert done.returncode != 0 and "known values:" in done.stderr and "logmag_unit_exp" in done.stderr
+    with h5py.File(_only_result(results, "bad")) as f:
+        assert f.attrs["status"] == "failed" and "output_head" in f.attrs["message"]
+        assert "Traceback" in f["error"].attrs["traceback"]
+        assert f["config"].attrs["output_head"] == "logmag"
+
+    done = run_train(*TINY, "curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1",
+                     f"results_root={results}", "experiment=seg", check=False)
+    assert done.returncode != 0 and "`segment_length`=400" in done.stderr
+    with h5py.File(_only_result(results, "seg")) as f:
+        assert f.attrs["status"] == "failed" and "history" not in f
