@@ -67,7 +67,8 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     r = np.linalg.norm(y[..., :3], axis=-1)
     outward = np.sum(acc * y[..., :3], -1) > 0
     log_a = np.log(np.maximum(np.linalg.norm(acc, axis=-1), 1e-300)).ravel()
-    slope = float(np.polyfit(np.log(r).ravel(), log_a, 1)[0]) if np.ptp(r) > 0 else np.nan
+    # undefined where every point has the same radius (circular orbits)
+    slope = float(np.polyfit(np.log(r).ravel(), log_a, 1)[0]) if np.ptp(np.log(r)) > 1e-6 else np.nan
     final_err = np.linalg.norm(ys[:, -1, :3] - y[:, -1, :3], axis=-1) * length_km
     final_rel = final_err / (np.linalg.norm(y[:, -1, :3], axis=-1) * length_km)
     out = {f"accel_pct_{k}": v for k, v in distribution_stats(pct).items()}
