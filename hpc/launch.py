@@ -85,8 +85,9 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> lis
         part = run_ids[start:start + size]
         with executor.batch():
             jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for r in part]
+        # submitit sends a batch of one as a plain job: its task id has no array index
         job_id = jobs[0].job_id.split("_")[0]
-        sweep.add_submission("slurm", job_id, part, cluster)
+        sweep.add_submission("slurm", job_id, part, cluster, [job.job_id for job in jobs])
         job_ids.append(job_id)
     return job_ids
 

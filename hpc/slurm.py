@@ -66,12 +66,9 @@ def check_resources(partition: str | None, cpus_per_task: int) -> None:
                          f"{name!r} has ({parts[name]}).")
 
 
-def _task_key(job_id: str, task: str) -> str:
-    return f"{job_id}_{task}"
-
-
 def task_states(array_job_ids: list[str]) -> dict[str, str]:
-    """`"<array job id>_<task>" -> Slurm state` for the tasks Slurm still knows about.
+    """Task id as Slurm prints it (`"<array job id>_<index>"`, or the job id of a job that is
+    not an array) -> Slurm state, for the tasks Slurm still knows about.
 
     Uses `sacct` when accounting is enabled, else `squeue` (pending and running tasks) and
     `scontrol show job` (tasks that ended within MinJobAge). Tasks none of them knows are
@@ -84,7 +81,7 @@ def task_states(array_job_ids: list[str]) -> dict[str, str]:
     if acct.returncode == 0 and acct.stdout.strip():
         for line in acct.stdout.splitlines():
             job, state = line.split("|")[:2]
-            if "_" in job and "[" not in job:
+            if "[" not in job:
                 states[job] = state.split()[0]
         return states
     for job_id in array_job_ids:
@@ -92,11 +89,13 @@ def task_states(array_job_ids: list[str]) -> dict[str, str]:
         for line in shown.stdout.splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
             task = fields.get("ArrayTaskId", "")
-            if task and task.isdigit():
-                states[_task_key(fields.get("ArrayJobId", job_id), task)] = fields.get("JobState", "UNKNOWN")
+            if task.isdigit():
+                states[f"{fields.get('ArrayJobId', job_id)}_{task}"] = fields.get("JobState", "UNKNOWN")
+            elif not task and "JobId" in fields:
+                states[fields["JobId"]] = fields.get("JobState", "UNKNOWN")
     queued = _run("squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(array_job_ids))
     for line in queued.stdout.splitlines():
         job, state = line.split()
-        if "_" in job and "[" not in job:
+        if "[" not in job:
             states[job] = state
     return states

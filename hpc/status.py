@@ -14,7 +14,7 @@ class RunState:
     run_id: str
     status: str  # one of STATES
     reason: str = ""
-    job: str = ""  # "<array job id>_<index>" of its latest submission
+    job: str = ""  # Slurm task id of its latest submission ("<array job id>_<index>")
 
 
 def run_states(sweep: Sweep) -> list[RunState]:
@@ -29,11 +29,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
     states = slurm.task_states(jobs) if jobs and slurm.available() else {}
     out = []
     for run_id in sweep.runs:
-        latest = sweep.latest_submission(run_id)
-        job, slurm_state = "", None
-        if latest is not None and latest[0]["kind"] == "slurm":
-            job = f"{latest[0]['job_id']}_{latest[1]}"
-            slurm_state = states.get(job)
+        latest = sweep.latest_task(run_id)
+        job = latest[1] if latest is not None else ""
+        slurm_state = states.get(job) if job else None
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue

@@ -53,16 +53,19 @@ class Sweep:
     def result_path(self, run_id: str) -> pathlib.Path:
         return pathlib.Path(self.results_root) / self.experiment / f"{run_id}.h5"
 
-    def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict) -> None:
-        self.submissions.append({"kind": kind, "job_id": job_id, "runs": list(run_ids), "cluster": cluster,
-                                 "submitted": datetime.datetime.now().astimezone().isoformat()})
+    def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict,
+                       tasks: list[str] | None = None) -> None:
+        """Record a submission; `tasks` are the Slurm task ids of `run_ids`, in order."""
+        self.submissions.append({"kind": kind, "job_id": job_id, "runs": list(run_ids), "tasks": tasks or [],
+                                 "cluster": cluster, "submitted": datetime.datetime.now().astimezone().isoformat()})
         self.save()
 
-    def latest_submission(self, run_id: str) -> tuple[dict, int] | None:
-        """The last submission that holds `run_id`, and the run's array index in it."""
+    def latest_task(self, run_id: str) -> tuple[dict, str] | None:
+        """The last submission that holds `run_id`, and the run's Slurm task id in it ("" if local)."""
         for sub in reversed(self.submissions):
             if run_id in sub["runs"]:
-                return sub, sub["runs"].index(run_id)
+                tasks = sub.get("tasks") or []
+                return sub, tasks[sub["runs"].index(run_id)] if tasks else ""
         return None
 
     def save(self) -> None:

@@ -35,3 +35,40 @@ def run_train(*overrides, cwd=ROOT, check=True):
     if check and done.returncode != 0:
         raise AssertionError(f"train.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def hpc_cli(*args, root, check=True):
+    """Run the `hpc` command in a subprocess, as a user would."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "hpc.cli", "--root", str(root), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"hpc {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local single-node Slurm cluster (hpc/testing/local_cluster.sh), started if needed.
+
+    Skipped with the reason where it cannot start (not root, no apt-get); in CI it must run.
+    """
+    import shutil
+    import subprocess
+
+    reason = None
+    if os.geteuid() != 0:
+        reason = "the local Slurm cluster needs root"
+    elif not (shutil.which("sbatch") or shutil.which("apt-get")):
+        reason = "no Slurm and no apt-get to install it"
+    if reason is None:
+        done = subprocess.run(["bash", str(ROOT / "hpc" / "testing" / "local_cluster.sh"), "start"],
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            reason = f"local_cluster.sh start failed: {done.stderr[-2000:]}"
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Slurm tests must run in CI: {reason}")
+        pytest.skip(reason)
+    return True

@@ -1,0 +1,73 @@
+"""The pure parts of submission, and the local (no Slurm) fallback."""
+
+import pytest
+
+from conftest import TINY, hpc_cli, run_train
+from hpc import launch
+from hpc.hygiene import task_environment
+from hpc.slurmenv import slurm_info
+from hpc.status import run_states, unfinished
+from hpc.store import write_result
+from hpc.sweep import Sweep
+
+ZARATAN = {"submit": "slurm", "partition": "standard", "account": "my-alloc", "qos": None, "time_min": 240,
+           "cpus_per_task": 4, "mem_per_cpu_mb": 4000, "gpus_per_task": 0, "array_parallelism": 50,
+           "setup": ["module load python"]}
+
+
+def test_sbatch_text_from_a_profile(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    params = launch.submitit_parameters(ZARATAN, "grid")
+    assert params["mem_per_cpu"] == "4000M" and "qos" not in params
+    text = _make_sbatch_string(command="python -u run.py", folder=tmp_path, map_count=10, **params)
+    for line in ("#SBATCH --array=0-9%10", "#SBATCH --partition=standard", "#SBATCH --account=my-alloc",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem-per-cpu=4000M", "#SBATCH --time=240",
+                 "#SBATCH --job-name=grid", "module load python"):
+        assert line in text, line
+
+
+def test_thread_settings_from_a_slurm_environment(tmp_path):
+    info = slurm_info({"SLURM_CPUS_PER_TASK": "4", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3",
+                       "HOME": "/x"})
+    assert info == {"cpus_per_task": "4", "array_job_id": "12", "array_task_id": "3"}
+    env = task_environment(int(info["cpus_per_task"]), shared_gpu=False, tmp_dir="/tmp/t", cache_dir="/c")
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "4"
+    assert "XLA_FLAGS" not in env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in env
+    assert env["TMPDIR"] == "/tmp/t" and env["JAX_COMPILATION_CACHE_DIR"] == "/c"
+    assert env["HDF5_USE_FILE_LOCKING"] == "FALSE"
+    one = task_environment(1, shared_gpu=True, tmp_dir="/t", cache_dir="/c")
+    assert "intra_op_parallelism_threads=1" in one["XLA_FLAGS"] and one["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    with pytest.raises(ValueError, match="`cpus_per_task`"):
+        task_environment(0, shared_gpu=False, tmp_dir="/t", cache_dir="/c")
+
+
+def test_bad_submit_mode_names_the_field():
+    with pytest.raises(ValueError, match="`cluster.submit`='cloud'; allowed: auto, slurm, local"):
+        launch.check({**ZARATAN, "submit": "cloud"})
+    with pytest.raises(ValueError, match="`cluster.time_min`"):
+        launch.check({**ZARATAN, "submit": "local", "time_min": 0})
+
+
+def test_status_from_result_files(tmp_path):
+    sweep = Sweep.create(tmp_path, "exp", "train:train")
+    for rid in ("a", "b", "c", "d"):
+        sweep.add_run(rid, [f"x={rid}"], "x: 1\n")
+    sweep.add_submission("local", None, ["a", "b", "c"], {})
+    common = dict(config={}, config_yaml="", metadata={})
+    write_result(sweep.result_path("a"), status="completed", run_id="a", **common)
+    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4", **common)
+    states = {s.run_id: s for s in run_states(Sweep.load(sweep.path))}
+    assert states["a"].status == "completed"
+    assert states["b"].status == "failed" and "step 4" in states["b"].reason
+    assert states["c"].status == "lost" and states["d"].reason == "never submitted"
+    assert unfinished(list(states.values())) == ["b", "c", "d"]
+
+
+@pytest.mark.slow
+def test_without_slurm_a_sweep_runs_locally(results):
+    done = run_train("-m", *TINY, "dataset.test_sizes=[1]", "width=8,16", "cluster=local",
+                     f"results_root={results}", "experiment=loc")
+    assert "running 2 runs locally" in done.stdout
+    assert len(list((results / "loc").glob("*.h5"))) == 2
+    assert "completed 2" in hpc_cli("status", "latest", root=results).stdout

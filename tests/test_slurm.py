@@ -1,0 +1,133 @@
+"""Sweeps on a real single-node Slurm cluster (slurmctld, slurmd, munge from Debian)."""
+
+import csv
+import subprocess
+import time
+
+import h5py
+import pytest
+
+import neuralode
+from conftest import TINY, hpc_cli, run_train
+from hpc.sweep import Sweep, find
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+GRID_TINY = [a for a in TINY if not a.startswith("dataset.test_sizes")] + ["dataset.test_sizes=[1]"]
+
+
+def _sweep(root) -> Sweep:
+    return Sweep.load(find("latest", root))
+
+
+def _wait(root, timeout=300):
+    return hpc_cli("wait", "latest", "--interval", "2", "--timeout", str(timeout), root=root, check=False)
+
+
+def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
+    done = run_train("-m", *GRID_TINY, "width=8,16", "depth=1,2", "cluster.array_parallelism=1",
+                     f"results_root={results}", "experiment=grid")
+    sweep = _sweep(results)
+    assert len(sweep.submissions) == 1 and len(sweep.submissions[0]["runs"]) == 4
+    job = sweep.submissions[0]["job_id"]
+    assert f"array job(s) {job}" in done.stdout
+    shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True).stdout
+    assert {line.split("ArrayTaskId=")[1].split()[0] for line in shown.splitlines()} <= {"0", "1", "2", "3", "0-3%1", "1-3%1", "2-3%1", "3"}
+    assert "ArrayJobId=" + job in shown
+
+    early = hpc_cli("status", "latest", root=results).stdout  # while tasks are pending (throttled to 1)
+    assert "runs" in early and ("pending 0" not in early or "running 0" not in early)
+
+    assert _wait(results).returncode == 0
+    final = hpc_cli("status", "latest", "--runs", root=results).stdout
+    assert "completed 4" in final and "failed 0" in final
+    files = sorted((results / "grid").glob("*.h5"))
+    assert {f.stem for f in files} == set(sweep.runs)
+    for f in files:
+        with h5py.File(f) as h:
+            assert h.attrs["status"] == "completed"
+            assert h["metadata"]["slurm"].attrs["array_job_id"] == job
+
+    hpc_cli("collect", "latest", "-o", str(results / "runs.csv"), root=results)
+    with open(results / "runs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {r["config.width"] for r in rows} == {"8", "16"}
+    assert all(float(r["metrics.complex_TBP_planar_1_test.accel_pct_mean"]) > 0 for r in rows)
+    hpc_cli("collect", "latest", "-o", str(results / "runs.parquet"), root=results)
+    import pandas as pd
+
+    assert len(pd.read_parquet(results / "runs.parquet")) == 4
+
+    a, b = [f.stem for f in files[:2]]
+    out = hpc_cli("diff", a, b, root=results).stdout
+    keys = {line.split()[0] for line in out.splitlines()}
+    assert keys and keys <= {"width", "depth"}
+
+    # the same grid again: every run is skipped, nothing is submitted
+    again = run_train("-m", *GRID_TINY, "width=8,16", "depth=1,2", f"results_root={results}", "experiment=grid")
+    assert "4 already completed" in again.stdout and "Submitted" not in again.stdout
+
+
+def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster):
+    bad = neuralode.dataset_path(results, "complex", True, 3, 5, "train")
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"corrupt cache on scratch")
+    run_train("-m", *GRID_TINY, "n_orbits=2,3", "dataset.train_seed=0,5", f"results_root={results}",
+              "experiment=iso")
+    assert _wait(results).returncode == 1
+    assert "completed 3" in hpc_cli("status", "latest", root=results).stdout
+    failed = hpc_cli("failed", "latest", root=results).stdout
+    assert "1 of 4 runs failed" in failed and "unreadable" in failed and "n_orbits=3" in failed
+    sweep = _sweep(results)
+    bad_run = [r for r, v in sweep.runs.items() if "n_orbits=3" in v["overrides"] and "dataset.train_seed=5" in v["overrides"]][0]
+    with h5py.File(results / "iso" / f"{bad_run}.h5") as f:
+        assert f.attrs["status"] == "failed" and "Traceback" in f["error"].attrs["traceback"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in (results / "iso").glob("*.h5") if p.stem != bad_run}
+
+    bad.unlink()  # fix the cause
+    out = hpc_cli("resubmit", "latest", root=results).stdout
+    assert "Resubmitted 1 runs" in out
+    assert _wait(results).returncode == 0
+    assert "completed 4" in hpc_cli("status", "latest", root=results).stdout
+    assert _sweep(results).submissions[-1]["runs"] == [bad_run]
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (results / "iso").glob("*.h5") if p.stem != bad_run}
+
+
+def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_cluster):
+    run_train("-m", *GRID_TINY, "curriculum.phases.0.steps=2000", "seed=7,8", f"results_root={results}",
+              "experiment=cancel")
+    sweep = _sweep(results)
+    task = sweep.submissions[0]["tasks"][0]
+    assert task == f"{sweep.submissions[0]['job_id']}_0"
+    for _ in range(120):
+        state = subprocess.run(["squeue", "-h", "-r", "-j", task, "-o", "%T"],
+                               capture_output=True, text=True).stdout.split()
+        if state == ["RUNNING"]:
+            break
+        time.sleep(1)
+    time.sleep(3)
+    subprocess.run(["scancel", task], check=True)
+    subprocess.run(["scancel", sweep.submissions[0]["job_id"]], check=True)  # the other run is not needed
+    _wait(results, timeout=120)
+    status = hpc_cli("status", "latest", "--runs", root=results).stdout
+    assert "completed 0" in status and "CANCELLED" in status
+    for path in [results / "cancel" / f"{r}.h5" for r in sweep.runs]:
+        if path.exists():
+            with h5py.File(path) as f:
+                assert f.attrs["status"] != "completed"
+    out = hpc_cli("resubmit", "latest", root=results).stdout
+    assert "Resubmitted 2 runs" in out
+    assert task.split("_")[0] != _sweep(results).submissions[-1]["job_id"]
+    new_job = _sweep(results).submissions[-1]["job_id"]
+    subprocess.run(["scancel", new_job], check=True)
+
+
+def test_bad_resources_fail_before_submission(results, slurm_cluster):
+    for override, field in (("cluster.partition=gpu", "cluster.partition"),
+                            ("cluster.cpus_per_task=999", "cluster.cpus_per_task")):
+        done = run_train("-m", *GRID_TINY, "width=8,16", override, f"results_root={results}", check=False)
+        assert done.returncode != 0 and f"`{field}`" in done.stderr
+    assert not (results / "default" / "sweeps").exists()
+    done = run_train("-m", *GRID_TINY, "segment_length=400", "curriculum=lofi", "width=8,16",
+                     f"results_root={results}", check=False)
+    assert done.returncode != 0 and "`segment_length`=400" in done.stderr
