@@ -136,6 +136,7 @@ def train(cfg: DictConfig) -> dict:
 
     started, tic = datetime.datetime.now().astimezone(), time.monotonic()
     meta = {"versions": _versions(), "git_commit": _git_commit(), "host": socket.gethostname(),
+            "python_executable": sys.executable, "python_prefix": sys.prefix,
             "start_time": started.isoformat(), "slurm": slurm_info(), "argv": " ".join(sys.argv)}
 
     def finish(status, tree, message="", extra=None):
@@ -201,6 +202,12 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    if slurm_info():  # a plain sbatch task: thread and temp-dir hygiene before JAX is imported
+        from hpc.launch import task_settings
+        from hpc.task import prepare_environment
+
+        config = OmegaConf.to_container(cfg, resolve=True)
+        prepare_environment(task_settings(results_root(config), config["cluster"], os.getcwd()))
     out = train(cfg)
     if out["status"] == "non_finite":
         sys.exit(3)

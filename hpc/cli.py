@@ -131,6 +131,22 @@ def cmd_diff(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    from .envpack import pack
+
+    path, packed = pack(args.root)
+    print(f"{'Packed' if packed else 'Reusing'} {path}\nUse it with: cluster.environment.kind=packed "
+          f"cluster.environment.tarball={path}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    import subprocess
+
+    cmd = [sys.executable, args.script, "-m", *args.overrides, "hydra/launcher=manifest"]
+    return subprocess.run(cmd).returncode
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hpc", description=__doc__)
     top.add_argument("--root", default=None, help="results root (default: $SCRATCH/neuralode-hpc or ./scratch)")
@@ -153,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240")
     add("collect", cmd_collect, "one row per run: flattened config and metrics").add_argument(
         "-o", "--output", required=True, help="runs.csv or runs.parquet")
+    add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes", sweep=False)
+    p = add("plan", cmd_plan, "write a manifest and sbatch array scripts for a grid (no submission)", sweep=False)
+    p.add_argument("--script", default="train.py", help="the Hydra app to run (default: train.py)")
+    p.add_argument("overrides", nargs="*", help="sweep overrides, as for `python train.py -m`")
     d = add("diff", cmd_diff, "the parameters that differ between runs", sweep=False)
     d.add_argument("runs", nargs="+", help="run ids or result file paths")
     return top

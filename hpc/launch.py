@@ -6,17 +6,19 @@ import os
 import pathlib
 
 from . import slurm
+from .sbatch import activation_lines
 from .sweep import Sweep
 from .task import run_task
 
 SUBMIT_MODES = ("auto", "slurm", "local")
 
 
-def task_settings(sweep: Sweep, cluster: dict, workdir: str) -> dict:
+def task_settings(results_root, cluster: dict, workdir: str) -> dict:
+    """What `hpc.task.prepare_environment` needs, from a cluster profile."""
     return {"cpus": int(cluster.get("cpus_per_task") or 1),
             "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
             "tmp_base": cluster.get("node_local_tmp"),
-            "cache_dir": str(pathlib.Path(sweep.results_root) / "jax-cache"),
+            "cache_dir": str(pathlib.Path(results_root) / "jax-cache"),
             "xla_flags": cluster.get("xla_flags") or "",
             "workdir": workdir}
 
@@ -34,7 +36,7 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
         params["mem_per_cpu"] = f"{int(cluster['mem_per_cpu_mb'])}M"
     if cluster.get("gpus_per_task"):
         params["gpus_per_task"] = int(cluster["gpus_per_task"])
-    setup = list(cluster.get("setup") or [])
+    setup = list(cluster.get("setup") or []) + activation_lines(cluster.get("environment"))
     if setup:
         params["setup"] = setup
     return params
@@ -71,13 +73,16 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> lis
     **Returns:** the Slurm array job ids (empty for local runs).
     """
     how = check(cluster)
-    settings = task_settings(sweep, cluster, workdir)
+    settings = task_settings(sweep.results_root, cluster, workdir)
     if how == "local":
         run_local(sweep, run_ids, settings)
         return []
     import submitit
 
-    executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=cluster.get("python"))
+    python = cluster.get("python")
+    if (cluster.get("environment") or {}).get("kind", "none") != "none":
+        python = python or "python"  # the activated environment's, not this process's
+    executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
     executor.update_parameters(**submitit_parameters(cluster, f"{sweep.experiment}-{sweep.sweep_id}"))
     size = slurm.max_array_size()
     job_ids = []

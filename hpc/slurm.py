@@ -99,3 +99,27 @@ def task_states(array_job_ids: list[str]) -> dict[str, str]:
         if "[" not in job:
             states[job] = state
     return states
+
+
+def tasks_named(job_name: str) -> dict[int, tuple[str, str]]:
+    """Array index -> (task id, Slurm state) of the array job(s) called `job_name` (plain
+    sbatch submissions, whose job ids only Slurm knows)."""
+    found: dict[int, tuple[str, str]] = {}
+
+    def add(job: str, state: str) -> None:
+        if "_" in job and "[" not in job:
+            found[int(job.split("_")[1])] = (job, state)
+
+    acct = _run("sacct", "-n", "-P", "-X", "--name", job_name, "-o", "JobID,State")
+    if acct.returncode == 0:
+        for line in acct.stdout.splitlines():
+            job, state = line.split("|")[:2]
+            add(job, state.split()[0])
+    else:
+        for line in _run("scontrol", "-o", "show", "job").stdout.splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if fields.get("JobName") == job_name and fields.get("ArrayTaskId", "").isdigit():
+                add(f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}", fields.get("JobState", "UNKNOWN"))
+    for line in _run("squeue", "-h", "-r", "-n", job_name, "-o", "%i %T").stdout.splitlines():
+        add(*line.split())
+    return found

@@ -26,7 +26,13 @@ def run_states(sweep: Sweep) -> list[RunState]:
     Slurm accounting is not needed.
     """
     jobs = sorted({s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"})
-    states = slurm.task_states(jobs) if jobs and slurm.available() else {}
+    on_slurm = slurm.available()
+    states = slurm.task_states(jobs) if jobs and on_slurm else {}
+    for sub in sweep.submissions:
+        if sub["kind"] == "manifest" and on_slurm:  # submitted by hand: find its tasks by job name
+            found = slurm.tasks_named(sub["job_name"])
+            sub["tasks"] = [found.get(i, ("", None))[0] for i in range(len(sub["runs"]))]
+            states.update(dict(found.values()))
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_task(run_id)
@@ -45,6 +51,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
                 out.append(RunState(run_id, "failed", summary.get("message") or status, job))
         elif latest is None:
             out.append(RunState(run_id, "lost", "never submitted", job))
+        elif latest[0]["kind"] == "manifest" and not job:
+            out.append(RunState(run_id, "lost", f"no result and no Slurm task: submitted with "
+                                                f"`sbatch {latest[0].get('script')}`?", job))
         elif slurm_state in slurm.FINAL_FAILED:
             out.append(RunState(run_id, "failed", f"Slurm {slurm_state}", job))
         elif slurm_state == "COMPLETED":

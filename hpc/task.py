@@ -13,14 +13,17 @@ class RunFailed(RuntimeError):
     """The run ended without a completed result (its result file says why)."""
 
 
-def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
-    """Set up the task's environment, then call `entry` (`"module:function"`) with the config.
+PREPARED = "HPC_TASK_PREPARED"
+
+
+def prepare_environment(settings: dict) -> None:
+    """Apply `task_environment` and a private temporary directory to this process (once).
 
     `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `cache_dir`,
-    `workdir` (put on `sys.path` so `module` imports), `xla_flags`. Raises `RunFailed` when
-    the function reports a status other than completed or skipped, so Slurm records the task
-    as failed.
+    `xla_flags`. Must run before JAX is imported.
     """
+    if os.environ.get(PREPARED):
+        return
     info = slurm_info()
     name = "neuralode-hpc-" + (f"{info['array_job_id']}_{info['array_task_id']}"
                                if "array_task_id" in info else str(os.getpid()))
@@ -29,6 +32,17 @@ def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
     os.environ.update(task_environment(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
                                        cache_dir=settings["cache_dir"], xla_flags=settings.get("xla_flags", "")))
     tempfile.tempdir = None  # re-read TMPDIR
+    os.environ[PREPARED] = "1"
+
+
+def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
+    """Prepare the environment, then call `entry` (`"module:function"`) with the config.
+
+    `settings` as for `prepare_environment`, plus `workdir` (put on `sys.path` so `module`
+    imports). Raises `RunFailed` when the function reports a status other than completed or
+    skipped, so Slurm records the task as failed.
+    """
+    prepare_environment(settings)
     if settings.get("workdir") and settings["workdir"] not in sys.path:
         sys.path.insert(0, settings["workdir"])
     module, function = entry.split(":")

@@ -23,9 +23,13 @@ class HpcLauncherConf:
     entry: str = "train:train"  # called with each run's config on the node
     prepare: str = "train:prepare"  # config -> (run id, result path), raises on bad input
     wait: bool = False  # block until every run is final, then report
+    plan: bool = False  # write a manifest and sbatch scripts instead of submitting
+    script: str = "train.py"  # what the plain sbatch scripts run, from the working directory
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="hpc", node=HpcLauncherConf, provider="hpc")
+ConfigStore.instance().store(group="hydra/launcher", name="manifest", node=HpcLauncherConf(plan=True),
+                             provider="hpc")
 
 
 def _load(spec: str):
@@ -34,8 +38,9 @@ def _load(spec: str):
 
 
 class HpcLauncher(Launcher):
-    def __init__(self, entry: str, prepare: str, wait: bool = False) -> None:
-        self.entry, self.prepare, self.wait = entry, prepare, wait
+    def __init__(self, entry: str, prepare: str, wait: bool = False, plan: bool = False,
+                 script: str = "train.py") -> None:
+        self.entry, self.prepare, self.wait, self.plan, self.script = entry, prepare, wait, plan, script
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
@@ -55,14 +60,25 @@ class HpcLauncher(Launcher):
             rid, path = prepare(cfg)
             runs.append((rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), cfg, path))
             clusters.append(OmegaConf.to_container(cfg.cluster, resolve=True))
-        for cluster in {repr(c): c for c in clusters}.values():
-            launch.check(cluster)
+        by_repr = {repr(c): c for c in clusters}
+        if self.plan and len(by_repr) > 1:
+            raise ValueError("`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
+                             "within the grid (plan one sweep per cluster setting).")
+        for cluster in by_repr.values():
+            if self.plan:
+                from hpc.sbatch import activation_lines
+
+                activation_lines(cluster.get("environment"))
+            else:
+                launch.check(cluster)
         first = runs[0][3]
         root = pathlib.Path(runs[0][4]).parent.parent
         sweep = Sweep.create(root, first.experiment, self.entry, " ".join(sys.argv))
         todo: dict[str, list[str]] = {}
         skipped = 0
         for (rid, overrides, yaml_text, cfg, path), cluster in zip(runs, clusters):
+            if rid in sweep.runs:  # overrides that change only where a run goes give the same run
+                continue
             sweep.add_run(rid, overrides, yaml_text)
             done = path.exists() and read_summary(path).get("status") == "completed"
             if done and not cfg.get("force"):
@@ -70,22 +86,28 @@ class HpcLauncher(Launcher):
                 continue
             todo.setdefault(repr(cluster), []).append(rid)
         sweep.save()
-        print(f"Sweep {sweep.sweep_id}: {len(runs)} runs, {skipped} already completed, "
+        print(f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, "
               f"record in {sweep.path}", flush=True)
         workdir = str(pathlib.Path.cwd())
-        by_repr = {repr(c): c for c in clusters}
         for key, run_ids in todo.items():
+            if self.plan:
+                from hpc.plan import write_plan
+
+                scripts = write_plan(sweep, run_ids, by_repr[key], workdir, self.script)
+                print(f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
+                      + "\n".join(f"  sbatch {p}" for p in scripts), flush=True)
+                continue
             job_ids = launch.submit(sweep, run_ids, by_repr[key], workdir)
             if job_ids:
                 print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
                       f"Watch with: hpc status {sweep.path}", flush=True)
-        if self.wait:
+        if self.wait and not self.plan:
             from hpc.cli import wait_for
 
             wait_for(sweep)
         states = {s.run_id: s for s in status.run_states(sweep)} if not todo or self.wait else {}
         returns = []
-        for idx, (rid, overrides, _, cfg, _) in enumerate(runs):
+        for rid, overrides, _, cfg, _ in runs:
             ret = JobReturn(overrides=overrides, cfg=cfg, hydra_cfg=self.config, working_dir=workdir,
                             task_name="train", status=JobStatus.COMPLETED)
             ret.return_value = {"run_id": rid, "status": states[rid].status if rid in states else "submitted"}

@@ -1,0 +1,76 @@
+"""Plain sbatch submission from a manifest, with a venv-pack'd environment, on the real cluster."""
+
+import re
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from conftest import ROOT, hpc_cli, run_train
+from hpc.sweep import Sweep, find
+from test_slurm import GRID_TINY, _wait
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _sbatch(script) -> str:
+    out = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True)
+    return out.stdout.strip().split(";")[0]
+
+
+def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster):
+    packed = hpc_cli("pack", root=results).stdout
+    tarball = re.search(r"Packed (\S+\.tar\.gz)", packed).group(1)
+    assert "Reusing" in hpc_cli("pack", root=results).stdout  # unchanged environment: same tarball
+    unpack = tmp_path / "node-local"
+    done = run_train("-m", *GRID_TINY, "width=8,16", "cluster.environment.kind=packed",
+                     f"cluster.environment.tarball={tarball}", f"cluster.environment.unpack_dir={unpack}",
+                     "hydra/launcher=manifest", f"results_root={results}", "experiment=plain")
+    sweep = Sweep.load(find("latest", results))
+    manifest = (sweep.path / "manifest.txt").read_text().splitlines()
+    assert len(manifest) == 2 and all("width=" in line for line in manifest)
+    assert f"sbatch {sweep.path / 'array.sbatch'}" in done.stdout
+    assert "lost" in hpc_cli("status", "latest", root=results).stdout  # planned, not yet submitted
+
+    _sbatch(sweep.path / "array.sbatch")
+    assert _wait(results).returncode == 0
+    assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
+    for run_id in sweep.runs:
+        with h5py.File(results / "plain" / f"{run_id}.h5") as f:
+            meta = f["metadata"].attrs
+            assert f.attrs["status"] == "completed"
+            assert meta["python_prefix"].startswith(str(unpack)), meta["python_prefix"]
+            assert not meta["python_prefix"].startswith(sys.prefix)
+    logs = "".join(p.read_text() for p in (sweep.path / "slurm").glob("*.out"))
+    assert logs.count("hpc: unpacked") == 1 and logs.count("hpc: reusing") == 1
+
+    # the same ids as the submitit path: planning the grid again finds both completed
+    again = run_train("-m", *GRID_TINY, "width=8,16", "hydra/launcher=manifest", f"results_root={results}",
+                      "experiment=plain")
+    assert "2 already completed" in again.stdout
+
+
+def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
+    limit = int(subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+                .split("MaxArraySize")[1].split("=")[1].split()[0])
+    assert limit == 4, "the test cluster runs with MAX_ARRAY_SIZE=4"
+    run_train("-m", *GRID_TINY, "seed=0,1,2,3,4", "hydra/launcher=manifest", f"results_root={results}",
+              "experiment=split")
+    sweep = Sweep.load(find("latest", results))
+    assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
+    assert [s["offset"] for s in sweep.submissions] == [0, 4]
+    for script in ("array.sbatch", "array-1.sbatch"):
+        _sbatch(sweep.path / script)
+    assert _wait(results).returncode == 0
+    assert "completed 5" in hpc_cli("status", "latest", root=results).stdout
+    logs = [p.read_text() for p in (sweep.path / "slurm").glob("*.out")]
+    lines = sorted(int(re.search(r"manifest line (\d+)", text).group(1)) for text in logs)
+    assert lines == [1, 2, 3, 4, 5]  # every run exactly once
+
+    # and the submitit path splits the same way
+    run_train("-m", *GRID_TINY, "seed=10,11,12,13,14", "curriculum.phases.0.steps=1", f"results_root={results}",
+              "experiment=split2")
+    sweep = Sweep.load(find("latest", results))
+    assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
+    assert _wait(results).returncode == 0
