@@ -55,8 +55,7 @@ def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
     limit = int(subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
                 .split("MaxArraySize")[1].split("=")[1].split()[0])
     assert limit == 4, "the test cluster runs with MAX_ARRAY_SIZE=4"
-    run_train("-m", *GRID_TINY, "seed=0,1,2,3,4", "hydra/launcher=manifest", f"results_root={results}",
-              "experiment=split")
+    hpc_cli("plan", *GRID_TINY, "seed=0,1,2,3,4", f"results_root={results}", "experiment=split", root=results)
     sweep = Sweep.load(find("latest", results))
     assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
     assert [s["offset"] for s in sweep.submissions] == [0, 4]
