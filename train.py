@@ -124,8 +124,9 @@ def _setup_jax(config: dict, root: pathlib.Path) -> None:
 def train(cfg: DictConfig) -> dict:
     """Run one configuration end to end and write its result file.
 
-    **Returns:** a dict with `status`, `run_id`, `path` and the scalar metrics (empty when
-    a completed result already existed and `force` is false).
+    **Returns:** a dict with `status`, `run_id`, `path`, `final_loss` and the scalar metrics;
+    `status` is `skipped` (and nothing else is given) when a completed result already exists
+    and `force` is false.
     """
     config = OmegaConf.to_container(cfg, resolve=True)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
@@ -157,8 +158,6 @@ def train(cfg: DictConfig) -> dict:
         units = neuralode.CanonicalUnits()
         train_set, test_sets = _datasets(config, root)
         t, y = units.to_canonical(train_set.t, train_set.y)
-        for phase in phases:
-            neuralode.segment(t, y, phase.segment_length)  # bad lengths fail before any compile
         init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
         model = neuralode.NeuralODE(spec, key=init_key)
         progress = Progress(sum(p.steps for p in phases), desc=f"train {rid}", mode=config["progress"])
