@@ -96,6 +96,7 @@ def _model_spec(config: dict):
     return ModelSpec(width=config["width"], depth=config["depth"], activation=config["activation"],
                      feature_layer=config["feature_layer"], output_head=config["output_head"],
                      solver=solver["name"], rtol=float(config["rtol"]), atol=float(config["atol"]),
+                     pcoeff=float(solver["pcoeff"]), icoeff=float(solver["icoeff"]),
                      max_steps=solver["max_steps"], adjoint=solver["adjoint"], dtype=solver["dtype"])
 
 

@@ -45,6 +45,8 @@ class ModelSpec:
     solver: str = "tsit5"
     rtol: float = 1e-6
     atol: float = 1e-8
+    pcoeff: float = 0.0  # step-size controller: diffrax's default is the I controller (0, 1)
+    icoeff: float = 1.0
     max_steps: int = 512
     adjoint: str = "recursive_checkpoint"
     dtype: str = "float32"
@@ -60,6 +62,8 @@ class ModelSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "depth" else 1):
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if not (0 <= self.pcoeff and 0 < self.icoeff):
+            raise ValueError(f"`pcoeff` must be >= 0 and `icoeff` > 0, got {self.pcoeff!r}, {self.icoeff!r}.")
         for name in ("rtol", "atol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
@@ -118,7 +122,8 @@ class NeuralODE(eqx.Module):
             None,
             y0,
             saveat=diffrax.SaveAt(ts=jnp.minimum(ts, t1)),
-            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol),
+            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol, pcoeff=spec.pcoeff,
+                                                      icoeff=spec.icoeff),
             adjoint=ADJOINTS[spec.adjoint](),
             max_steps=spec.max_steps if max_steps is None else max_steps,
             throw=False,
