@@ -148,7 +148,7 @@ def first_step_child(dtype, root, cache):
 
     model, t, y = setup(dtype, root)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    step = neuralode.make_step("percent_error", optim, 256, 32)
+    step = neuralode.make_step("percent_error", optim, 256, 64)
     state = optim.init(eqx.filter(model, eqx.is_array))
     imported = time.perf_counter() - tic
     tic = time.perf_counter()
@@ -163,7 +163,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed steps per formulation")
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="train ours this many steps first; both formulations then start from that model")
-    parser.add_argument("--chunk-size", type=int, default=32)
+    parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--skip-first-step", action="store_true", help="skip the fresh-process timings")
     args = parser.parse_args()
 

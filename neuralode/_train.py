@@ -108,7 +108,7 @@ def train(
     batch_size: int,
     key,
     nmse_weight: float = 1.0,
-    chunk_size: int = 32,
+    chunk_size: int = 64,
     callback: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units).

@@ -67,9 +67,9 @@ def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
     lines = sorted(int(re.search(r"manifest line (\d+)", text).group(1)) for text in logs)
     assert lines == [1, 2, 3, 4, 5]  # every run exactly once
 
-    # and the submitit path splits the same way
+    # and the submitit path splits the same way; hydra.launcher.wait=true blocks until the end
     run_train("-m", *GRID_TINY, "seed=10,11,12,13,14", "curriculum.phases.0.steps=1", f"results_root={results}",
-              "experiment=split2")
+              "experiment=split2", "hydra.launcher.wait=true")
     sweep = Sweep.load(find("latest", results))
     assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
-    assert _wait(results).returncode == 0
+    assert "completed 5" in hpc_cli("status", "latest", root=results).stdout

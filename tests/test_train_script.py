@@ -45,6 +45,10 @@ def test_smoke_run_writes_one_complete_result(results):
     # the same config again is skipped; force=true reruns it
     again = run_train(*TINY, f"results_root={results}", "experiment=e2e")
     assert "Skipping run" in again.stdout
+    stamp = path.stat().st_mtime_ns
+    forced = run_train(*TINY, f"results_root={results}", "experiment=e2e", "force=true")
+    assert "Skipping run" not in forced.stdout and path.stat().st_mtime_ns != stamp
+    assert _only_result(results, "e2e") == path  # force does not change the run id
 
 
 def test_misspelled_key_lists_short_names(results):
