@@ -102,12 +102,9 @@ def read_summary(path) -> dict:
         out.update({f"config.{k}": _plain(v) for k, v in f["config"].attrs.items()})
 
         def visit(name, obj):
-            if isinstance(obj, h5py.Group) and name not in ("config",):
-                prefix = "meta" if name == "metadata" else name.replace("/", ".")
-                if prefix.startswith("metadata."):
-                    prefix = "meta." + prefix[len("metadata."):]
-                out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items()
-                            if np.ndim(v) == 0})
+            if isinstance(obj, h5py.Group) and name != "config":
+                prefix = ("meta" + name[len("metadata"):] if name.startswith("metadata") else name).replace("/", ".")
+                out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items() if np.ndim(v) == 0})
 
         f.visititems(visit)
     return out

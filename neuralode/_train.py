@@ -46,12 +46,14 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     failed (or whose gradient was not finite) and were left out of the step; the loss is NaN
     only when every one failed.
 
-    The batch is solved in chunks of `chunk_size` segments, ordered by `difficulty` (each
+    The batch is solved in chunks of `chunk_size` segments (rounded down to a divisor of
+    `batch_size`), ordered by `difficulty` (each
     segment's solver step count when it was last seen). A vmapped adaptive solve runs every
     member for as many steps as its slowest one, so grouping like with like removes most of
     that waste while every segment keeps its own step size and error control.
     """
     loss_fn = lookup(LOSSES, loss, "loss")
+    chunk_size = _chunk_size(batch_size, chunk_size)
     chunks = batch_size // chunk_size
 
     def segment_loss(model, t, y, n_used):
@@ -125,8 +127,7 @@ def train(
         if phase.segment_length not in segments:
             segments[phase.segment_length] = segment(t, y, phase.segment_length)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=curriculum[0].lr)
-    chunk = _chunk_size(batch_size, chunk_size)
-    step = make_step(loss, optim, batch_size, chunk, nmse_weight)
+    step = make_step(loss, optim, batch_size, chunk_size, nmse_weight)
 
     losses, phases, failures = [], [], []
     status, bad_step, first_step_s = "completed", None, 0.0
