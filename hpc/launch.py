@@ -29,9 +29,9 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
               "cpus_per_task": int(cluster.get("cpus_per_task") or 1), "ntasks_per_node": 1,
               "array_parallelism": int(cluster.get("array_parallelism") or 256),
               "stderr_to_stdout": True, "signal_delay_s": 60}
-    for ours, theirs in (("partition", "partition"), ("account", "account"), ("qos", "qos")):
-        if cluster.get(ours):
-            params[theirs] = str(cluster[ours])
+    for key in ("partition", "account", "qos"):
+        if cluster.get(key):
+            params[key] = str(cluster[key])
     if cluster.get("mem_per_cpu_mb"):
         params["mem_per_cpu"] = f"{int(cluster['mem_per_cpu_mb'])}M"
     if cluster.get("gpus_per_task"):
@@ -97,21 +97,18 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> lis
     return job_ids
 
 
-def _local_worker(args):
-    entry, config_yaml, settings = args
+def _local_worker(args) -> None:
     try:
-        run_task(entry, config_yaml, settings)
-        return None
-    except Exception as exc:  # one run's failure must not stop the others
-        return f"{type(exc).__name__}: {exc}"
+        run_task(*args)
+    except Exception:  # one run's failure must not stop the others; its result file says why
+        pass
 
 
-def run_local(sweep: Sweep, run_ids: list[str], settings: dict) -> dict[str, str | None]:
+def run_local(sweep: Sweep, run_ids: list[str], settings: dict) -> None:
     """Run in parallel processes, at most one per core; each run's failure stays its own."""
     workers = max(1, min(len(run_ids), (os.cpu_count() or 1) // max(1, settings["cpus"])))
     print(f"No Slurm here: running {len(run_ids)} runs locally in {workers} processes.", flush=True)
     sweep.add_submission("local", None, run_ids, {"workers": workers})
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        errors = list(pool.map(_local_worker, [(sweep.entry, sweep.config_yaml(r), settings) for r in run_ids]))
-    return dict(zip(run_ids, errors))
+        list(pool.map(_local_worker, [(sweep.entry, sweep.config_yaml(r), settings) for r in run_ids]))

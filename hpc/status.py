@@ -28,15 +28,16 @@ def run_states(sweep: Sweep) -> list[RunState]:
     jobs = sorted({s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"})
     on_slurm = slurm.available()
     states = slurm.task_states(jobs) if jobs and on_slurm else {}
-    for sub in sweep.submissions:
+    tasks = {n: sub.get("tasks") or [] for n, sub in enumerate(sweep.submissions)}
+    for n, sub in enumerate(sweep.submissions):
         if sub["kind"] == "manifest" and on_slurm:  # submitted by hand: find its tasks by job name
             found = slurm.tasks_named(sub["job_name"])
-            sub["tasks"] = [found.get(i, ("", None))[0] for i in range(len(sub["runs"]))]
+            tasks[n] = [found.get(i, ("", None))[0] for i in range(len(sub["runs"]))]
             states.update(dict(found.values()))
     out = []
     for run_id in sweep.runs:
-        latest = sweep.latest_task(run_id)
-        job = latest[1] if latest is not None else ""
+        latest = sweep.latest_submission(run_id)
+        job = tasks[latest[0]][latest[2]] if latest is not None and tasks[latest[0]] else ""
         slurm_state = states.get(job) if job else None
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
@@ -51,9 +52,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
                 out.append(RunState(run_id, "failed", summary.get("message") or status, job))
         elif latest is None:
             out.append(RunState(run_id, "lost", "never submitted", job))
-        elif latest[0]["kind"] == "manifest" and not job:
+        elif latest[1]["kind"] == "manifest" and not job:
             out.append(RunState(run_id, "lost", f"no result and no Slurm task: submitted with "
-                                                f"`sbatch {latest[0].get('script')}`?", job))
+                                                f"`sbatch {latest[1].get('script')}`?", job))
         elif slurm_state in slurm.FINAL_FAILED:
             out.append(RunState(run_id, "failed", f"Slurm {slurm_state}", job))
         elif slurm_state == "COMPLETED":

@@ -60,12 +60,13 @@ class Sweep:
                                  "cluster": cluster, "submitted": datetime.datetime.now().astimezone().isoformat()})
         self.save()
 
-    def latest_task(self, run_id: str) -> tuple[dict, str] | None:
-        """The last submission that holds `run_id`, and the run's Slurm task id in it ("" if local)."""
-        for sub in reversed(self.submissions):
+    def latest_submission(self, run_id: str) -> tuple[int, dict, int] | None:
+        """`(position in submissions, submission, index of the run in it)` of the last
+        submission that holds `run_id`."""
+        for n in range(len(self.submissions) - 1, -1, -1):
+            sub = self.submissions[n]
             if run_id in sub["runs"]:
-                tasks = sub.get("tasks") or []
-                return sub, tasks[sub["runs"].index(run_id)] if tasks else ""
+                return n, sub, sub["runs"].index(run_id)
         return None
 
     def save(self) -> None:
