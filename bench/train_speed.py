@@ -3,14 +3,17 @@
     python bench/train_speed.py                    # float64 (the default), prints JSON
     python bench/train_speed.py --dtype float32 --steps 20
 
-Both formulations start from the same weights and see the same batches. "Straightforward" is
-what a typical user writes: one `diffeqsolve` per segment, `jax.vmap` over the whole batch,
-one `eqx.filter_jit` step, diffrax's default (I) step-size controller. Ours
-(`neuralode.make_step`) uses a PI controller (pcoeff 0.2, icoeff 0.3) and solves the batch in
-chunks of segments grouped by solver effort. Both use the same solver and the same per-segment
-error control: every accepted step of every segment has its error estimate within rtol/atol.
-The first-step times are taken in fresh subprocesses, with a cold and then a warm
-persistent compilation cache.
+Both formulations start from the same weights, see the same batches and use the same solver
+and per-segment error control: every segment has its own step size, and every accepted step
+has its own error estimate within rtol/atol. "Straightforward" is what a typical user writes:
+one `diffeqsolve` per segment, `jax.vmap` over the whole batch, one `eqx.filter_jit` step,
+diffrax's default I step-size controller, differentiated through diffrax's loop (recursive
+checkpointing). Ours (`neuralode.make_step` on the reference configuration) uses the PI
+controller (pcoeff 0.2, icoeff 0.3; `--pcoeff 0 --icoeff 1` for diffrax's default) and the
+`replay` adjoint: it solves forward without derivatives and differentiates only the accepted
+steps, `--chunk-size` segments in flight (see `neuralode/_replay.py`). The timed steps
+alternate between the two so both see the same machine load. The first-step times are taken
+in fresh subprocesses, with a cold and then a warm persistent compilation cache.
 """
 
 import argparse
@@ -26,7 +29,7 @@ os.environ.setdefault("EQX_ON_ERROR", "nan")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3):
+def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoint: str = "replay"):
     import jax
 
     if dtype == "float64":
@@ -40,13 +43,14 @@ def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3):
     seg = neuralode.segment(t, y, 18)
     spec = neuralode.ModelSpec(width=64, depth=2, activation="leaky_relu", feature_layer="sph_4D_rinv_vel",
                                output_head="logmag_unit_exp", solver="tsit5", rtol=1e-6, atol=1e-8, dtype=dtype,
-                               pcoeff=pcoeff, icoeff=icoeff)
+                               pcoeff=pcoeff, icoeff=icoeff, adjoint=adjoint)
     model = neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0))
     return model, jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
 
 
 def with_default_controller(model):
-    """The same weights, solved with diffrax's default (I) step-size controller."""
+    """The same weights, solved with diffrax's default (I) step-size controller and
+    differentiated through `diffeqsolve` (recursive checkpointing, diffrax's default)."""
     import dataclasses
 
     import equinox as eqx
@@ -54,7 +58,7 @@ def with_default_controller(model):
 
     import neuralode
 
-    spec = dataclasses.replace(model.spec, pcoeff=0.0, icoeff=1.0)
+    spec = dataclasses.replace(model.spec, pcoeff=0.0, icoeff=1.0, adjoint="recursive_checkpoint")
     return eqx.tree_at(lambda m: m.field, neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0)), model.field)
 
 
@@ -79,23 +83,30 @@ def straightforward_step(optim, batch_size):
     return step
 
 
-def time_steps(run_one, steps):
-    first = time.perf_counter()
-    value = run_one(0)
-    first = time.perf_counter() - first
-    tic = time.perf_counter()
-    for i in range(1, steps):
-        value = run_one(i)
-    return first, (steps - 1) / (time.perf_counter() - tic), value
+def time_interleaved(runs, steps):
+    """Time `runs[name](i)` for i < steps, alternating between the formulations so that both
+    see the same machine load. Returns {name: (first step s, later steps per s, last value)}."""
+    first, value, spent = {}, {}, dict.fromkeys(runs, 0.0)
+    for i in range(steps):
+        for name, run in runs.items():
+            tic = time.perf_counter()
+            value[name] = run(i)
+            if i == 0:
+                first[name] = time.perf_counter() - tic
+            else:
+                spent[name] += time.perf_counter() - tic
+    return {name: (first[name], (steps - 1) / spent[name], value[name]) for name in runs}
 
 
-def accuracy(model, plain_model, t, y, chunk_size):
+def accuracy(model, plain_model, t, y, lanes):
     """Largest relative error of one batch's solutions against a float64 rtol=1e-12 reference."""
     import diffrax
     import equinox as eqx
     import jax
     import jax.numpy as jnp
     import numpy as np
+
+    import neuralode
 
     ref_model = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64) if eqx.is_array(x) else x, model)
 
@@ -116,25 +127,23 @@ def accuracy(model, plain_model, t, y, chunk_size):
         err = np.linalg.norm(ys - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
         return float(np.nanmax(err)), int(np.sum(~np.isfinite(err).all(axis=1)))
 
-    plain, _ = eqx.filter_jit(jax.vmap(plain_model.solve))(t, y[:, 0])
-    solve = eqx.filter_jit(jax.vmap(model.solve))
-    chunked = np.concatenate([solve(t[i:i + chunk_size], y[i:i + chunk_size, 0])[0]
-                              for i in range(0, len(t), chunk_size)])
-    (p_err, p_fail), (c_err, c_fail) = rel(plain), rel(chunked)
+    plain, _ = eqx.filter_jit(lambda m, t, y0: jax.vmap(m.solve)(t, y0))(plain_model, t, y[:, 0])
+    ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], lanes=lanes)[0])(model, t, y[:, 0])
+    (p_err, p_fail), (o_err, o_fail) = rel(plain), rel(ours)
     return {"straightforward_max_rel_error": p_err, "straightforward_failed": p_fail,
-            "ours_max_rel_error": c_err, "ours_failed": c_fail}
+            "ours_max_rel_error": o_err, "ours_failed": o_fail}
 
 
-def first_step(dtype, root, cache):
+def first_step(dtype, root, cache, chunk_size):
     """Time the first training step of ours in a fresh process with `cache` as compilation cache."""
-    code = ("import sys, time; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(%r, %r, %r)"
-            % (dtype, root, cache))
+    code = ("import sys, time; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(%r, %r, %r, %r)"
+            % (dtype, root, cache, chunk_size))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def first_step_child(dtype, root, cache):
+def first_step_child(dtype, root, cache, chunk_size):
     tic = time.perf_counter()
     import jax
 
@@ -148,7 +157,7 @@ def first_step_child(dtype, root, cache):
 
     model, t, y = setup(dtype, root)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    step = neuralode.make_step("percent_error", optim, 256, 64)
+    step = neuralode.make_step("percent_error", optim, 256, chunk_size)
     state = optim.init(eqx.filter(model, eqx.is_array))
     imported = time.perf_counter() - tic
     tic = time.perf_counter()
@@ -163,7 +172,10 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed steps per formulation")
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="train ours this many steps first; both formulations then start from that model")
-    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=128, help="ours: segments in flight together")
+    parser.add_argument("--pcoeff", type=float, default=0.2, help="ours: step-size controller (the reference's PI)")
+    parser.add_argument("--icoeff", type=float, default=0.3)
+    parser.add_argument("--adjoint", default="replay", help="ours: replay, recursive_checkpoint, ...")
     parser.add_argument("--skip-first-step", action="store_true", help="skip the fresh-process timings")
     args = parser.parse_args()
 
@@ -171,8 +183,8 @@ def main():
     out = {"dtype": args.dtype, "steps": args.steps, "batch_size": 256, "chunk_size": args.chunk_size}
     if not args.skip_first_step:
         cache = os.path.join(root, "jax-cache")
-        out["fresh_process_cold_cache"] = first_step(args.dtype, root, cache)
-        out["fresh_process_warm_cache"] = first_step(args.dtype, root, cache)
+        out["fresh_process_cold_cache"] = first_step(args.dtype, root, cache, args.chunk_size)
+        out["fresh_process_warm_cache"] = first_step(args.dtype, root, cache, args.chunk_size)
 
     import equinox as eqx
     import jax
@@ -181,7 +193,7 @@ def main():
 
     import neuralode
 
-    model, t, y = setup(args.dtype, root)
+    model, t, y = setup(args.dtype, root, args.pcoeff, args.icoeff, args.adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     ours = neuralode.make_step("percent_error", optim, 256, args.chunk_size)
     difficulty = jnp.zeros(t.shape[0], jnp.int32)
@@ -193,30 +205,27 @@ def main():
     out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256],
                                              args.chunk_size)
 
-    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": difficulty}
+    plain = straightforward_step(optim, 256)
+    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": difficulty, "failed": 0}
+    plain_model = with_default_controller(model)
+    plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 
     def run_ours(i):
-        value, failed, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"], jnp.asarray(18), keys[i])
-        carry.setdefault("failed", []).append(int(failed))
+        value, failed, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"],
+                                                                 jnp.asarray(18), keys[i])
+        carry["failed"] += int(failed)
         return float(value)
-
-    first, rate, loss = time_steps(run_ours, args.steps)
-    out["ours"] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss,
-                   "segments_left_out": sum(carry["failed"]),
-                   "mean_solver_steps": float(jnp.mean(carry["d"])), "max_solver_steps": int(jnp.max(carry["d"])),
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-    plain = straightforward_step(optim, 256)
-    plain_model = with_default_controller(model)
-    carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 
     def run_plain(i):
-        value, carry["m"], carry["s"] = plain(carry["m"], carry["s"], t, y, keys[i])
+        value, plain_carry["m"], plain_carry["s"] = plain(plain_carry["m"], plain_carry["s"], t, y, keys[i])
         return float(value)
 
-    first, rate, loss = time_steps(run_plain, args.steps)
-    out["straightforward"] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss,
-                              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    timed = time_interleaved({"ours": run_ours, "straightforward": run_plain}, args.steps)
+    for name, (first, rate, loss) in timed.items():
+        out[name] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss}
+    out["ours"].update(segments_left_out=carry["failed"], mean_solver_steps=float(jnp.mean(carry["d"])),
+                       max_solver_steps=int(jnp.max(carry["d"])))
+    out["peak_rss_mb_both"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["speedup"] = out["ours"]["steps_per_s"] / out["straightforward"]["steps_per_s"]
     print(json.dumps(out, indent=2))
 

@@ -21,6 +21,7 @@ from ._heads import OUTPUT_HEADS as OUTPUT_HEADS
 from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralODE as NeuralODE
 from ._losses import LOSSES as LOSSES
 from ._curriculum import Phase as Phase
+from ._replay import solve_batch as solve_batch
 from ._train import TrainResult as TrainResult, make_step as make_step, train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
 from ._metrics import true_acceleration as true_acceleration

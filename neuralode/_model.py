@@ -25,7 +25,10 @@ SOLVERS = {
     "dopri8": diffrax.Dopri8,
     "bosh3": diffrax.Bosh3,
 }
+# "replay" (see `solve_batch`) is how training differentiates a batch of segments; a lone
+# `NeuralODE.solve` under `jax.grad` then uses recursive checkpointing.
 ADJOINTS = {
+    "replay": diffrax.RecursiveCheckpointAdjoint,
     "recursive_checkpoint": diffrax.RecursiveCheckpointAdjoint,
     "backsolve": diffrax.BacksolveAdjoint,
     "direct": diffrax.DirectAdjoint,
@@ -48,7 +51,7 @@ class ModelSpec:
     pcoeff: float = 0.0  # step-size controller: diffrax's default is the I controller (0, 1)
     icoeff: float = 1.0
     max_steps: int = 512
-    adjoint: str = "recursive_checkpoint"
+    adjoint: str = "replay"
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -106,27 +109,44 @@ class NeuralODE(eqx.Module):
         self.field = VectorField(spec, key=key)
         self.spec = spec
 
+    def solver(self):
+        return SOLVERS[self.spec.solver]()
+
+    def _diffeqsolve(self, t0, t1, y0, saveat, max_steps=None, adjoint=None):
+        spec = self.spec
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(self.field),
+            self.solver(),
+            t0,
+            t1,
+            None,
+            y0,
+            saveat=saveat,
+            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol, pcoeff=spec.pcoeff,
+                                                      icoeff=spec.icoeff),
+            adjoint=ADJOINTS[spec.adjoint]() if adjoint is None else adjoint,
+            max_steps=spec.max_steps if max_steps is None else max_steps,
+            throw=False,
+        )
+
     def solve(self, ts, y0, t1=None, max_steps=None):
         """Integrate from `y0` at `ts[0]` and return `(ys, stats)` at `ts`.
 
         `t1` (default `ts[-1]`) may stop the solve early: points past it repeat the state at
         `t1`, so one compiled function serves every curriculum length.
         """
-        spec = self.spec
         t1 = ts[-1] if t1 is None else t1
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(self.field),
-            SOLVERS[spec.solver](),
-            ts[0],
-            t1,
-            None,
-            y0,
-            saveat=diffrax.SaveAt(ts=jnp.minimum(ts, t1)),
-            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol, pcoeff=spec.pcoeff,
-                                                      icoeff=spec.icoeff),
-            adjoint=ADJOINTS[spec.adjoint](),
-            max_steps=spec.max_steps if max_steps is None else max_steps,
-            throw=False,
-        )
+        sol = self._diffeqsolve(ts[0], t1, y0, diffrax.SaveAt(ts=jnp.minimum(ts, t1)), max_steps)
         ys = jnp.where(sol.result == diffrax.RESULTS.successful, sol.ys, jnp.nan)
         return ys, sol.stats
+
+    def solve_steps(self, save, y0, t1):
+        """Like `solve` (saving at `save`, which must lie in `[save[0], t1]`), also returning every
+        accepted step: `(ys, step_t [max_steps], step_y [max_steps, n], accepted, attempted,
+        success)`; `step_t[k]`, `step_y[k]` are the time and state where step `k` ends. For
+        `solve_batch`, which differentiates through these steps itself."""
+        saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=save), diffrax.SubSaveAt(steps=True)])
+        sol = self._diffeqsolve(save[0], t1, y0, saveat, adjoint=diffrax.RecursiveCheckpointAdjoint())
+        (ys, step_y), step_t = sol.ys, sol.ts[1]
+        return (ys, step_t, step_y, sol.stats["num_accepted_steps"], sol.stats["num_steps"],
+                sol.result == diffrax.RESULTS.successful)

@@ -14,6 +14,7 @@ from ._curriculum import Phase
 from ._losses import LOSSES
 from ._model import NeuralODE
 from ._registry import lookup
+from ._replay import _divisor, solve_batch
 from ._segments import Segments, segment
 
 
@@ -33,48 +34,56 @@ class TrainResult:
     steps_per_s: float
 
 
-def _chunk_size(batch_size: int, wanted: int) -> int:
-    size = max(1, min(wanted, batch_size))
-    while batch_size % size:
-        size -= 1
-    return size
-
-
 def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: float = 1.0):
     """A jitted training step `(model, opt_state, t, y, difficulty, n_used, key) ->
     (loss, failed, model, opt_state, difficulty)`; `failed` counts the segments whose solve
-    failed (or whose gradient was not finite) and were left out of the step; the loss is NaN
-    only when every one failed.
+    failed and were left out of the step; the loss is NaN when every one failed or the
+    gradient is not finite.
 
-    The batch is solved in chunks of `chunk_size` segments (rounded down to a divisor of
-    `batch_size`), ordered by `difficulty` (each
-    segment's solver step count when it was last seen). A vmapped adaptive solve runs every
-    member for as many steps as its slowest one, so grouping like with like removes most of
-    that waste while every segment keeps its own step size and error control.
+    `difficulty` holds each segment's solver step count when it was last seen. With the
+    model's default `replay` adjoint the batch goes through `solve_batch` (`chunk_size` lanes).
+    Other adjoints differentiate `diffeqsolve` itself, in chunks of `chunk_size` segments
+    (rounded down to a divisor of `batch_size`) ordered by difficulty: a vmapped adaptive solve
+    runs every member for as many steps as its slowest one, so like goes with like; a chunk
+    whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
     """
     loss_fn = lookup(LOSSES, loss, "loss")
-    chunk_size = _chunk_size(batch_size, chunk_size)
-    chunks = batch_size // chunk_size
+    chunk_size = _divisor(batch_size, chunk_size)
 
-    def segment_loss(model, t, y, n_used):
-        ys, stats = model.solve(t, y[0], t1=t[n_used - 1])
-        ok = jnp.all(jnp.isfinite(ys))
-        # Substituting the truth for a failed solve keeps NaN out of the value (its gradient
-        # is zero, or NaN from a non-finite intermediate: see `chunk_grads`).
-        return jnp.where(ok, loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), 0.0), (ok, stats["num_steps"])
+    def segment_loss(y, ys, ok, n_used):
+        # Substituting the truth for a failed solve keeps NaN out of the value.
+        return jnp.where(ok, loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), 0.0)
 
-    def chunk_loss(model, t, y, n_used):
-        values, (ok, steps) = jax.vmap(segment_loss, (None, 0, 0, None))(model, t, y, n_used)
-        return jnp.sum(values), (ok, steps)
+    batch_loss = jax.vmap(segment_loss, (0, 0, 0, None))
 
-    def chunk_grads(params, static, t, y, n_used):
-        # Segments are sorted by effort, so the ones whose solve fails share the last chunks;
-        # a chunk whose gradient is not finite is dropped whole, at no per-segment cost.
-        (total, (ok, steps)), grads = eqx.filter_value_and_grad(chunk_loss, has_aux=True)(
-            eqx.combine(params, static), t, y, n_used)
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
-        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
-        return jnp.where(finite, total, 0.0), jnp.where(finite, jnp.sum(ok), 0), grads, steps
+    def replay_grads(model, t, y, difficulty, n_used):
+        def total(model):
+            ys, ok, _, attempted = solve_batch(model, t, y[:, 0], t[:, n_used - 1], lanes=chunk_size,
+                                               effort=difficulty)
+            return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
+
+        (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
+        return value, n_good, grads, attempted
+
+    def chunked_grads(model, t, y, difficulty, n_used):
+        params, static = eqx.partition(model, eqx.is_array)
+
+        def chunk_loss(params, t, y):
+            ys, stats = jax.vmap(eqx.combine(params, static).solve)(t, y[:, 0], t[:, n_used - 1])
+            ok = jnp.all(jnp.isfinite(ys), axis=(1, 2))
+            return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), stats["num_steps"])
+
+        def chunk(args):
+            (value, (n_good, steps)), grads = jax.value_and_grad(chunk_loss, has_aux=True)(params, *args)
+            finite = _all_finite(grads)
+            grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
+            return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
+
+        order = jnp.argsort(difficulty)
+        values, n_good, grads, steps = jax.lax.map(
+            chunk, tuple(a[order].reshape(-1, chunk_size, *a.shape[1:]) for a in (t, y)))
+        grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
+        return jnp.sum(values), jnp.sum(n_good), grads, steps.reshape(-1)[jnp.argsort(order)]
 
     @eqx.filter_jit
     def step(model, opt_state, t_all, y_all, difficulty, n_used, key):
@@ -83,21 +92,21 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
             idx = jax.random.permutation(key, count)[:batch_size]
         else:
             idx = jax.random.randint(key, (batch_size,), 0, count)
-        idx = idx[jnp.argsort(difficulty[idx])]
-        t = t_all[idx].reshape(chunks, chunk_size, *t_all.shape[1:])
-        y = y_all[idx].reshape(chunks, chunk_size, *y_all.shape[1:])
-        params, static = eqx.partition(model, eqx.is_array)
-        values, n_good, grads, steps = jax.lax.map(
-            lambda args: chunk_grads(params, static, *args, n_used), (t, y))
-        n_good = jnp.sum(n_good)
+        grads_of = replay_grads if model.spec.adjoint == "replay" else chunked_grads
+        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], difficulty[idx], n_used)
+        finite = _all_finite(grads)
         scale = 1.0 / jnp.maximum(n_good, 1)
-        value = jnp.where(n_good > 0, jnp.sum(values) * scale, jnp.nan)
-        grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0) * scale, grads)
-        updates, opt_state = optim.update(grads, opt_state, params)
+        value = jnp.where((n_good > 0) & finite, total * scale, jnp.nan)
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g * scale, 0), grads)
+        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
-        return value, batch_size - n_good, model, opt_state, difficulty.at[idx].set(steps.reshape(-1))
+        return value, batch_size - n_good, model, opt_state, difficulty.at[idx].set(steps)
 
     return step
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(tree)]))
 
 
 def train(
@@ -110,7 +119,7 @@ def train(
     batch_size: int,
     key,
     nmse_weight: float = 1.0,
-    chunk_size: int = 64,
+    chunk_size: int = 128,
     callback: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units).
