@@ -134,16 +134,17 @@ def accuracy(model, plain_model, t, y, lanes):
             "ours_max_rel_error": o_err, "ours_failed": o_fail}
 
 
-def first_step(dtype, root, cache, chunk_size):
-    """Time the first training step of ours in a fresh process with `cache` as compilation cache."""
-    code = ("import sys, time; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(%r, %r, %r, %r)"
-            % (dtype, root, cache, chunk_size))
+def first_step(args, root, cache):
+    """Time the first training step of ours (as `args` configure it) in a fresh process with
+    `cache` as compilation cache."""
+    settings = (args.dtype, root, cache, args.chunk_size, args.pcoeff, args.icoeff, args.adjoint)
+    code = "import sys; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(*%r)" % (settings,)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def first_step_child(dtype, root, cache, chunk_size):
+def first_step_child(dtype, root, cache, chunk_size, pcoeff, icoeff, adjoint):
     tic = time.perf_counter()
     import jax
 
@@ -155,7 +156,7 @@ def first_step_child(dtype, root, cache, chunk_size):
 
     import neuralode
 
-    model, t, y = setup(dtype, root)
+    model, t, y = setup(dtype, root, pcoeff, icoeff, adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     step = neuralode.make_step("percent_error", optim, 256, chunk_size)
     state = optim.init(eqx.filter(model, eqx.is_array))
@@ -183,8 +184,8 @@ def main():
     out = {"dtype": args.dtype, "steps": args.steps, "batch_size": 256, "chunk_size": args.chunk_size}
     if not args.skip_first_step:
         cache = os.path.join(root, "jax-cache")
-        out["fresh_process_cold_cache"] = first_step(args.dtype, root, cache, args.chunk_size)
-        out["fresh_process_warm_cache"] = first_step(args.dtype, root, cache, args.chunk_size)
+        out["fresh_process_cold_cache"] = first_step(args, root, cache)
+        out["fresh_process_warm_cache"] = first_step(args, root, cache)
 
     import equinox as eqx
     import jax

@@ -35,7 +35,18 @@ def _divisor(total: int, wanted: int) -> int:
     return size
 
 
-def solve_batch(model, ts, y0, t1, *, lanes: int = 64, effort=None):
+def map_in_groups(fn, arrays, effort, size):
+    """`jax.lax.map` `fn` over groups of `size` segments (a divisor of the batch), the segments
+    ordered by `effort` so that like goes with like: a vmapped adaptive solve runs every member
+    for as many steps as its slowest one. Returns `fn`'s outputs, stacked per group, and
+    `ungroup`, which puts a per-segment output `[groups, size, ...]` back in batch order."""
+    order = jnp.argsort(effort)
+    outputs = jax.lax.map(fn, tuple(a[order].reshape((-1, size) + a.shape[1:]) for a in arrays))
+    back = jnp.argsort(order)
+    return outputs, lambda a: a.reshape((-1,) + a.shape[2:])[back]
+
+
+def solve_batch(model, ts, y0, t1, *, lanes: int = 128, effort=None):
     """Integrate `B` segments from `y0 [B, n]` at `ts[:, 0]` to `t1 [B]`, saving at
     `min(ts, t1)` (`ts [B, L]`).
 
@@ -46,20 +57,13 @@ def solve_batch(model, ts, y0, t1, *, lanes: int = 64, effort=None):
     to a divisor of `B` for the forward groups.
     """
     params, static = eqx.partition(model, eqx.is_array)
-    batch, points = ts.shape
+    batch = ts.shape[0]
     save = jnp.minimum(ts, t1[:, None])
-    group = _divisor(batch, lanes)
-    order = jnp.argsort(effort) if effort is not None else jnp.arange(batch)
-    back = jnp.argsort(order)
-
-    def forward(args):
-        save_g, y0_g, t1_g = args
-        solve = lambda s, y, t: eqx.combine(jax.lax.stop_gradient(params), static).solve_steps(s, y, t)
-        return jax.vmap(solve)(save_g, y0_g, t1_g)
-
-    grouped = jax.lax.map(forward, tuple(a[order].reshape((-1, group) + a.shape[1:]) for a in (save, y0, t1)))
-    ys, step_t, step_y, accepted, attempted, success = (
-        a.reshape((batch,) + a.shape[2:])[back] for a in grouped)
+    frozen = eqx.combine(jax.lax.stop_gradient(params), static)
+    grouped, ungroup = map_in_groups(lambda args: jax.vmap(frozen.solve_steps)(*args), (save, y0, t1),
+                                     jnp.zeros(batch, jnp.int32) if effort is None else effort,
+                                     _divisor(batch, lanes))
+    ys, step_t, step_y, accepted, attempted, success = map(ungroup, grouped)
     ok = success & jnp.all(jnp.isfinite(ys), axis=(1, 2))
     accepted = jnp.where(ok, accepted, 0)
     ys = jnp.where(ok[:, None, None], ys, jnp.nan)

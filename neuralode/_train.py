@@ -14,7 +14,7 @@ from ._curriculum import Phase
 from ._losses import LOSSES
 from ._model import NeuralODE
 from ._registry import lookup
-from ._replay import _divisor, solve_batch
+from ._replay import _divisor, map_in_groups, solve_batch
 from ._segments import Segments, segment
 
 
@@ -43,9 +43,8 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     `difficulty` holds each segment's solver step count when it was last seen. With the
     model's default `replay` adjoint the batch goes through `solve_batch` (`chunk_size` lanes).
     Other adjoints differentiate `diffeqsolve` itself, in chunks of `chunk_size` segments
-    (rounded down to a divisor of `batch_size`) ordered by difficulty: a vmapped adaptive solve
-    runs every member for as many steps as its slowest one, so like goes with like; a chunk
-    whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
+    (rounded down to a divisor of `batch_size`) ordered by difficulty (`map_in_groups`); a
+    chunk whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
     """
     loss_fn = lookup(LOSSES, loss, "loss")
     chunk_size = _divisor(batch_size, chunk_size)
@@ -79,11 +78,9 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
             grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
             return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
 
-        order = jnp.argsort(difficulty)
-        values, n_good, grads, steps = jax.lax.map(
-            chunk, tuple(a[order].reshape(-1, chunk_size, *a.shape[1:]) for a in (t, y)))
+        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), difficulty, chunk_size)
         grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
-        return jnp.sum(values), jnp.sum(n_good), grads, steps.reshape(-1)[jnp.argsort(order)]
+        return jnp.sum(values), jnp.sum(n_good), grads, ungroup(steps)
 
     @eqx.filter_jit
     def step(model, opt_state, t_all, y_all, difficulty, n_used, key):
