@@ -28,7 +28,8 @@ from hpc.slurmenv import slurm_info
 
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr",
-               "batch_size", "segment_length", "n_orbits", "seed", "rtol", "atol")
+               "batch_size", "segment_length", "n_orbits", "seed", "rtol", "atol", "clip",
+               "planar_constraint")
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
 
 
@@ -85,7 +86,8 @@ def _phases(config: dict):
     from neuralode import Phase
 
     return [Phase(steps=int(p["steps"]), lr=float(p["lr"]), segment_length=int(p["segment_length"]),
-                  length=tuple(float(x) for x in p.get("length", (1.0, 1.0))))
+                  length=tuple(float(x) for x in p.get("length", (1.0, 1.0))),
+                  lr_end=None if p.get("lr_end") is None else float(p["lr_end"]))
             for p in config["curriculum"]["phases"]]
 
 
@@ -93,11 +95,15 @@ def _model_spec(config: dict):
     from neuralode import ModelSpec
 
     solver = config["solver"]
+    if config["planar_constraint"] and not config["dataset"]["planar"]:
+        raise ValueError(f"`planar_constraint`=true needs a planar dataset, got dataset "
+                         f"{config['dataset']['family']} with planar=false: set planar_constraint=false.")
     return ModelSpec(width=config["width"], depth=config["depth"], activation=config["activation"],
                      feature_layer=config["feature_layer"], output_head=config["output_head"],
                      solver=solver["name"], rtol=float(config["rtol"]), atol=float(config["atol"]),
                      pcoeff=float(solver["pcoeff"]), icoeff=float(solver["icoeff"]),
-                     max_steps=solver["max_steps"], adjoint=solver["adjoint"], dtype=solver["dtype"])
+                     max_steps=solver["max_steps"], adjoint=solver["adjoint"], dtype=solver["dtype"],
+                     planar_constraint=config["planar_constraint"])
 
 
 def _datasets(config: dict, root: pathlib.Path):
@@ -165,8 +171,8 @@ def train(cfg: DictConfig) -> dict:
         result = neuralode.train(
             model, t, y, phases, loss=config["loss"]["name"], batch_size=config["batch_size"],
             key=train_key, nmse_weight=config["loss"]["nmse_weight"],
-            chunk_size=config["solver"]["chunk_size"],
-            callback=lambda step, phase, loss: progress.update(step, loss=loss, phase=phase),
+            chunk_size=config["solver"]["chunk_size"], clip=config["clip"],
+            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase),
         )
         progress.close()
         meta.update(steps_per_s=result.steps_per_s, first_step_s=result.first_step_s)
@@ -177,19 +183,16 @@ def train(cfg: DictConfig) -> dict:
                                                     max_steps=config["metrics"]["max_steps"])
         boundaries = [int(i) for i in range(len(result.phases)) if i == 0 or result.phases[i] != result.phases[i - 1]]
         tree = {
-            "history": {"loss": result.losses, "phase": result.phases,
-                        "failed_segments": result.failed_segments, "phase_starts": boundaries,
-                        "steps": len(result.losses)},
-            "training": {"status": result.status, "non_finite_step": result.non_finite_step,
+            "history": {"loss": result.losses, "phase": result.phases, **result.health,
+                        "phase_starts": boundaries, "steps": len(result.losses)},
+            "training": {"status": result.status, "bad_step": result.bad_step,
                          "first_step_s": result.first_step_s, "steps_per_s": result.steps_per_s,
                          "final_loss": float(result.losses[-1]) if len(result.losses) else float("nan")},
             "metrics": metrics,
             "units": units.as_attrs(),
             "datasets": {"train": train_set.name, "test": [d.name for d in test_sets]},
         }
-        message = (f"non-finite loss at step {result.non_finite_step}"
-                   if result.status == "non_finite" else "")
-        finish(result.status, tree, message,
+        finish(result.status, tree, result.message,
                extra=lambda f: neuralode.save_model(f.create_group("model"), result.model))
     except Exception as exc:
         finish("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
@@ -209,7 +212,7 @@ def main(cfg: DictConfig) -> None:
         config = OmegaConf.to_container(cfg, resolve=True)
         prepare_environment(task_settings(results_root(config), config["cluster"], os.getcwd()))
     out = train(cfg)
-    if out["status"] == "non_finite":
+    if out["status"] not in ("completed", "skipped"):
         sys.exit(3)
 
 

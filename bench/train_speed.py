@@ -212,9 +212,9 @@ def main():
     plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 
     def run_ours(i):
-        value, failed, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"],
+        value, health, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"],
                                                                  jnp.asarray(18), keys[i])
-        carry["failed"] += int(failed)
+        carry["failed"] += int(health["failed_segments"])
         return float(value)
 
     def run_plain(i):

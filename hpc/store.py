@@ -19,7 +19,7 @@ import numpy as np
 from .ids import flatten
 
 FORMAT = "neuralode-hpc-result/1"
-STATUSES = ("completed", "failed", "non_finite")
+STATUSES = ("completed", "failed", "non_finite", "stalled")
 
 
 def results_root(configured: str | None = None) -> pathlib.Path:

@@ -22,7 +22,9 @@ from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralOD
 from ._losses import LOSSES as LOSSES
 from ._curriculum import Phase as Phase
 from ._replay import solve_batch as solve_batch
-from ._train import TrainResult as TrainResult, make_step as make_step, train as train
+from ._train import HEALTH as HEALTH, StallRule as StallRule, StallWatch as StallWatch
+from ._train import TrainResult as TrainResult, make_step as make_step, optimizer as optimizer
+from ._train import train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
 from ._metrics import true_acceleration as true_acceleration
 from ._io import load_model as load_model, save_model as save_model

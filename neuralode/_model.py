@@ -53,6 +53,7 @@ class ModelSpec:
     max_steps: int = 512
     adjoint: str = "replay"
     dtype: str = "float32"
+    planar_constraint: bool = False  # z acceleration is 0: orbits in the x-y plane stay there exactly
 
     def __post_init__(self):
         lookup(ACTIVATIONS, self.activation, "activation")
@@ -70,6 +71,8 @@ class ModelSpec:
         for name in ("rtol", "atol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+        if not isinstance(self.planar_constraint, bool):
+            raise ValueError(f"`planar_constraint` must be true or false, got {self.planar_constraint!r}.")
 
 
 class VectorField(eqx.Module):
@@ -78,6 +81,7 @@ class VectorField(eqx.Module):
     mlp: eqx.nn.MLP
     feature_layer: str = eqx.field(static=True)
     output_head: str = eqx.field(static=True)
+    planar: bool = eqx.field(static=True)
 
     def __init__(self, spec: ModelSpec, *, key):
         _, in_size = FEATURE_LAYERS[spec.feature_layer]
@@ -87,11 +91,14 @@ class VectorField(eqx.Module):
                               dtype=DTYPES[spec.dtype], key=key)
         self.feature_layer = spec.feature_layer
         self.output_head = spec.output_head
+        self.planar = spec.planar_constraint
 
     def acceleration(self, y):
         features, _ = FEATURE_LAYERS[self.feature_layer]
         head, _ = OUTPUT_HEADS[self.output_head]
-        return head(self.mlp(features(y)), y)
+        a = head(self.mlp(features(y)), y)
+        # The planar constraint: no out-of-plane acceleration, so z and vz stay exactly 0.
+        return a.at[2].set(0.0) if self.planar else a
 
     def __call__(self, t, y, args):
         return jnp.concatenate([y[3:], self.acceleration(y)])

@@ -18,27 +18,94 @@ from ._replay import _divisor, map_in_groups, solve_batch
 from ._segments import Segments, segment
 
 
+# Per-step training health, recorded in `TrainResult.health` (and a result file's /history).
+HEALTH = ("grad_norm", "update_norm", "failed_segments", "solver_steps", "moment_max")
+
+
+@dataclasses.dataclass(frozen=True)
+class StallRule:
+    """When a run counts as stalled: Adam's update RMS stays below `ratio` times the learning
+    rate for `steps` consecutive steps, or its second moments stop being finite.
+
+    A healthy Adam update moves each weight by about `lr * m / sqrt(v)`, a sizeable fraction of
+    `lr` (0.03-1 of it measured on the reference runs, see the README). After one huge, finite
+    gradient `v` is so large that every later update is ~0 and the model freezes, yet the loss
+    stays finite: only the update size shows it."""
+
+    ratio: float = 1e-3
+    steps: int = 50
+
+
+
+class StallWatch:
+    """Applies a `StallRule` step by step, within one phase, to a model of `n_params` weights."""
+
+    def __init__(self, rule: StallRule, n_params: int):
+        self.rule = rule
+        self.scale = np.sqrt(n_params)  # global norm -> RMS per weight
+        self.small = 0  # consecutive steps so far whose update was below the limit
+
+    def stalled(self, update_norm: float, moment_max: float, lr: float) -> bool:
+        """Record one step taken at learning rate `lr`; True once the updates have collapsed."""
+        self.small = self.small + 1 if update_norm / self.scale < self.rule.ratio * lr else 0
+        return self.small >= self.rule.steps or not np.isfinite(moment_max)
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What training produced: the model (the last one with a finite loss), the loss per step,
-    the phase of each step, how many segments of each step's batch failed to solve, and
-    `status` (`completed` or `non_finite` at `non_finite_step`)."""
+    the phase of each step, the per-step `health` (`HEALTH`: the gradient's global norm before
+    clipping, the update's global norm, segments whose solve failed and were left out, mean
+    solver steps per segment, the largest Adam second moment), and `status`: `completed`,
+    `non_finite` (at `bad_step`, no finite loss) or `stalled` (updates collapsed from
+    `bad_step` on, see `StallRule`; training stopped there)."""
 
     model: NeuralODE
     losses: np.ndarray
     phases: np.ndarray
-    failed_segments: np.ndarray
+    health: dict[str, np.ndarray]
     status: str
-    non_finite_step: int | None
+    bad_step: int | None
     first_step_s: float
     steps_per_s: float
+
+    @property
+    def failed_segments(self) -> np.ndarray:
+        return self.health["failed_segments"]
+
+    @property
+    def message(self) -> str:
+        """Why the run did not complete, naming the step ("" when it did)."""
+        if self.status == "non_finite":
+            return f"non-finite loss or gradient at step {self.bad_step}"
+        if self.status == "stalled":
+            grads = self.health["grad_norm"][: self.bad_step + 1]
+            spike = int(np.argmax(grads)) if len(grads) else 0
+            return (f"training stalled at step {self.bad_step}: the optimizer's updates collapsed "
+                    f"(largest gradient norm {grads.max() if len(grads) else float('nan'):.3g} at step "
+                    f"{spike}; clip=<norm> bounds it)")
+        return ""
+
+
+def optimizer(clip: float | None):
+    """Adam whose learning rate is a hyperparameter (`opt_state.hyperparams["learning_rate"]`),
+    behind gradient clipping to global norm `clip` (`None`: no clipping)."""
+    if clip is not None and not clip > 0:
+        raise ValueError(f"`clip` must be > 0 or null (no clipping), got {clip!r}.")
+
+    def adam(learning_rate):
+        if clip is None:
+            return optax.adam(learning_rate)
+        return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+
+    return optax.inject_hyperparams(adam)(learning_rate=1e-3)
 
 
 def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: float = 1.0):
     """A jitted training step `(model, opt_state, t, y, difficulty, n_used, key) ->
-    (loss, failed, model, opt_state, difficulty)`; `failed` counts the segments whose solve
-    failed and were left out of the step; the loss is NaN when every one failed or the
-    gradient is not finite.
+    (loss, health, model, opt_state, difficulty)`; `health` maps each name of `HEALTH` to a
+    scalar (`failed_segments` counts the segments whose solve failed and were left out of the
+    step); the loss is NaN when every one failed or the gradient is not finite.
 
     `difficulty` holds each segment's solver step count when it was last seen. With the
     model's default `replay` adjoint the batch goes through `solve_batch` (`chunk_size` lanes).
@@ -97,9 +164,18 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
         grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g * scale, 0), grads)
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
-        return value, batch_size - n_good, model, opt_state, difficulty.at[idx].set(steps)
+        health = {"grad_norm": optax.tree.norm(grads), "update_norm": optax.tree.norm(updates),
+                  "failed_segments": batch_size - n_good, "solver_steps": jnp.mean(steps),
+                  "moment_max": _moment_max(opt_state)}
+        return value, health, model, opt_state, difficulty.at[idx].set(steps)
 
     return step
+
+
+def _moment_max(opt_state) -> jax.Array:
+    """The largest Adam second moment (`inf`/NaN when one is not finite)."""
+    nu = jax.tree_util.tree_leaves(optax.tree.get(opt_state, "nu"))
+    return jnp.max(jnp.stack([jnp.max(jnp.where(jnp.isnan(v), jnp.inf, v)) for v in nu]))
 
 
 def _all_finite(tree) -> jax.Array:
@@ -117,12 +193,17 @@ def train(
     key,
     nmse_weight: float = 1.0,
     chunk_size: int = 128,
-    callback: Callable[[int, int, float], None] | None = None,
+    clip: float | None = 1.0,
+    stall: StallRule | None = StallRule(),
+    callback: Callable[[int, int, float, NeuralODE], None] | None = None,
 ) -> TrainResult:
     """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units).
 
-    Every phase's segment length is checked before the first step. The optimizer (Adam) is
-    re-initialised at each phase. `callback(step, phase, loss)` is called after every step.
+    Every phase's segment length is checked before the first step. The optimizer (Adam behind
+    clipping to global norm `clip`, see `optimizer`) is re-initialised at each phase. Training
+    stops early with status `non_finite` when a loss cannot be computed, and `stalled` when
+    `stall` (a `StallRule`; `None` never stops) sees the updates collapse.
+    `callback(step, phase, loss, model)` is called after every step.
     """
     lookup(LOSSES, loss, "loss")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -132,23 +213,25 @@ def train(
     for phase in curriculum:
         if phase.segment_length not in segments:
             segments[phase.segment_length] = segment(t, y, phase.segment_length)
-    optim = optax.inject_hyperparams(optax.adam)(learning_rate=curriculum[0].lr)
+    optim = optimizer(clip)
     step = make_step(loss, optim, batch_size, chunk_size, nmse_weight)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
 
-    losses, phases, failures = [], [], []
+    losses, phases, health = [], [], {name: [] for name in HEALTH}
     status, bad_step, first_step_s = "completed", None, 0.0
     start = None
-    done = 0
     for p, phase in enumerate(curriculum):
         seg = segments[phase.segment_length]
         t_all, y_all = jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
         difficulty = jnp.zeros(seg.count, jnp.int32)
         opt_state = optim.init(eqx.filter(model, eqx.is_array))
-        opt_state.hyperparams["learning_rate"] = jnp.asarray(phase.lr, dtype)
+        watch = StallWatch(stall, n_params) if stall is not None else None
         for s in range(phase.steps):
             key, sub = jax.random.split(key)
+            lr = phase.lr_at(s)
+            opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype)
             tic = time.perf_counter()
-            value, failed, new_model, new_state, new_difficulty = step(
+            value, stats, new_model, new_state, new_difficulty = step(
                 model, opt_state, t_all, y_all, difficulty, jnp.asarray(phase.points_used(s)), sub
             )
             value = float(value)
@@ -161,14 +244,19 @@ def train(
             model, opt_state, difficulty = new_model, new_state, new_difficulty
             losses.append(value)
             phases.append(p)
-            failures.append(int(failed))
-            done += 1
+            for name in HEALTH:
+                health[name].append(float(stats[name]))
             if callback is not None:
-                callback(len(losses), p, value)
+                callback(len(losses), p, value, model)
+            if watch is not None and watch.stalled(health["update_norm"][-1], health["moment_max"][-1], lr):
+                status, bad_step = "stalled", len(losses) - max(watch.small, 1)
+                break
         if status != "completed":
             break
+    done = len(losses)
     elapsed = time.perf_counter() - start if start is not None else 0.0
     rate = (done - 1) / elapsed if done > 1 and elapsed > 0 else float("nan")
-    return TrainResult(model, np.asarray(losses), np.asarray(phases, np.int32),
-                       np.asarray(failures, np.int32), status, bad_step,
-                       first_step_s, rate)
+    history = {name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64)
+               for name, v in health.items()}
+    return TrainResult(model, np.asarray(losses), np.asarray(phases, np.int32), history, status,
+                       bad_step, first_step_s, rate)

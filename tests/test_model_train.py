@@ -102,7 +102,8 @@ def test_non_finite_loss_stops_with_step(orbits):
     broken = eqx.tree_at(lambda m: m.field.mlp.layers[-1].bias, model, jnp.full_like(bias, jnp.nan))
     res = neuralode.train(broken, t, y, PHASES, loss="percent_error", batch_size=8, key=key)
     # Every segment's solve fails, so no loss can be computed: the run stops at its first step.
-    assert res.status == "non_finite" and res.non_finite_step == 0 and res.losses.shape == (0,)
+    assert res.status == "non_finite" and res.bad_step == 0 and res.losses.shape == (0,)
+    assert res.message == "non-finite loss or gradient at step 0"
 
 
 def _batch(orbits, n=6, length=8):
