@@ -52,6 +52,7 @@ def prepare(cfg: DictConfig) -> tuple[str, pathlib.Path]:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     _model_spec(config)
+    neuralode.optimizer(config["clip"])
     data = config["dataset"]
     neuralode.family_ranges(data["family"], data["planar"],
                             **{k: data.get(k) for k in ("a", "e", "inclination", "raan", "argp", "nu0")})

@@ -90,7 +90,7 @@ class TrainResult:
 def optimizer(clip: float | None):
     """Adam whose learning rate is a hyperparameter (`opt_state.hyperparams["learning_rate"]`),
     behind gradient clipping to global norm `clip` (`None`: no clipping)."""
-    if clip is not None and not clip > 0:
+    if clip is not None and not (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0):
         raise ValueError(f"`clip` must be > 0 or null (no clipping), got {clip!r}.")
 
     def adam(learning_rate):

@@ -40,8 +40,35 @@ def test_defaults_are_the_reference_configuration():
     config = _compose()
     assert (config["width"], config["depth"], config["activation"]) == (64, 2, "leaky_relu")
     assert (config["feature_layer"], config["output_head"]) == ("sph_4D_rinv_vel", "logmag_unit_exp")
-    assert (config["segment_length"], config["batch_size"], config["lr"]) == (18, 256, 1e-3)
+    assert (config["segment_length"], config["batch_size"], config["lr"]) == (18, 256, 1e-2)
     assert config["loss"]["name"] == "percent_error" and config["dataset"]["family"] == "complex"
+    assert config["clip"] == 1.0 and config["planar_constraint"] is True
+    assert [(p.steps, p.lr, p.lr_end) for p in train._phases(config)] == [(1000, 1e-2, 1e-5)]
+
+
+def test_study_curriculum_is_the_published_recipe():
+    config = _compose("curriculum=study")
+    (phase,) = train._phases(config)
+    assert (phase.steps, phase.segment_length, phase.lr, phase.lr_end) == (2000, 18, 1e-2, 1e-5)
+    assert config["loss"]["name"] == "percent_error_plus_nmse" and config["loss"]["nmse_weight"] == 1.0
+    # the command line still wins over what the curriculum picks
+    config = _compose("curriculum=study", "loss=mse", "lr=3e-3")
+    assert config["loss"]["name"] == "mse" and train._phases(config)[0].lr == 3e-3
+    assert _compose("curriculum=lofi")["lr"] == 1e-3
+
+
+def test_clip_and_planar_constraint_reach_the_code():
+    assert _compose("clip=null")["clip"] is None and _compose("clip=0.5")["clip"] == 0.5
+    assert train._model_spec(_compose()).planar_constraint
+    assert not train._model_spec(_compose("dataset=complex_3d")).planar_constraint
+    assert not train._model_spec(_compose("planar_constraint=false")).planar_constraint
+    for bad in ("clip=0", "clip=abc"):  # checked before anything is submitted
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=[bad])
+        with pytest.raises(ValueError, match="`clip` must be > 0 or null"):
+            train.prepare(cfg)
+    with pytest.raises(ValueError, match="`planar_constraint`=true needs a planar dataset"):
+        train._model_spec(_compose("dataset=complex_3d", "planar_constraint=true"))
 
 
 def test_run_id_ignores_where_it_ran():

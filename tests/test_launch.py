@@ -51,17 +51,21 @@ def test_bad_submit_mode_names_the_field():
 
 def test_status_from_result_files(tmp_path):
     sweep = Sweep.create(tmp_path, "exp", "train:train")
-    for rid in ("a", "b", "c", "d"):
+    for rid in ("a", "b", "c", "d", "e"):
         sweep.add_run(rid, [f"x={rid}"], "x: 1\n")
-    sweep.add_submission("local", None, ["a", "b", "c"], {})
+    sweep.add_submission("local", None, ["a", "b", "c", "e"], {})
     common = dict(config={}, config_yaml="", metadata={})
     write_result(sweep.result_path("a"), status="completed", run_id="a", **common)
     write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4", **common)
+    write_result(sweep.result_path("e"), status="stalled", run_id="e", message="training stalled at step 81", **common)
     states = {s.run_id: s for s in run_states(Sweep.load(sweep.path))}
     assert states["a"].status == "completed"
     assert states["b"].status == "failed" and "step 4" in states["b"].reason
+    assert states["e"].status == "failed" and states["e"].reason == "training stalled at step 81"
     assert states["c"].status == "lost" and states["d"].reason == "never submitted"
-    assert unfinished(list(states.values())) == ["b", "c", "d"]
+    assert unfinished(list(states.values())) == ["b", "c", "d", "e"]
+    failed = hpc_cli("failed", str(sweep.path), root=tmp_path).stdout
+    assert "training stalled at step 81" in failed and "4 of 5 runs failed or were lost" in failed
 
 
 @pytest.mark.slow

@@ -26,6 +26,11 @@ def test_smoke_run_writes_one_complete_result(results):
         config = yaml.safe_load(f["config"]["yaml"][()].decode())
         assert config["width"] == 8 and f["config"].attrs["width"] == 8
         assert f["history"]["loss"].shape == (5,) and list(f["history"].attrs["phase_starts"]) == [0, 3]
+        for name in neuralode.HEALTH:  # training health, per step
+            assert f["history"][name].shape == (5,) and np.all(np.isfinite(f["history"][name][()])), name
+        assert np.all(f["history"]["update_norm"][()] > 0) and f["training"].attrs["bad_step"] == "None"
+        assert f["config"].attrs["clip"] == 1.0 and f["config"].attrs["planar_constraint"]
+        assert f["model"].attrs["spec.planar_constraint"]
         for name in ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test"):
             m = f["metrics"][name]
             for key in ("accel_pct_mean", "accel_pct_median", "accel_pct_bowley", "angle_deg_mean",
