@@ -43,7 +43,7 @@ def test_defaults_are_the_reference_configuration():
     assert (config["segment_length"], config["batch_size"], config["lr"]) == (18, 256, 1e-2)
     assert config["loss"]["name"] == "percent_error" and config["dataset"]["family"] == "complex"
     assert config["clip"] == 1.0 and config["planar_constraint"] is True
-    assert [(p.steps, p.lr, p.lr_end) for p in train._phases(config)] == [(1000, 1e-2, 1e-5)]
+    assert [(p.steps, p.lr, p.lr_end) for p in train._phases(config)] == [(2000, 1e-2, 1e-5)]
 
 
 def test_study_curriculum_is_the_published_recipe():
