@@ -4,25 +4,20 @@
     python train.py output_head=signed activation=tanh curriculum=hifi
     python train.py -m width=32,64                    # a sweep
 
-This file is the only glue between `neuralode` (the science) and `hpc` (the toolkit).
+This file is the only glue between `neuralode` (the science) and `hpc` (the toolkit): it maps
+the composed config onto both. The run's lifecycle is `hpc.execute`; the science `neuralode`.
 """
 
-import datetime
-import difflib
 import os
 import pathlib
-import platform
-import socket
-import subprocess
 import sys
-import time
-import traceback
-from importlib import metadata as importlib_metadata
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import hpc
+from hpc.hints import hint, known_keys, unknown_keys
+from hpc.ids import NOT_IDENTITY
 from hpc.progress import Progress
 from hpc.slurmenv import slurm_info
 
@@ -30,7 +25,9 @@ CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr",
                "batch_size", "segment_length", "n_orbits", "seed", "rtol", "atol", "clip",
                "planar_constraint")
+GROUPS = ("dataset", "model", "curriculum", "loss", "cluster")
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
+RANGE_KEYS = ("a", "e", "inclination", "raan", "argp", "nu0")
 
 
 def results_root(config: dict) -> pathlib.Path:
@@ -39,48 +36,24 @@ def results_root(config: dict) -> pathlib.Path:
 
 
 def result_path(config: dict) -> tuple[str, pathlib.Path]:
-    """The run id and the result file path of a resolved config."""
-    rid = hpc.run_id(config)
-    return rid, results_root(config) / config["experiment"] / f"{rid}.h5"
+    """The run id (`progress` does not change what a run computes) and the result file path."""
+    rid = hpc.run_id(config, exclude=NOT_IDENTITY + ("progress",))
+    return rid, hpc.result_path(results_root(config), config["experiment"], rid)
 
 
 def prepare(cfg: DictConfig) -> tuple[str, pathlib.Path]:
-    """Check one run's config without training (as the launcher does before submitting):
-    model and curriculum choices, dataset ranges and segment lengths. Returns its run id and
-    result path; raises `ValueError` naming the bad field."""
+    """Check one run's config without training, as the launcher does before submitting. Returns
+    its run id and results root; raises `ValueError` naming the bad field."""
     import neuralode
 
     config = OmegaConf.to_container(cfg, resolve=True)
     _model_spec(config)
     neuralode.optimizer(config["clip"])
     data = config["dataset"]
-    neuralode.family_ranges(data["family"], data["planar"],
-                            **{k: data.get(k) for k in ("a", "e", "inclination", "raan", "argp", "nu0")})
-    longest = neuralode.POINTS_PER_ORBIT
+    neuralode.family_ranges(data["family"], data["planar"], **{k: data.get(k) for k in RANGE_KEYS})
     for phase in _phases(config):
-        if not 2 <= phase.segment_length <= longest:
-            raise ValueError(f"`segment_length`={phase.segment_length} yields no usable segment: it must be "
-                             f"between 2 and {longest} (the points in one orbit).")
-    return result_path(config)
-
-
-def _versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
-def _git_commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=CONF_DIR.parent,
-                              capture_output=True, text=True, timeout=5)
-        return done.stdout.strip() if done.returncode == 0 else "none"
-    except (OSError, subprocess.SubprocessError):
-        return "none"
+        neuralode.check_segment_length(phase.segment_length)
+    return result_path(config)[0], results_root(config)
 
 
 def _phases(config: dict):
@@ -107,19 +80,6 @@ def _model_spec(config: dict):
                      planar_constraint=config["planar_constraint"])
 
 
-def _datasets(config: dict, root: pathlib.Path):
-    import neuralode
-
-    data = config["dataset"]
-    overrides = {k: data.get(k) for k in ("a", "e", "inclination", "raan", "argp", "nu0")}
-    ranges = neuralode.family_ranges(data["family"], data["planar"], **overrides)
-    train = neuralode.load_or_generate(root, data["family"], data["planar"], config["n_orbits"],
-                                       data["train_seed"], "train", ranges)
-    tests = [neuralode.load_or_generate(root, data["family"], data["planar"], n, data["test_seed"],
-                                        "test", ranges) for n in data["test_sizes"]]
-    return train, tests
-
-
 def _setup_jax(config: dict, root: pathlib.Path) -> None:
     import jax
 
@@ -129,79 +89,50 @@ def _setup_jax(config: dict, root: pathlib.Path) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def train(cfg: DictConfig) -> dict:
-    """Run one configuration end to end and write its result file.
+def _work(config: dict) -> hpc.Outcome:
+    root = results_root(config)
+    _setup_jax(config, root)
+    import jax
 
-    **Returns:** a dict with `status`, `run_id`, `path`, `final_loss` and the scalar metrics;
-    `status` is `skipped` (and nothing else is given) when a completed result already exists
-    and `force` is false.
+    import neuralode
+
+    spec, phases, data, units = _model_spec(config), _phases(config), config["dataset"], neuralode.CanonicalUnits()
+    ranges = neuralode.family_ranges(data["family"], data["planar"], **{k: data.get(k) for k in RANGE_KEYS})
+    sets = [neuralode.load_or_generate(root, data["family"], data["planar"], n, seed, split, ranges)
+            for n, seed, split in [(config["n_orbits"], data["train_seed"], "train")]
+            + [(n, data["test_seed"], "test") for n in data["test_sizes"]]]
+    t, y = units.to_canonical(sets[0].t, sets[0].y)
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
+    progress = Progress(sum(p.steps for p in phases), desc=f"train {result_path(config)[0]}", mode=config["progress"])
+    result = neuralode.train(
+        neuralode.NeuralODE(spec, key=init_key), t, y, phases, loss=config["loss"]["name"],
+        batch_size=config["batch_size"], key=train_key, nmse_weight=config["loss"]["nmse_weight"],
+        chunk_size=config["solver"]["chunk_size"], clip=config["clip"],
+        callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+    progress.close()
+    metrics = {test.name: neuralode.evaluate(result.model, *units.to_canonical(test.t, test.y),
+                                             length_km=units.length_km, max_steps=config["metrics"]["max_steps"])
+               for test in sets[1:]}
+    tree = {**result.tree(), "metrics": metrics, "units": units.as_attrs(),
+            "datasets": {"train": sets[0].name, "test": [d.name for d in sets[1:]]}}
+    scalars = {f"{name}.{k}": v for name, m in metrics.items() for k, v in m.items() if isinstance(v, (int, float))}
+    return hpc.Outcome(result.status, tree, result.message,
+                       metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
+                       extra=lambda f: neuralode.save_model(f.create_group("model"), result.model),
+                       summary={"final_loss": tree["training"]["final_loss"], **scalars})
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one configuration end to end and write its result file (`hpc.execute`).
+
+    **Returns:** `status`, `run_id`, `path`, `final_loss` and the scalar metrics; `status` is
+    `skipped` (and nothing else is given) when a completed result exists and `force` is false.
     """
     config = OmegaConf.to_container(cfg, resolve=True)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     rid, path = result_path(config)
-    if path.exists() and not config.get("force") and hpc.read_summary(path).get("status") == "completed":
-        print(f"Skipping run {rid}: a completed result exists at {path} (force=true reruns it).")
-        return {"status": "skipped", "run_id": rid, "path": str(path)}
-
-    started, tic = datetime.datetime.now().astimezone(), time.monotonic()
-    meta = {"versions": _versions(), "git_commit": _git_commit(), "host": socket.gethostname(),
-            "python_executable": sys.executable, "python_prefix": sys.prefix,
-            "start_time": started.isoformat(), "slurm": slurm_info(), "argv": " ".join(sys.argv)}
-
-    def finish(status, tree, message="", extra=None):
-        meta.update(end_time=datetime.datetime.now().astimezone().isoformat(),
-                    wall_time_s=time.monotonic() - tic)
-        hpc.write_result(path, status=status, config=config, config_yaml=config_yaml, run_id=rid,
-                         metadata=meta, tree=tree, message=message, extra=extra)
-        print(f"Result ({status}) written to {path}")
-
-    try:
-        root = results_root(config)
-        _setup_jax(config, root)
-        import jax
-
-        import neuralode
-
-        spec, phases = _model_spec(config), _phases(config)
-        units = neuralode.CanonicalUnits()
-        train_set, test_sets = _datasets(config, root)
-        t, y = units.to_canonical(train_set.t, train_set.y)
-        init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
-        model = neuralode.NeuralODE(spec, key=init_key)
-        progress = Progress(sum(p.steps for p in phases), desc=f"train {rid}", mode=config["progress"])
-        result = neuralode.train(
-            model, t, y, phases, loss=config["loss"]["name"], batch_size=config["batch_size"],
-            key=train_key, nmse_weight=config["loss"]["nmse_weight"],
-            chunk_size=config["solver"]["chunk_size"], clip=config["clip"],
-            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase),
-        )
-        progress.close()
-        meta.update(steps_per_s=result.steps_per_s, first_step_s=result.first_step_s)
-        metrics = {}
-        for test in test_sets:
-            tt, ty = units.to_canonical(test.t, test.y)
-            metrics[test.name] = neuralode.evaluate(result.model, tt, ty, length_km=units.length_km,
-                                                    max_steps=config["metrics"]["max_steps"])
-        boundaries = [int(i) for i in range(len(result.phases)) if i == 0 or result.phases[i] != result.phases[i - 1]]
-        tree = {
-            "history": {"loss": result.losses, "phase": result.phases, **result.health,
-                        "phase_starts": boundaries, "steps": len(result.losses)},
-            "training": {"status": result.status, "bad_step": result.bad_step,
-                         "first_step_s": result.first_step_s, "steps_per_s": result.steps_per_s,
-                         "final_loss": float(result.losses[-1]) if len(result.losses) else float("nan")},
-            "metrics": metrics,
-            "units": units.as_attrs(),
-            "datasets": {"train": train_set.name, "test": [d.name for d in test_sets]},
-        }
-        finish(result.status, tree, result.message,
-               extra=lambda f: neuralode.save_model(f.create_group("model"), result.model))
-    except Exception as exc:
-        finish("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
-               message=f"{type(exc).__name__}: {exc}")
-        raise
-    scalars = {f"{name}.{k}": v for name, m in metrics.items() for k, v in m.items() if isinstance(v, (int, float))}
-    return {"status": result.status, "run_id": rid, "path": str(path), "final_loss": tree["training"]["final_loss"],
-            **scalars}
+    return hpc.execute(path, lambda: _work(config), run_id=rid, config=config,
+                       config_yaml=OmegaConf.to_yaml(cfg, resolve=True), packages=PACKAGES,
+                       source_dir=CONF_DIR.parent, force=bool(config.get("force")))
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -212,43 +143,18 @@ def main(cfg: DictConfig) -> None:
 
         config = OmegaConf.to_container(cfg, resolve=True)
         prepare_environment(task_settings(results_root(config), config["cluster"], os.getcwd()))
-    out = train(cfg)
-    if out["status"] not in ("completed", "skipped"):
+    if train(cfg)["status"] not in ("completed", "skipped"):
         sys.exit(3)
-
-
-def known_keys() -> set[str]:
-    """Top-level names an override may start with."""
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    top = set(OmegaConf.load(CONF_DIR / "config.yaml"))
-    for model in (CONF_DIR / "model").glob("*.yaml"):
-        top |= set(OmegaConf.load(model))
-    return (top | groups | set(SHORT_NAMES) | {"hydra"}) - {"defaults"}
-
-
-def unknown_overrides(args: list[str]) -> list[str]:
-    """The override keys in `args` whose top-level name no config defines."""
-    known = known_keys()
-    bad = []
-    for arg in args:
-        if arg.startswith("-") or "=" not in arg or arg.startswith(("+", "~")):
-            continue
-        key = arg.split("=", 1)[0]
-        if key.split("@")[0].split(".")[0] not in known:
-            bad.append(key)
-    return bad
 
 
 def cli() -> None:
     try:
         main()
     except SystemExit as exc:
-        bad = unknown_overrides(sys.argv[1:]) if exc.code not in (0, None) else []
-        for key in bad:
-            close = difflib.get_close_matches(key.split(".")[0], sorted(known_keys()), n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            print(f"Unknown key `{key}`.{hint}\nValid short names: {', '.join(SHORT_NAMES)}.\n"
-                  f"Config groups: dataset, model, curriculum, loss, cluster.", file=sys.stderr)
+        if exc.code not in (0, None):
+            known = known_keys(CONF_DIR)
+            for key in unknown_keys(sys.argv[1:], known | set(SHORT_NAMES)):
+                print(hint(key, known | set(SHORT_NAMES), SHORT_NAMES, GROUPS), file=sys.stderr)
         raise
 
 

@@ -1,5 +1,7 @@
 """Generic Slurm toolkit: sweeps, result files and their bookkeeping (no JAX here)."""
 
 from .ids import diff as diff, flatten as flatten, run_id as run_id
-from .store import read_summary as read_summary, results_root as results_root
+from .layout import result_path as result_path, results_root as results_root
+from .store import read_summary as read_summary
 from .store import write_result as write_result
+from .run import Outcome as Outcome, execute as execute

@@ -9,7 +9,8 @@ import time
 
 from . import launch, status
 from .ids import diff
-from .store import read_summary, results_root
+from . import layout
+from .store import read_summary
 from .sweep import Sweep, find
 
 
@@ -111,10 +112,14 @@ def cmd_collect(args) -> int:
 def _run_config(name: str, root) -> dict:
     path = pathlib.Path(name)
     if not path.exists():
-        matches = sorted(pathlib.Path(root).glob(f"*/{name}*.h5"))
+        # under --root, else the roots of every sweep this user created, and the default root
+        roots = [root] if root is not None else list(dict.fromkeys(
+            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / "sweep.json").exists()]
+            + [str(layout.results_root())]))
+        matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
         if len(matches) != 1:
-            raise SystemExit(f"hpc diff: {name!r} names {len(matches)} result files under {root}; "
-                             "give a result file path or a unique run id.")
+            raise SystemExit(f"hpc diff: {name!r} names {len(matches)} result files under "
+                             f"{', '.join(map(str, roots))}; give a result file path or a unique run id.")
         path = matches[0]
     summary = read_summary(path)
     return {k[len("config."):]: v for k, v in summary.items() if k.startswith("config.")}
@@ -134,7 +139,7 @@ def cmd_diff(args) -> int:
 def cmd_pack(args) -> int:
     from .envpack import pack
 
-    path, packed = pack(args.root)
+    path, packed = pack(args.root if args.root is not None else layout.results_root())
     print(f"{'Packed' if packed else 'Reusing'} {path}\nUse it with: cluster.environment.kind=packed "
           f"cluster.environment.tarball={path}")
     return 0
@@ -149,7 +154,8 @@ def cmd_plan(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hpc", description=__doc__)
-    top.add_argument("--root", default=None, help="results root (default: $SCRATCH/neuralode-hpc or ./scratch)")
+    top.add_argument("--root", default=None,
+                     help="results root to search (default: every sweep you created, wherever its root)")
     sub = top.add_subparsers(dest="command", required=True)
 
     def add(name, fn, help_text, sweep=True):
@@ -180,7 +186,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    args.root = results_root(args.root)
     try:
         return args.fn(args)
     except (FileNotFoundError, ValueError) as exc:

@@ -22,14 +22,6 @@ FORMAT = "neuralode-hpc-result/1"
 STATUSES = ("completed", "failed", "non_finite", "stalled")
 
 
-def results_root(configured: str | None = None) -> pathlib.Path:
-    """`configured` if given, else `$SCRATCH/neuralode-hpc`, else `./scratch`."""
-    if configured:
-        return pathlib.Path(configured).expanduser()
-    scratch = os.environ.get("SCRATCH")
-    return pathlib.Path(scratch) / "neuralode-hpc" if scratch else pathlib.Path("scratch")
-
-
 def _attr(value):
     if value is None:
         return "None"

@@ -7,6 +7,8 @@ import os
 import pathlib
 import tempfile
 
+from . import layout
+
 RECORD = "sweep.json"
 
 
@@ -33,8 +35,9 @@ class Sweep:
     def create(cls, results_root, experiment: str, entry: str, argv: str = "") -> "Sweep":
         now = datetime.datetime.now().astimezone()
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
-        path = pathlib.Path(results_root) / experiment / "sweeps" / sweep_id
+        path = layout.sweep_dir(results_root, experiment, sweep_id)
         (path / "configs").mkdir(parents=True)
+        layout.remember_sweep(path)
         return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv)
 
     @classmethod
@@ -51,7 +54,7 @@ class Sweep:
         return (self.path / "configs" / f"{run_id}.yaml").read_text()
 
     def result_path(self, run_id: str) -> pathlib.Path:
-        return pathlib.Path(self.results_root) / self.experiment / f"{run_id}.h5"
+        return layout.result_path(self.results_root, self.experiment, run_id)
 
     def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict,
                        tasks: list[str] | None = None) -> None:
@@ -77,17 +80,21 @@ class Sweep:
         os.replace(tmp, self.path / RECORD)
 
 
-def find(name: str, results_root) -> pathlib.Path:
-    """A sweep directory from a path, a sweep id, or `latest`, under `results_root`."""
+def find(name: str, results_root=None) -> pathlib.Path:
+    """A sweep directory from a path, a sweep id (or its start), or `latest`: under
+    `results_root`, or, when it is `None`, among every sweep this user created
+    (`hpc.layout.remembered_sweeps`), wherever its results root."""
     candidate = pathlib.Path(name)
     if (candidate / RECORD).exists():
         return candidate
-    sweeps = sorted(pathlib.Path(results_root).glob(f"*/sweeps/*/{RECORD}"), key=lambda p: p.parent.name)
+    found = layout.remembered_sweeps() if results_root is None else layout.sweep_dirs(results_root)
+    sweeps = sorted((p for p in found if (p / RECORD).exists()), key=lambda p: p.name)
     if name == "latest" and sweeps:
-        return sweeps[-1].parent
-    for record in sweeps:
-        if record.parent.name == name or record.parent.name.startswith(name):
-            return record.parent
-    known = ", ".join(p.parent.name for p in sweeps[-5:]) or "none"
-    raise FileNotFoundError(f"No sweep {name!r} under {results_root} (give a sweep directory, an id or "
+        return sweeps[-1]
+    for path in reversed(sweeps):
+        if path.name == name or path.name.startswith(name):
+            return path
+    where = results_root if results_root is not None else "the sweeps you created (use --root to search a results root)"
+    known = ", ".join(p.name for p in sweeps[-5:]) or "none"
+    raise FileNotFoundError(f"No sweep {name!r} under {where} (give a sweep directory, an id or "
                             f"`latest`; recent sweeps: {known}).")

@@ -15,7 +15,8 @@ from ._units import CanonicalUnits as CanonicalUnits
 from ._datasets import OrbitDataset as OrbitDataset, dataset_name as dataset_name
 from ._datasets import family_ranges as family_ranges, load_or_generate as load_or_generate
 from ._datasets import dataset_path as dataset_path
-from ._segments import Segments as Segments, segment as segment
+from ._segments import Segments as Segments, check_segment_length as check_segment_length
+from ._segments import segment as segment
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
 from ._heads import OUTPUT_HEADS as OUTPUT_HEADS
 from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralODE as NeuralODE

@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 
+from ._orbits import POINTS_PER_ORBIT
+
 
 @dataclasses.dataclass(frozen=True)
 class Segments:
@@ -33,6 +35,18 @@ def longest_finite_run(t: np.ndarray, y: np.ndarray) -> int:
     return best
 
 
+def check_segment_length(segment_length, largest: int = POINTS_PER_ORBIT) -> None:
+    """Raise `ValueError` naming `segment_length` and the valid range `[2, largest]` (`largest`:
+    the longest run of finite points in one orbit; a generated orbit has `POINTS_PER_ORBIT`)."""
+    if not isinstance(segment_length, (int, np.integer)) or isinstance(segment_length, bool):
+        raise ValueError(f"`segment_length` must be an integer, got {segment_length!r}.")
+    if segment_length < 2 or segment_length > largest:
+        raise ValueError(
+            f"`segment_length`={segment_length} yields no usable segment: it must be between 2 "
+            f"and {largest} (the longest run of finite points in one orbit)."
+        )
+
+
 def segment(t: np.ndarray, y: np.ndarray, segment_length: int) -> Segments:
     """Split each orbit (`t [n, points]`, `y [n, points, 6]`) into non-overlapping segments
     of `segment_length` points; segments that touch NaN padding are dropped.
@@ -41,13 +55,7 @@ def segment(t: np.ndarray, y: np.ndarray, segment_length: int) -> Segments:
     segment remains, so a bad sweep value fails before training rather than mid-sweep.
     """
     largest = longest_finite_run(t, y)
-    if not isinstance(segment_length, (int, np.integer)) or isinstance(segment_length, bool):
-        raise ValueError(f"`segment_length` must be an integer, got {segment_length!r}.")
-    if segment_length < 2 or segment_length > largest:
-        raise ValueError(
-            f"`segment_length`={segment_length} yields no usable segment: it must be between 2 "
-            f"and {largest} (the longest run of finite points in one orbit)."
-        )
+    check_segment_length(segment_length, largest)
     n, points = t.shape
     per_orbit = points // segment_length
     cut = per_orbit * segment_length

@@ -68,6 +68,15 @@ class TrainResult:
     first_step_s: float
     steps_per_s: float
 
+    def tree(self) -> dict:
+        """The `/history` (per step) and `/training` groups of a result file."""
+        starts = [i for i in range(len(self.phases)) if i == 0 or self.phases[i] != self.phases[i - 1]]
+        final = float(self.losses[-1]) if len(self.losses) else float("nan")
+        return {"history": {"loss": self.losses, "phase": self.phases, **self.health,
+                            "phase_starts": starts, "steps": len(self.losses)},
+                "training": {"status": self.status, "bad_step": self.bad_step, "first_step_s": self.first_step_s,
+                             "steps_per_s": self.steps_per_s, "final_loss": final}}
+
     @property
     def failed_segments(self) -> np.ndarray:
         return self.health["failed_segments"]

@@ -1,12 +1,15 @@
 import os
 import pathlib
 import sys
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("EQX_ON_ERROR", "nan")
+# The sweeps the tests create are not the user's: keep them out of the per-user sweep index.
+os.environ["HPC_STATE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="hpc-state-"))
 
 import jax  # noqa: E402
 

@@ -63,11 +63,3 @@ def test_killed_mid_write_leaves_no_file_at_the_final_path(tmp_path):
 def test_bad_status_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="`status` must be one of completed, failed, non_finite"):
         _write(tmp_path / "r.h5", status="done")
-
-
-def test_results_root(monkeypatch, tmp_path):
-    monkeypatch.delenv("SCRATCH", raising=False)
-    assert str(hpc.results_root()) == "scratch"
-    monkeypatch.setenv("SCRATCH", str(tmp_path))
-    assert hpc.results_root() == tmp_path / "neuralode-hpc"
-    assert hpc.results_root("/x/y") == hpc.results_root("/x/y")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 class HpcLauncherConf:
     _target_: str = "hydra_plugins.hpc_launcher.hpc_launcher.HpcLauncher"
     entry: str = "train:train"  # called with each run's config on the node
-    prepare: str = "train:prepare"  # config -> (run id, result path), raises on bad input
+    prepare: str = "train:prepare"  # config -> (run id, results root), raises on bad input
     wait: bool = False  # block until every run is final, then report
     plan: bool = False  # write a manifest and sbatch scripts instead of submitting
     script: str = "train.py"  # what the plain sbatch scripts run, from the working directory
@@ -46,7 +46,7 @@ class HpcLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from hpc import launch, status
+        from hpc import launch, layout, status
         from hpc.store import read_summary
         from hpc.sweep import Sweep
 
@@ -57,8 +57,8 @@ class HpcLauncher(Launcher):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 del cfg["hydra"]
-            rid, path = prepare(cfg)
-            runs.append((rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), cfg, path))
+            rid, root = prepare(cfg)
+            runs.append((rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), cfg, root))
             clusters.append(OmegaConf.to_container(cfg.cluster, resolve=True))
         by_repr = {repr(c): c for c in clusters}
         if self.plan and len(by_repr) > 1:
@@ -72,14 +72,14 @@ class HpcLauncher(Launcher):
             else:
                 launch.check(cluster)
         first = runs[0][3]
-        root = pathlib.Path(runs[0][4]).parent.parent
-        sweep = Sweep.create(root, first.experiment, self.entry, " ".join(sys.argv))
+        sweep = Sweep.create(runs[0][4], first.experiment, self.entry, " ".join(sys.argv))
         todo: dict[str, list[str]] = {}
         skipped = 0
-        for (rid, overrides, yaml_text, cfg, path), cluster in zip(runs, clusters):
+        for (rid, overrides, yaml_text, cfg, root), cluster in zip(runs, clusters):
             if rid in sweep.runs:  # overrides that change only where a run goes give the same run
                 continue
             sweep.add_run(rid, overrides, yaml_text)
+            path = layout.result_path(root, cfg.experiment, rid)
             done = path.exists() and read_summary(path).get("status") == "completed"
             if done and not cfg.get("force"):
                 skipped += 1

@@ -1,0 +1,69 @@
+"""Where a workload's files live: the one place that knows the results layout.
+
+    <results root>/<experiment>/<run id>.h5                  one result file per run
+    <results root>/<experiment>/sweeps/<sweep id>/           a sweep's record (hpc.sweep)
+
+The root is chosen by the workload (`results_root(configured, app=...)`). Every sweep created
+is also noted in a per-user index (`$HPC_STATE_DIR`, default `~/.local/state/hpc`), so that
+`hpc status latest` finds it days later wherever its root was, e.g. a cluster profile's scratch.
+"""
+
+import os
+import pathlib
+
+
+def default_app() -> str:
+    """The name of the installed distribution that ships `hpc` (here `neuralode-hpc`, from
+    pyproject.toml), so that a second workload packaging `hpc` gets roots of its own name."""
+    from importlib import metadata
+
+    return (metadata.packages_distributions().get("hpc") or ["hpc"])[0]
+
+
+def results_root(configured: str | os.PathLike | None = None, app: str | None = None) -> pathlib.Path:
+    """`configured` if given, else `$SCRATCH/<app>` when `SCRATCH` is set (`app`: default
+    `default_app()`), else `./scratch`."""
+    if configured:
+        return pathlib.Path(configured).expanduser()
+    scratch = os.environ.get("SCRATCH")
+    return pathlib.Path(scratch) / (app or default_app()) if scratch else pathlib.Path("scratch")
+
+
+def result_path(root, experiment: str, run_id: str) -> pathlib.Path:
+    """The result file of run `run_id` of `experiment`."""
+    return pathlib.Path(root) / experiment / f"{run_id}.h5"
+
+
+def sweep_dir(root, experiment: str, sweep_id: str) -> pathlib.Path:
+    """The directory of sweep `sweep_id` of `experiment`."""
+    return pathlib.Path(root) / experiment / "sweeps" / sweep_id
+
+
+def sweep_dirs(root) -> list[pathlib.Path]:
+    """Every sweep directory under `root` (those holding a `record` file are checked by the caller)."""
+    return list(pathlib.Path(root).glob("*/sweeps/*"))
+
+
+def _index() -> pathlib.Path:
+    state = os.environ.get("HPC_STATE_DIR") or pathlib.Path.home() / ".local" / "state" / "hpc"
+    return pathlib.Path(state) / "sweeps.txt"
+
+
+def remember_sweep(path) -> None:
+    """Note a new sweep directory in the per-user index (best effort: a read-only home is fine)."""
+    try:
+        index = _index()
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with open(index, "a") as handle:
+            handle.write(f"{pathlib.Path(path).resolve()}\n")
+    except OSError:
+        pass
+
+
+def remembered_sweeps() -> list[pathlib.Path]:
+    """The sweep directories in the per-user index that still exist, oldest first."""
+    try:
+        lines = _index().read_text().splitlines()
+    except OSError:
+        return []
+    return [pathlib.Path(p) for p in dict.fromkeys(lines) if p and pathlib.Path(p).is_dir()]

@@ -1,0 +1,48 @@
+"""The results layout, and finding sweeps wherever their root."""
+
+import pathlib
+
+import pytest
+
+import hpc
+from hpc import layout
+from hpc.sweep import Sweep, find
+
+
+def test_results_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("SCRATCH", raising=False)
+    assert layout.results_root() == pathlib.Path("scratch")
+    monkeypatch.setenv("SCRATCH", str(tmp_path))
+    assert layout.results_root() == tmp_path / "neuralode-hpc"  # named after the distribution
+    assert layout.results_root(app="other") == tmp_path / "other"
+    assert layout.results_root("~/r") == pathlib.Path.home() / "r"
+    assert hpc.results_root is layout.results_root
+
+
+def test_result_and_sweep_paths():
+    assert layout.result_path("/r", "exp", "abc") == pathlib.Path("/r/exp/abc.h5")
+    assert layout.sweep_dir("/r", "exp", "s1") == pathlib.Path("/r/exp/sweeps/s1")
+
+
+def test_sweeps_are_found_by_root_or_from_the_index(monkeypatch, tmp_path):
+    monkeypatch.setenv("HPC_STATE_DIR", str(tmp_path / "state"))
+    a = Sweep.create(tmp_path / "root-a", "exp", "m:f")
+    a.save()
+    b = Sweep.create(tmp_path / "root-b", "other", "m:f")
+    b.save()
+    assert b.result_path("r1") == tmp_path / "root-b" / "other" / "r1.h5"
+    # without a root: every sweep this user created, newest last, wherever its root
+    assert find("latest") == b.path
+    assert find(a.sweep_id) == a.path and find(a.sweep_id[:8], tmp_path / "root-a") == a.path
+    assert find("latest", tmp_path / "root-a") == a.path
+    with pytest.raises(FileNotFoundError, match="No sweep 'nope'"):
+        find("nope")
+    with pytest.raises(FileNotFoundError, match="recent sweeps: none"):
+        find("latest", tmp_path / "empty")
+
+
+def test_an_unwritable_index_is_not_an_error(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HPC_STATE_DIR", str(tmp_path / "file" / "sub"))
+    Sweep.create(tmp_path / "root", "exp", "m:f").save()
+    assert layout.remembered_sweeps() == []
