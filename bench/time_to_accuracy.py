@@ -54,12 +54,13 @@ def main():
         cfg = compose("config", overrides)
     config = OmegaConf.to_container(cfg, resolve=True)
     root = pathlib.Path(args.root or tempfile.mkdtemp(prefix="bench-tta-"))
-    glue._setup_jax(config, root)
     import equinox as eqx
     import jax
     import numpy as np
 
     import neuralode
+
+    neuralode.configure_jax(config["solver"]["dtype"] == "float64", root / "jax-cache")
 
     spec, phases = glue._model_spec(config), glue._phases(config)
     units = neuralode.CanonicalUnits()

@@ -5,7 +5,6 @@ import csv
 import json
 import pathlib
 import sys
-import time
 
 from . import launch, status
 from .ids import diff
@@ -23,19 +22,6 @@ def _print_states(states) -> None:
         print(f"{s.run_id}  {s.status:<9}  {s.job or '-':<12}  {s.reason}")
 
 
-def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
-    """Block until no run of `sweep` is pending or running (or `timeout_s` passes)."""
-    start = time.monotonic()
-    while True:
-        states = status.run_states(sweep)
-        counts = status.totals(states)
-        if counts["pending"] + counts["running"] == 0:
-            return states
-        if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {counts}")
-        time.sleep(interval_s)
-
-
 def cmd_status(args) -> int:
     sweep = _sweep(args)
     states = status.run_states(sweep)
@@ -49,7 +35,7 @@ def cmd_status(args) -> int:
 
 def cmd_wait(args) -> int:
     sweep = _sweep(args)
-    states = wait_for(sweep, args.interval, args.timeout)
+    states = status.wait_for(sweep, args.interval, args.timeout)
     counts = status.totals(states)
     print(f"sweep {sweep.sweep_id}: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
     return 0 if counts["failed"] + counts["lost"] == 0 else 1

@@ -6,6 +6,7 @@ valid key; `unknown_keys` and `hint` add that, for any config directory.
 
 import difflib
 import pathlib
+import sys
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
@@ -44,3 +45,10 @@ def hint(key: str, known: set[str], short_names, groups) -> str:
     mean = f" Did you mean `{close[0]}`?" if close else ""
     return (f"Unknown key `{key}`.{mean}\nValid short names: {', '.join(short_names)}.\n"
             f"Config groups: {', '.join(groups)}.")
+
+
+def explain(args: list[str], conf_dir, short_names, groups, file=sys.stderr) -> None:
+    """Print `hint` for each override key in `args` that no config under `conf_dir` defines."""
+    known = known_keys(conf_dir) | set(short_names)
+    for key in unknown_keys(args, known):
+        print(hint(key, known, short_names, groups), file=file)

@@ -11,8 +11,9 @@ True
 import hashlib
 import json
 
-# Where and how a run executes, not what it computes: excluded from its id.
-NOT_IDENTITY = ("cluster", "results_root", "force", "hydra", "experiment", "progress")
+# Where and how a run executes, not what it computes: excluded from its id. These are the
+# keys the launcher itself reads; a workload adds its own (`exclude=NOT_IDENTITY + (...)`).
+NOT_IDENTITY = ("cluster", "results_root", "force", "hydra", "experiment")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -1,26 +1,18 @@
 """Send a sweep's runs to Slurm as array jobs (via submitit), or run them in local processes."""
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import pathlib
 
-from . import slurm
+from . import layout, slurm, status
 from .sbatch import activation_lines
+from .store import read_summary
 from .sweep import Sweep
-from .task import run_task
+from .task import run_task, task_settings
 
 SUBMIT_MODES = ("auto", "slurm", "local")
-
-
-def task_settings(results_root, cluster: dict, workdir: str) -> dict:
-    """What `hpc.task.prepare_environment` needs, from a cluster profile."""
-    return {"cpus": int(cluster.get("cpus_per_task") or 1),
-            "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
-            "tmp_base": cluster.get("node_local_tmp"),
-            "cache_dir": str(pathlib.Path(results_root) / "jax-cache"),
-            "xla_flags": cluster.get("xla_flags") or "",
-            "workdir": workdir}
 
 
 def submitit_parameters(cluster: dict, job_name: str) -> dict:
@@ -67,12 +59,13 @@ def check(cluster: dict) -> str:
     return how
 
 
-def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> list[str]:
+def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: str | None = None) -> list[str]:
     """Submit `run_ids` as one array job per `MaxArraySize` (or run them locally, blocking).
+    `how` (`slurm` or `local`) is what `check(cluster)` returned; `None` checks again.
 
     **Returns:** the Slurm array job ids (empty for local runs).
     """
-    how = check(cluster)
+    how = how or check(cluster)
     settings = task_settings(sweep.results_root, cluster, workdir)
     if how == "local":
         run_local(sweep, run_ids, settings)
@@ -112,3 +105,75 @@ def run_local(sweep: Sweep, run_ids: list[str], settings: dict) -> None:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         list(pool.map(_local_worker, [(sweep.entry, sweep.config_yaml(r), settings) for r in run_ids]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One composed and checked run of a grid, as the launcher hands it over."""
+
+    run_id: str
+    overrides: list[str]
+    config_yaml: str  # the resolved config, what the node runs
+    results_root: pathlib.Path
+    experiment: str
+    cluster: dict
+    force: bool = False
+
+    @property
+    def result_path(self) -> pathlib.Path:
+        return layout.result_path(self.results_root, self.experiment, self.run_id)
+
+
+def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", plan: bool = False,
+                script: str = "train.py", wait: bool = False) -> tuple[Sweep, dict | None]:
+    """Record a sweep of `runs` and submit (or, with `plan`, write the manifest and sbatch
+    scripts of) those without a completed result, one array job per distinct cluster profile.
+
+    Every profile is checked once, before anything is written. Runs with the same id (overrides
+    that change only where a run goes) are one run. With `wait`, block until no run is active.
+
+    **Returns:** the sweep, and `{run id: RunState}` when the states are final (nothing to
+    submit, local runs, or `wait`), else `None`.
+    """
+    profiles = {repr(r.cluster): r.cluster for r in runs}
+    if plan and len(profiles) > 1:
+        raise ValueError("`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
+                         "within the grid (plan one sweep per cluster setting).")
+    modes = {}
+    for key, cluster in profiles.items():
+        if plan:
+            activation_lines(cluster.get("environment"))
+        else:
+            modes[key] = check(cluster)
+    sweep = Sweep.create(runs[0].results_root, runs[0].experiment, entry, argv)
+    todo: dict[str, list[str]] = {}
+    skipped = 0
+    for run in runs:
+        if run.run_id in sweep.runs:
+            continue
+        sweep.add_run(run.run_id, run.overrides, run.config_yaml)
+        path = run.result_path
+        if not run.force and path.exists() and read_summary(path).get("status") == "completed":
+            skipped += 1
+            continue
+        todo.setdefault(repr(run.cluster), []).append(run.run_id)
+    sweep.save()
+    print(f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, "
+          f"record in {sweep.path}", flush=True)
+    for key, run_ids in todo.items():
+        if plan:
+            from .plan import write_plan
+
+            scripts = write_plan(sweep, run_ids, profiles[key], workdir, script)
+            print(f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
+                  + "\n".join(f"  sbatch {p}" for p in scripts), flush=True)
+            continue
+        job_ids = submit(sweep, run_ids, profiles[key], workdir, modes[key])
+        if job_ids:
+            print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
+                  f"Watch with: hpc status {sweep.path}", flush=True)
+    if wait and not plan:
+        status.wait_for(sweep)
+    # local runs have finished by now; Slurm's are final only after waiting
+    final = not todo or (not plan and (wait or all(modes[key] == "local" for key in todo)))
+    return sweep, ({s.run_id: s for s in status.run_states(sweep)} if final else None)

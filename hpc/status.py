@@ -1,6 +1,7 @@
 """The state of every run of a sweep, from its result files and from Slurm."""
 
 import dataclasses
+import time
 
 from . import slurm
 from .store import read_summary
@@ -71,3 +72,16 @@ def totals(states: list[RunState]) -> dict[str, int]:
 def unfinished(states: list[RunState]) -> list[str]:
     """Runs to resubmit: failed, lost (never those pending, running or completed)."""
     return [r.run_id for r in states if r.status in ("failed", "lost")]
+
+
+def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
+    """Block until no run of `sweep` is pending or running (or `timeout_s` passes)."""
+    start = time.monotonic()
+    while True:
+        states = run_states(sweep)
+        counts = totals(states)
+        if counts["pending"] + counts["running"] == 0:
+            return states
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {counts}")
+        time.sleep(interval_s)

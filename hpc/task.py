@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import pathlib
 import sys
 import tempfile
 
@@ -16,6 +17,23 @@ class RunFailed(RuntimeError):
 PREPARED = "HPC_TASK_PREPARED"
 
 
+def task_settings(results_root, cluster: dict, workdir: str) -> dict:
+    """What `hpc.task.prepare_environment` needs, from a cluster profile."""
+    return {"cpus": int(cluster.get("cpus_per_task") or 1),
+            "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
+            "tmp_base": cluster.get("node_local_tmp"),
+            "cache_dir": str(pathlib.Path(results_root) / "jax-cache"),
+            "xla_flags": cluster.get("xla_flags") or "",
+            "workdir": workdir}
+
+
+def prepare_batch_task(results_root, cluster: dict, workdir: str) -> None:
+    """In a task started by plain `sbatch` (not through submitit), apply the same hygiene as
+    `run_task` before the workload imports JAX; outside Slurm, do nothing."""
+    if slurm_info():
+        prepare_environment(task_settings(results_root, cluster, workdir))
+
+
 def prepare_environment(settings: dict) -> None:
     """Apply `task_environment` and a private temporary directory to this process (once).
 
@@ -25,7 +43,7 @@ def prepare_environment(settings: dict) -> None:
     if os.environ.get(PREPARED):
         return
     info = slurm_info()
-    name = "neuralode-hpc-" + (f"{info['array_job_id']}_{info['array_task_id']}"
+    name = "hpc-task-" + (f"{info['array_job_id']}_{info['array_task_id']}"
                                if "array_task_id" in info else str(os.getpid()))
     tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
     cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)

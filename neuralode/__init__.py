@@ -11,10 +11,11 @@ from ._orbits import MU_EARTH as MU_EARTH, R_EARTH as R_EARTH, ElementRanges as 
 from ._orbits import POINTS_PER_ORBIT as POINTS_PER_ORBIT
 from ._orbits import generate_orbits as generate_orbits, solve_kepler as solve_kepler
 from ._orbits import angular_momentum as angular_momentum, specific_energy as specific_energy
+from ._setup import configure_jax as configure_jax
 from ._units import CanonicalUnits as CanonicalUnits
 from ._datasets import OrbitDataset as OrbitDataset, dataset_name as dataset_name
 from ._datasets import family_ranges as family_ranges, load_or_generate as load_or_generate
-from ._datasets import dataset_path as dataset_path
+from ._datasets import dataset_path as dataset_path, train_and_test_sets as train_and_test_sets
 from ._segments import Segments as Segments, check_segment_length as check_segment_length
 from ._segments import segment as segment
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
@@ -29,3 +30,4 @@ from ._train import train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
 from ._metrics import true_acceleration as true_acceleration
 from ._io import load_model as load_model, save_model as save_model
+from ._report import report as report, scalars as scalars

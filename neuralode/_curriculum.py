@@ -18,6 +18,7 @@ class Phase:
     lr_end: float | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "length", tuple(self.length))  # a config gives a list
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"phase `steps` must be a positive integer, got {self.steps!r}.")
         if not self.lr > 0:

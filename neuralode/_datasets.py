@@ -119,3 +119,14 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def train_and_test_sets(root, family: str, planar: bool, n_train: int, *, train_seed: int = 0,
+                        test_seed: int = 1, test_sizes=(1, 10, 100),
+                        **ranges) -> tuple[OrbitDataset, list[OrbitDataset]]:
+    """The training set of `n_train` orbits and one test set per size in `test_sizes`, from
+    the family's element ranges with `ranges` overrides (`a=(low, high)`, ...; `None` keeps
+    the family's), each loaded from the cache under `root` or generated once."""
+    chosen = family_ranges(family, planar, **ranges)
+    train = load_or_generate(root, family, planar, n_train, train_seed, "train", chosen)
+    return train, [load_or_generate(root, family, planar, n, test_seed, "test", chosen) for n in test_sizes]

@@ -73,4 +73,4 @@ def test_run_id_ignores_where_it_ran():
     a = _compose()
     b = _compose("results_root=/elsewhere", "progress=off", "experiment=x")
     c = _compose("width=32")
-    assert train.result_path(a)[0] == train.result_path(b)[0] != train.result_path(c)[0]
+    assert train.place(a)[0] == train.place(b)[0] != train.place(c)[0]

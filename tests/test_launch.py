@@ -75,3 +75,27 @@ def test_without_slurm_a_sweep_runs_locally(results):
     assert "running 2 runs locally" in done.stdout
     assert len(list((results / "loc").glob("*.h5"))) == 2
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
+
+
+def test_start_sweep_without_hydra(tmp_path, capsys):
+    """Dedupe, skip completed runs, run the rest locally, and report final states."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "tiny_app.py").write_text(
+        "from hpc.store import write_result\n"
+        "def run(cfg):\n"
+        f"    write_result('{tmp_path}/root/exp/' + cfg.rid + '.h5', status='completed', run_id=cfg.rid,\n"
+        "                 config={}, config_yaml='', metadata={})\n"
+        "    return {'status': 'completed', 'run_id': cfg.rid}\n")
+    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
+    root = tmp_path / "root"
+    runs = [launch.Run(rid, [f"x={rid}"], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "a")]
+    write_result(runs[0].result_path, status="completed", run_id="a", config={}, config_yaml="", metadata={})
+    sweep, states = launch.start_sweep(runs, entry="tiny_app:run", workdir=str(tmp_path / "work"))
+    assert list(sweep.runs) == ["a", "b"] and "1 already completed" in capsys.readouterr().out
+    assert {rid: s.status for rid, s in states.items()} == {"a": "completed", "b": "completed"}
+    assert [s["runs"] for s in sweep.submissions] == [["b"]]
+
+    varied = [runs[0], launch.Run("c", [], "", root, "exp", {**local, "cpus_per_task": 2})]
+    with pytest.raises(ValueError, match="one manifest per sweep"):
+        launch.start_sweep(varied, entry="tiny_app:run", workdir=str(tmp_path), plan=True)
+    assert len(list((root / "exp" / "sweeps").iterdir())) == 1  # nothing written by the refusal

@@ -2,7 +2,8 @@
 
 Unlike Hydra's stock submitit launcher it does not wait for the jobs and does not raise when a
 run fails: the sweep record under the results root is what `hpc status/failed/resubmit` read.
-Hydra only looks for launchers in the `hydra_plugins` package; the work is done by `hpc`.
+Hydra only looks for launchers in the `hydra_plugins` package. This plugin composes each
+run's config and checks it with the app's `prepare`; `hpc.launch.start_sweep` does the rest.
 """
 
 import dataclasses
@@ -46,70 +47,27 @@ class HpcLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from hpc import launch, layout, status
-        from hpc.store import read_summary
-        from hpc.sweep import Sweep
+        from hpc.launch import Run, start_sweep
 
         prepare = _load(self.prepare)
-        # Compose and check every run before anything is submitted or written.
-        runs, clusters = [], []
-        for overrides in job_overrides:
+        runs, cfgs = [], []
+        for overrides in job_overrides:  # compose and check every run before anything is written
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 del cfg["hydra"]
             rid, root = prepare(cfg)
-            runs.append((rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), cfg, root))
-            clusters.append(OmegaConf.to_container(cfg.cluster, resolve=True))
-        by_repr = {repr(c): c for c in clusters}
-        if self.plan and len(by_repr) > 1:
-            raise ValueError("`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
-                             "within the grid (plan one sweep per cluster setting).")
-        for cluster in by_repr.values():
-            if self.plan:
-                from hpc.sbatch import activation_lines
-
-                activation_lines(cluster.get("environment"))
-            else:
-                launch.check(cluster)
-        first = runs[0][3]
-        sweep = Sweep.create(runs[0][4], first.experiment, self.entry, " ".join(sys.argv))
-        todo: dict[str, list[str]] = {}
-        skipped = 0
-        for (rid, overrides, yaml_text, cfg, root), cluster in zip(runs, clusters):
-            if rid in sweep.runs:  # overrides that change only where a run goes give the same run
-                continue
-            sweep.add_run(rid, overrides, yaml_text)
-            path = layout.result_path(root, cfg.experiment, rid)
-            done = path.exists() and read_summary(path).get("status") == "completed"
-            if done and not cfg.get("force"):
-                skipped += 1
-                continue
-            todo.setdefault(repr(cluster), []).append(rid)
-        sweep.save()
-        print(f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, "
-              f"record in {sweep.path}", flush=True)
+            runs.append(Run(rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), pathlib.Path(root),
+                            cfg.experiment, OmegaConf.to_container(cfg.cluster, resolve=True),
+                            bool(cfg.get("force"))))
+            cfgs.append(cfg)
         workdir = str(pathlib.Path.cwd())
-        for key, run_ids in todo.items():
-            if self.plan:
-                from hpc.plan import write_plan
-
-                scripts = write_plan(sweep, run_ids, by_repr[key], workdir, self.script)
-                print(f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
-                      + "\n".join(f"  sbatch {p}" for p in scripts), flush=True)
-                continue
-            job_ids = launch.submit(sweep, run_ids, by_repr[key], workdir)
-            if job_ids:
-                print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
-                      f"Watch with: hpc status {sweep.path}", flush=True)
-        if self.wait and not self.plan:
-            from hpc.cli import wait_for
-
-            wait_for(sweep)
-        states = {s.run_id: s for s in status.run_states(sweep)} if not todo or self.wait else {}
+        _, states = start_sweep(runs, entry=self.entry, workdir=workdir, argv=" ".join(sys.argv),
+                                plan=self.plan, script=self.script, wait=self.wait)
         returns = []
-        for rid, overrides, _, cfg, _ in runs:
-            ret = JobReturn(overrides=overrides, cfg=cfg, hydra_cfg=self.config, working_dir=workdir,
+        for run, cfg in zip(runs, cfgs):
+            ret = JobReturn(overrides=run.overrides, cfg=cfg, hydra_cfg=self.config, working_dir=workdir,
                             task_name="train", status=JobStatus.COMPLETED)
-            ret.return_value = {"run_id": rid, "status": states[rid].status if rid in states else "submitted"}
+            ret.return_value = {"run_id": run.run_id,
+                                "status": states[run.run_id].status if states else "submitted"}
             returns.append(ret)
         return returns
