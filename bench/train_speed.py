@@ -128,7 +128,7 @@ def accuracy(model, plain_model, t, y, lanes):
         return float(np.nanmax(err)), int(np.sum(~np.isfinite(err).all(axis=1)))
 
     plain, _ = eqx.filter_jit(lambda m, t, y0: jax.vmap(m.solve)(t, y0))(plain_model, t, y[:, 0])
-    ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], lanes=lanes)[0])(model, t, y[:, 0])
+    ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], chunk_size=lanes)[0])(model, t, y[:, 0])
     (p_err, p_fail), (o_err, o_fail) = rel(plain), rel(ours)
     return {"straightforward_max_rel_error": p_err, "straightforward_failed": p_fail,
             "ours_max_rel_error": o_err, "ours_failed": o_fail}
@@ -197,17 +197,17 @@ def main():
     model, t, y = setup(args.dtype, root, args.pcoeff, args.icoeff, args.adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     ours = neuralode.make_step("percent_error", optim, 256, args.chunk_size)
-    difficulty = jnp.zeros(t.shape[0], jnp.int32)
+    effort = jnp.zeros(t.shape[0], jnp.int32)
     state = optim.init(eqx.filter(model, eqx.is_array))
     key = jax.random.PRNGKey(1)
     for i in range(args.warmup_steps):
-        _, _, model, state, difficulty = ours(model, state, t, y, difficulty, jnp.asarray(18), jax.random.fold_in(key, i))
+        _, _, model, state, effort = ours(model, state, t, y, effort, jnp.asarray(18), jax.random.fold_in(key, i))
     keys = [jax.random.fold_in(jax.random.PRNGKey(2), i) for i in range(args.steps)]
     out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256],
                                              args.chunk_size)
 
     plain = straightforward_step(optim, 256)
-    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": difficulty, "failed": 0}
+    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": effort, "failed": 0}
     plain_model = with_default_controller(model)
     plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 

@@ -6,7 +6,8 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
+
+from .atomic import atomic_path
 
 
 def active_environment(environ=None, prefix: str | None = None, base_prefix: str | None = None) -> tuple[str, pathlib.Path]:
@@ -62,15 +63,9 @@ def pack(root, environ=None) -> tuple[pathlib.Path, bool]:
     if not tool.exists():
         raise ValueError(f"`{tool.name}` is not installed in this environment: "
                          f"`pip install {tool.name}` (or `conda install -c conda-forge {tool.name}`).")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp.tar.gz")
-    os.close(fd)
-    try:
-        cmd = pack_command(kind, prefix, pathlib.Path(tmp))
+    with atomic_path(out, suffix=".tmp.tar.gz") as tmp:
+        cmd = pack_command(kind, prefix, tmp)
         subprocess.run([str(tool), *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
         (out.parent / f"{out.name[:-len('.tar.gz')]}.json").write_text(
             json.dumps({"kind": kind, "prefix": str(prefix), "lock": lock}, indent=1))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out, True

@@ -8,14 +8,13 @@ Layout (every group optional except the root attributes):
     /<any group>      nested dicts: numbers and strings become attributes, arrays datasets
 """
 
-import os
 import pathlib
-import tempfile
 from collections.abc import Callable
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_path
 from .ids import flatten
 
 FORMAT = "neuralode-hpc-result/1"
@@ -53,25 +52,15 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
     if status not in STATUSES:
         raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {status!r}.")
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update({"format": FORMAT, "status": status, "run_id": run_id, "message": message})
-            cfg = f.create_group("config")
-            cfg.attrs.update({k: _attr(v) for k, v in flatten(config).items()})
-            cfg.create_dataset("yaml", data=config_yaml)
-            _write_tree(f.create_group("metadata"), metadata)
-            _write_tree(f, tree or {})
-            if extra is not None:
-                extra(f)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update({"format": FORMAT, "status": status, "run_id": run_id, "message": message})
+        cfg = f.create_group("config")
+        cfg.attrs.update({k: _attr(v) for k, v in flatten(config).items()})
+        cfg.create_dataset("yaml", data=config_yaml)
+        _write_tree(f.create_group("metadata"), metadata)
+        _write_tree(f, tree or {})
+        if extra is not None:
+            extra(f)
     return path
 
 

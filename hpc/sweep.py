@@ -5,9 +5,9 @@ import datetime
 import json
 import os
 import pathlib
-import tempfile
 
 from . import layout
+from .atomic import atomic_path
 
 RECORD = "sweep.json"
 
@@ -74,10 +74,8 @@ class Sweep:
 
     def save(self) -> None:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k != "path"}
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".sweep.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, default=str)
-        os.replace(tmp, self.path / RECORD)
+        with atomic_path(self.path / RECORD, fsync=False) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, default=str))
 
 
 def find(name: str, results_root=None) -> pathlib.Path:
@@ -88,7 +86,9 @@ def find(name: str, results_root=None) -> pathlib.Path:
     if (candidate / RECORD).exists():
         return candidate
     found = layout.remembered_sweeps() if results_root is None else layout.sweep_dirs(results_root)
-    sweeps = sorted((p for p in found if (p / RECORD).exists()), key=lambda p: p.name)
+    # oldest first; two sweeps created within one second share their id's time stamp
+    sweeps = sorted((p for p in found if (p / RECORD).exists()),
+                    key=lambda p: json.loads((p / RECORD).read_text()).get("created", ""))
     if name == "latest" and sweeps:
         return sweeps[-1]
     for path in reversed(sweeps):

@@ -10,7 +10,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from ._orbits import FAMILIES, POINTS_PER_ORBIT, ElementRanges, generate_orbits
+from ._orbits import FAMILIES, MU_EARTH, POINTS_PER_ORBIT, ElementRanges, generate_orbits
 from ._registry import lookup
 
 
@@ -104,7 +104,7 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
                 "name": name, "params_hash": _params_hash(params), "params_json": json.dumps(params),
                 "family": params["family"], "planar": params["planar"], "seed": params["seed"],
                 "n_orbits": params["n_orbits"], "units": "km, km/s, s",
-                "mu_km3_s2": 398600.4418,
+                "mu_km3_s2": MU_EARTH,
             })
             for key, (low, high) in ((k, v) for k, v in params["ranges"].items() if k != "nu0"):
                 f.attrs[f"range_{key}"] = [low, high]

@@ -13,10 +13,10 @@ an adaptive solve is the derivative of a fixed-step solve on the step grid it ch
 2. in the reverse pass walks those steps backwards, taking `jax.vjp` of one solver step (and of
    the dense-output interpolation that produced the saved points inside it) at a time.
 
-The reverse pass keeps `lanes` segments in flight. A lane that reaches the start of its segment
+The reverse pass keeps `chunk_size` segments in flight, one per lane. A lane that reaches the start of its segment
 takes the next one from a queue ordered longest first, so lanes do not idle while a few long
-segments finish: the number of iterations is about the total accepted steps over `lanes`
-rather than the longest segment's count. The forward solves run in groups of `lanes`
+segments finish: the number of iterations is about the total accepted steps over `chunk_size`
+rather than the longest segment's count. The forward solves run in groups of `chunk_size`
 segments ordered by `effort` (their step counts when last seen), for the same reason.
 
 Values and gradients equal those of differentiating `diffeqsolve` itself (to rounding).
@@ -35,25 +35,25 @@ def _divisor(total: int, wanted: int) -> int:
     return size
 
 
-def map_in_groups(fn, arrays, effort, size):
-    """`jax.lax.map` `fn` over groups of `size` segments (a divisor of the batch), the segments
+def map_in_groups(fn, arrays, effort, chunk_size):
+    """`jax.lax.map` `fn` over groups of `chunk_size` segments (a divisor of the batch), the segments
     ordered by `effort` so that like goes with like: a vmapped adaptive solve runs every member
     for as many steps as its slowest one. Returns `fn`'s outputs, stacked per group, and
-    `ungroup`, which puts a per-segment output `[groups, size, ...]` back in batch order."""
+    `ungroup`, which puts a per-segment output `[groups, chunk_size, ...]` back in batch order."""
     order = jnp.argsort(effort)
-    outputs = jax.lax.map(fn, tuple(a[order].reshape((-1, size) + a.shape[1:]) for a in arrays))
+    outputs = jax.lax.map(fn, tuple(a[order].reshape((-1, chunk_size) + a.shape[1:]) for a in arrays))
     back = jnp.argsort(order)
     return outputs, lambda a: a.reshape((-1,) + a.shape[2:])[back]
 
 
-def solve_batch(model, ts, y0, t1, *, lanes: int = 128, effort=None):
+def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     """Integrate `B` segments from `y0 [B, n]` at `ts[:, 0]` to `t1 [B]`, saving at
     `min(ts, t1)` (`ts [B, L]`).
 
     Returns `(ys [B, L, n], ok [B], accepted [B], attempted [B])`. `ys` is differentiable with
     respect to the model's arrays (see the module docstring). A segment whose solve failed
     (`max_steps` reached, or a non-finite value) has `ok` False, NaN in `ys` and contributes
-    nothing to the gradient. `effort [B]` orders the forward groups; `lanes` is rounded down
+    nothing to the gradient. `effort [B]` orders the forward groups; `chunk_size` is rounded down
     to a divisor of `B` for the forward groups.
     """
     params, static = eqx.partition(model, eqx.is_array)
@@ -62,7 +62,7 @@ def solve_batch(model, ts, y0, t1, *, lanes: int = 128, effort=None):
     frozen = eqx.combine(jax.lax.stop_gradient(params), static)
     grouped, ungroup = map_in_groups(lambda args: jax.vmap(frozen.solve_steps)(*args), (save, y0, t1),
                                      jnp.zeros(batch, jnp.int32) if effort is None else effort,
-                                     _divisor(batch, lanes))
+                                     _divisor(batch, chunk_size))
     ys, step_t, step_y, accepted, attempted, success = map(ungroup, grouped)
     ok = success & jnp.all(jnp.isfinite(ys), axis=(1, 2))
     accepted = jnp.where(ok, accepted, 0)
@@ -78,7 +78,7 @@ def solve_batch(model, ts, y0, t1, *, lanes: int = 128, effort=None):
     # diffrax evaluates a save time in the first step that ends at or after it.
     step_of_save = jax.vmap(lambda g, s, n: jnp.clip(jnp.searchsorted(g[1:], s, side="left"), 0,
                                                      jnp.maximum(n - 1, 0)))(grid, save, accepted)
-    replay = _replay_vjp(static, min(lanes, batch))
+    replay = _replay_vjp(static, min(chunk_size, batch))
     return replay(params, ys, (grid, starts, save, step_of_save, accepted)), ok, accepted, attempted
 
 

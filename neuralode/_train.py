@@ -110,15 +110,15 @@ def optimizer(clip: float | None):
 
 
 def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: float = 1.0):
-    """A jitted training step `(model, opt_state, t, y, difficulty, n_used, key) ->
-    (loss, health, model, opt_state, difficulty)`; `health` maps each name of `HEALTH` to a
+    """A jitted training step `(model, opt_state, t, y, effort, n_used, key) ->
+    (loss, health, model, opt_state, effort)`; `health` maps each name of `HEALTH` to a
     scalar (`failed_segments` counts the segments whose solve failed and were left out of the
     step); the loss is NaN when every one failed or the gradient is not finite.
 
-    `difficulty` holds each segment's solver step count when it was last seen. With the
+    `effort` holds each segment's solver step count when it was last seen. With the
     model's default `replay` adjoint the batch goes through `solve_batch` (`chunk_size` lanes).
     Other adjoints differentiate `diffeqsolve` itself, in chunks of `chunk_size` segments
-    (rounded down to a divisor of `batch_size`) ordered by difficulty (`map_in_groups`); a
+    (rounded down to a divisor of `batch_size`) ordered by effort (`map_in_groups`); a
     chunk whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
     """
     loss_fn = lookup(LOSSES, loss, "loss")
@@ -130,16 +130,16 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
 
     batch_loss = jax.vmap(segment_loss, (0, 0, 0, None))
 
-    def replay_grads(model, t, y, difficulty, n_used):
+    def replay_grads(model, t, y, effort, n_used):
         def total(model):
-            ys, ok, _, attempted = solve_batch(model, t, y[:, 0], t[:, n_used - 1], lanes=chunk_size,
-                                               effort=difficulty)
+            ys, ok, _, attempted = solve_batch(model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size,
+                                               effort=effort)
             return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
 
         (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
         return value, n_good, grads, attempted
 
-    def chunked_grads(model, t, y, difficulty, n_used):
+    def chunked_grads(model, t, y, effort, n_used):
         params, static = eqx.partition(model, eqx.is_array)
 
         def chunk_loss(params, t, y):
@@ -153,19 +153,19 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
             grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
             return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
 
-        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), difficulty, chunk_size)
+        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), effort, chunk_size)
         grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
         return jnp.sum(values), jnp.sum(n_good), grads, ungroup(steps)
 
     @eqx.filter_jit
-    def step(model, opt_state, t_all, y_all, difficulty, n_used, key):
+    def step(model, opt_state, t_all, y_all, effort, n_used, key):
         count = t_all.shape[0]
         if batch_size <= count:
             idx = jax.random.permutation(key, count)[:batch_size]
         else:
             idx = jax.random.randint(key, (batch_size,), 0, count)
         grads_of = replay_grads if model.spec.adjoint == "replay" else chunked_grads
-        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], difficulty[idx], n_used)
+        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], effort[idx], n_used)
         finite = _all_finite(grads)
         scale = 1.0 / jnp.maximum(n_good, 1)
         value = jnp.where((n_good > 0) & finite, total * scale, jnp.nan)
@@ -175,7 +175,7 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
         health = {"grad_norm": optax.tree.norm(grads), "update_norm": optax.tree.norm(updates),
                   "failed_segments": batch_size - n_good, "solver_steps": jnp.mean(steps),
                   "moment_max": _moment_max(opt_state)}
-        return value, health, model, opt_state, difficulty.at[idx].set(steps)
+        return value, health, model, opt_state, effort.at[idx].set(steps)
 
     return step
 
@@ -231,7 +231,7 @@ def train(
     for p, phase in enumerate(curriculum):
         seg = segments[phase.segment_length]
         t_all, y_all = jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
-        difficulty = jnp.zeros(seg.count, jnp.int32)
+        effort = jnp.zeros(seg.count, jnp.int32)
         opt_state = optim.init(eqx.filter(model, eqx.is_array))
         watch = StallWatch(stall, n_params) if stall is not None else None
         for s in range(phase.steps):
@@ -239,8 +239,8 @@ def train(
             lr = phase.lr_at(s)
             opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype)
             tic = time.perf_counter()
-            value, stats, new_model, new_state, new_difficulty = step(
-                model, opt_state, t_all, y_all, difficulty, jnp.asarray(phase.points_used(s)), sub
+            value, stats, new_model, new_state, new_effort = step(
+                model, opt_state, t_all, y_all, effort, jnp.asarray(phase.points_used(s)), sub
             )
             value = float(value)
             if start is None:
@@ -249,7 +249,7 @@ def train(
             if not np.isfinite(value):
                 status, bad_step = "non_finite", len(losses)
                 break
-            model, opt_state, difficulty = new_model, new_state, new_difficulty
+            model, opt_state, effort = new_model, new_state, new_effort
             losses.append(value)
             phases.append(p)
             for name in HEALTH:

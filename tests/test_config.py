@@ -16,7 +16,7 @@ def _compose(*overrides):
         return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
 
 
-@pytest.mark.parametrize("group", ["dataset", "model", "curriculum", "loss"])
+@pytest.mark.parametrize("group", ["dataset", "model", "curriculum", "loss", "cluster"])
 def test_every_option_composes(group):
     options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
     assert options

@@ -138,7 +138,7 @@ def test_solve_batch_matches_differentiating_diffeqsolve(orbits):
         return jnp.sum(loss(y, jnp.concatenate(ys), 6))
 
     def replayed(m, lanes):
-        ys, ok, accepted, attempted = neuralode.solve_batch(m, t, y[:, 0], t1, lanes=lanes)
+        ys, ok, accepted, attempted = neuralode.solve_batch(m, t, y[:, 0], t1, chunk_size=lanes)
         assert bool(jnp.all(ok)) and bool(jnp.all((0 < accepted) & (accepted <= attempted)))
         return jnp.sum(loss(y, ys, 6))
 
@@ -155,7 +155,7 @@ def test_solve_batch_leaves_a_failed_segment_out_of_the_gradient(orbits):
     loss = neuralode.LOSSES["percent_error"]
 
     def total(m, y, weight):
-        ys, ok, _, _ = neuralode.solve_batch(m, t, y[:, 0], t[:, -1], lanes=3)
+        ys, ok, _, _ = neuralode.solve_batch(m, t, y[:, 0], t[:, -1], chunk_size=3)
         safe = jnp.where(ok[:, None, None], ys, y)
         return jnp.sum(weight * jnp.where(ok, jax.vmap(loss, (0, 0, None))(y, safe, 8), 0.0)), ok
 

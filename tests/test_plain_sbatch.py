@@ -7,7 +7,7 @@ import sys
 import h5py
 import pytest
 
-from conftest import ROOT, hpc_cli, run_train
+from conftest import hpc_cli, run_train
 from hpc.sweep import Sweep, find
 from test_slurm import GRID_TINY, _wait
 
