@@ -26,25 +26,32 @@ import tempfile
 import time
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
 
 
 def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoint: str = "replay"):
-    import jax
+    """The reference model (initial weights of seed 0) and its training segments, from the
+    config `python train.py` composes, with the solver settings given."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    import train as glue
+
+    overrides = [f"solver.dtype={dtype}", f"solver.pcoeff={pcoeff}", f"solver.icoeff={icoeff}",
+                 f"solver.adjoint={adjoint}"]
+    with initialize_config_dir(os.path.join(ROOT, "conf"), version_base="1.3"):
+        config = OmegaConf.to_container(compose("config", overrides), resolve=True)
+    import jax
     import jax.numpy as jnp
 
     import neuralode
 
-    data = neuralode.load_or_generate(root, "complex", True, 10, 0, "train")
+    neuralode.configure_jax(dtype == "float64")
+    data = neuralode.train_and_test_sets(root, n_train=config["n_orbits"], **{**config["dataset"], "test_sizes": []})[0]
     t, y = neuralode.CanonicalUnits().to_canonical(data.t, data.y)
-    seg = neuralode.segment(t, y, 18)
-    spec = neuralode.ModelSpec(width=64, depth=2, activation="leaky_relu", feature_layer="sph_4D_rinv_vel",
-                               output_head="logmag_unit_exp", solver="tsit5", rtol=1e-6, atol=1e-8, dtype=dtype,
-                               pcoeff=pcoeff, icoeff=icoeff, adjoint=adjoint)
-    model = neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0))
+    seg = neuralode.segment(t, y, config["segment_length"])
+    model = neuralode.NeuralODE(glue._model_spec(config), key=jax.random.PRNGKey(0))
     return model, jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
 
 

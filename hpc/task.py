@@ -28,9 +28,10 @@ def task_settings(results_root, cluster: dict, workdir: str) -> dict:
 
 
 def prepare_batch_task(results_root, cluster: dict, workdir: str) -> None:
-    """In a task started by plain `sbatch` (not through submitit), apply the same hygiene as
-    `run_task` before the workload imports JAX; outside Slurm, do nothing."""
-    if slurm_info():
+    """In an array task started by plain `sbatch` (`jobs/` templates), apply the same hygiene
+    as `run_task` before the workload imports JAX. Elsewhere, an interactive `salloc` shell
+    included, do nothing: the user's own thread settings stand."""
+    if "array_task_id" in slurm_info():
         prepare_environment(task_settings(results_root, cluster, workdir))
 
 
