@@ -24,6 +24,7 @@ CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
                "segment_length", "n_orbits", "seed", "rtol", "atol", "clip", "planar_constraint")
 GROUPS = ("dataset", "model", "curriculum", "loss", "cluster")
+FILE_FORMAT = "neuralode-hpc-result/1"  # the root `format` attribute of every result file
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
 
 
@@ -101,7 +102,7 @@ def train(cfg: DictConfig) -> dict:
     rid, _, path = place(config)
     return hpc.execute(path, lambda: _work(config), run_id=rid, config=config,
                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), packages=PACKAGES,
-                       source_dir=CONF_DIR.parent, force=bool(config.get("force")))
+                       source_dir=CONF_DIR.parent, force=bool(config.get("force")), file_format=FILE_FORMAT)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

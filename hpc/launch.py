@@ -77,10 +77,8 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: s
         python = python or "python"  # the activated environment's, not this process's
     executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
     executor.update_parameters(**submitit_parameters(cluster, f"{sweep.experiment}-{sweep.sweep_id}"))
-    size = slurm.max_array_size()
     job_ids = []
-    for start in range(0, len(run_ids), size):
-        part = run_ids[start:start + size]
+    for _, part in slurm.array_parts(run_ids):
         with executor.batch():
             jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for r in part]
         # submitit sends a batch of one as a plain job: its task id has no array index

@@ -13,7 +13,7 @@ import pathlib
 
 
 def default_app() -> str:
-    """The name of the installed distribution that ships `hpc` (here `neuralode-hpc`, from
+    """The name of the installed distribution that ships `hpc` (`[project] name` in its
     pyproject.toml), so that a second workload packaging `hpc` gets roots of its own name."""
     from importlib import metadata
 

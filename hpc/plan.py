@@ -21,10 +21,8 @@ def write_plan(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, sc
     lines = [shlex.join(sweep.runs[r]["overrides"]) for r in run_ids]
     (sweep.path / "manifest.txt").write_text("".join(line + "\n" for line in lines))
     (sweep.path / "slurm").mkdir(exist_ok=True)
-    size = max_array_size or (slurm.max_array_size() if slurm.available() else 1001)
     scripts = []
-    for part, start in enumerate(range(0, len(run_ids), size)):
-        runs = run_ids[start:start + size]
+    for part, (start, runs) in enumerate(slurm.array_parts(run_ids, max_array_size)):
         name = f"{sweep.experiment}-{sweep.sweep_id}-p{part}"
         throttle = min(int(cluster.get("array_parallelism") or len(runs)), len(runs))
         lines = directives(

@@ -21,7 +21,7 @@ from importlib import metadata
 import h5py
 
 from .slurmenv import slurm_info
-from .store import read_summary, write_result
+from .store import FORMAT, read_summary, write_result
 
 
 @dataclasses.dataclass
@@ -60,12 +60,12 @@ def git_commit(source_dir) -> str:
 
 
 def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, config_yaml: str,
-            packages=(), source_dir=None, force: bool = False) -> dict:
+            packages=(), source_dir=None, force: bool = False, file_format: str = FORMAT) -> dict:
     """Run `work` once for the run whose result file is `path`, and write that file atomically.
 
     A completed result already at `path` skips the run (unless `force`). Provenance (versions
     of `packages`, the git commit of `source_dir`, host, Python, times, Slurm ids, argv) goes
-    to `/metadata`. If `work` raises, a `failed` result with the traceback is written and the
+    to `/metadata`; the root attribute `format` is `file_format`. If `work` raises, a `failed` result with the traceback is written and the
     exception propagates.
 
     **Returns:** `{"status", "run_id", "path", **outcome.summary}`; `status` is `skipped` when
@@ -84,7 +84,8 @@ def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, con
         meta.update(outcome.metadata, end_time=datetime.datetime.now().astimezone().isoformat(),
                     wall_time_s=time.monotonic() - tic)
         write_result(path, status=outcome.status, config=config, config_yaml=config_yaml, run_id=run_id,
-                     metadata=meta, tree=outcome.tree, message=outcome.message, extra=outcome.extra)
+                     metadata=meta, tree=outcome.tree, message=outcome.message, extra=outcome.extra,
+                     file_format=file_format)
         print(f"Result ({outcome.status}) written to {path}")
 
     try:

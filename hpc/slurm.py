@@ -31,9 +31,22 @@ def config() -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"^(\w+)\s+=\s+(.*)$", out, re.M)}
 
 
+SLURM_DEFAULT_MAX_ARRAY_SIZE = 1001
+
+
 def max_array_size() -> int:
-    """The cluster's MaxArraySize (array indices go 0 .. MaxArraySize - 1)."""
-    return int(config().get("MaxArraySize", "1001"))
+    """The cluster's MaxArraySize (array indices go 0 .. MaxArraySize - 1); Slurm's default
+    where no controller answers (a plan written on a machine without Slurm)."""
+    if not available():
+        return SLURM_DEFAULT_MAX_ARRAY_SIZE
+    return int(config().get("MaxArraySize", str(SLURM_DEFAULT_MAX_ARRAY_SIZE)))
+
+
+def array_parts(items: list, size: int | None = None) -> list[tuple[int, list]]:
+    """`items` split into arrays of at most `size` (default `max_array_size()`), each with the
+    offset of its first item."""
+    size = size or max_array_size()
+    return [(start, items[start:start + size]) for start in range(0, len(items), size)]
 
 
 def partitions() -> dict[str, int]:

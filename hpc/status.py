@@ -38,7 +38,7 @@ def run_states(sweep: Sweep) -> list[RunState]:
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_submission(run_id)
-        job = tasks[latest[0]][latest[2]] if latest is not None and tasks[latest[0]] else ""
+        job = tasks[latest.position][latest.index] if latest is not None and tasks[latest.position] else ""
         slurm_state = states.get(job) if job else None
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
@@ -53,9 +53,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
                 out.append(RunState(run_id, "failed", summary.get("message") or status, job))
         elif latest is None:
             out.append(RunState(run_id, "lost", "never submitted", job))
-        elif latest[1]["kind"] == "manifest" and not job:
+        elif latest.submission["kind"] == "manifest" and not job:
             out.append(RunState(run_id, "lost", f"no result and no Slurm task: submitted with "
-                                                f"`sbatch {latest[1].get('script')}`?", job))
+                                                f"`sbatch {latest.submission.get('script')}`?", job))
         elif slurm_state in slurm.FINAL_FAILED:
             out.append(RunState(run_id, "failed", f"Slurm {slurm_state}", job))
         elif slurm_state == "COMPLETED":

@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import atomic_path
 from .ids import flatten
 
-FORMAT = "neuralode-hpc-result/1"
+FORMAT = "hpc-result/1"  # a workload may name its own (`write_result(..., file_format=...)`)
 STATUSES = ("completed", "failed", "non_finite", "stalled")
 
 
@@ -43,7 +43,7 @@ def _write_tree(group: h5py.Group, tree: dict) -> None:
 
 def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: str,
                  metadata: dict, tree: dict | None = None, message: str = "",
-                 extra: Callable[[h5py.File], None] | None = None) -> pathlib.Path:
+                 extra: Callable[[h5py.File], None] | None = None, file_format: str = FORMAT) -> pathlib.Path:
     """Write a result file at `path` via a temporary file and an atomic rename, so the final
     path never holds a half-written file, even if the process is killed mid-write.
 
@@ -53,7 +53,7 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
         raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {status!r}.")
     path = pathlib.Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs.update({"format": FORMAT, "status": status, "run_id": run_id, "message": message})
+        f.attrs.update({"format": file_format, "status": status, "run_id": run_id, "message": message})
         cfg = f.create_group("config")
         cfg.attrs.update({k: _attr(v) for k, v in flatten(config).items()})
         cfg.create_dataset("yaml", data=config_yaml)

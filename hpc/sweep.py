@@ -5,11 +5,20 @@ import datetime
 import json
 import os
 import pathlib
+import typing
 
 from . import layout
 from .atomic import atomic_path
 
 RECORD = "sweep.json"
+
+
+class Placement(typing.NamedTuple):
+    """A run's place in a sweep's submissions."""
+
+    position: int  # in `Sweep.submissions`
+    submission: dict
+    index: int  # of the run within that submission (its array index, less any offset)
 
 
 @dataclasses.dataclass
@@ -63,13 +72,12 @@ class Sweep:
                                  "cluster": cluster, "submitted": datetime.datetime.now().astimezone().isoformat()})
         self.save()
 
-    def latest_submission(self, run_id: str) -> tuple[int, dict, int] | None:
-        """`(position in submissions, submission, index of the run in it)` of the last
-        submission that holds `run_id`."""
+    def latest_submission(self, run_id: str) -> "Placement | None":
+        """Where `run_id` was last submitted."""
         for n in range(len(self.submissions) - 1, -1, -1):
             sub = self.submissions[n]
             if run_id in sub["runs"]:
-                return n, sub, sub["runs"].index(run_id)
+                return Placement(n, sub, sub["runs"].index(run_id))
         return None
 
     def save(self) -> None:

@@ -23,6 +23,7 @@ def test_smoke_run_writes_one_complete_result(results):
     assert str(path) in done.stdout
     with h5py.File(path) as f:
         assert f.attrs["status"] == "completed" and f.attrs["run_id"] == path.stem
+        assert f.attrs["format"] == "neuralode-hpc-result/1"
         config = yaml.safe_load(f["config"]["yaml"][()].decode())
         assert config["width"] == 8 and f["config"].attrs["width"] == 8
         assert f["history"]["loss"].shape == (5,) and list(f["history"].attrs["phase_starts"]) == [0, 3]
