@@ -64,12 +64,8 @@ def main():
 
     spec, phases = glue._model_spec(config), glue._phases(config)
     units = neuralode.CanonicalUnits()
-    data = config["dataset"]
-    ranges = neuralode.family_ranges(data["family"], data["planar"])
-    train_set = neuralode.load_or_generate(root, data["family"], data["planar"], config["n_orbits"],
-                                           data["train_seed"], "train", ranges)
-    test_set = neuralode.load_or_generate(root, data["family"], data["planar"], 100, data["test_seed"],
-                                          "test", ranges)
+    train_set, (test_set,) = neuralode.train_and_test_sets(root, n_train=config["n_orbits"],
+                                                           **{**config["dataset"], "test_sizes": [100]})
     t, y = units.to_canonical(train_set.t, train_set.y)
     tt, ty = units.to_canonical(test_set.t, test_set.y)
     held = np.random.default_rng(0).choice(len(ty), size=min(args.subset, len(ty)), replace=False)

@@ -6,11 +6,10 @@ import json
 import pathlib
 import sys
 
-from . import launch, status
+from . import launch, layout, status
 from .ids import diff
-from . import layout
 from .store import read_summary
-from .sweep import Sweep, find
+from .sweep import RECORD, Sweep, find
 
 
 def _sweep(args) -> Sweep:
@@ -100,7 +99,7 @@ def _run_config(name: str, root) -> dict:
     if not path.exists():
         # under --root, else the roots of every sweep this user created, and the default root
         roots = [root] if root is not None else list(dict.fromkeys(
-            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / "sweep.json").exists()]
+            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
             + [str(layout.results_root())]))
         matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
         if len(matches) != 1:

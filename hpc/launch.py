@@ -8,7 +8,7 @@ import pathlib
 
 from . import layout, slurm, status
 from .sbatch import activation_lines
-from .store import read_summary
+from .store import is_completed
 from .sweep import Sweep
 from .task import run_task, task_settings
 
@@ -150,8 +150,7 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
         if run.run_id in sweep.runs:
             continue
         sweep.add_run(run.run_id, run.overrides, run.config_yaml)
-        path = run.result_path
-        if not run.force and path.exists() and read_summary(path).get("status") == "completed":
+        if not run.force and is_completed(run.result_path):
             skipped += 1
             continue
         todo.setdefault(repr(run.cluster), []).append(run.run_id)
@@ -171,7 +170,10 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
             print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
                   f"Watch with: hpc status {sweep.path}", flush=True)
     if wait and not plan:
-        status.wait_for(sweep)
+        states = status.wait_for(sweep)
     # local runs have finished by now; Slurm's are final only after waiting
-    final = not todo or (not plan and (wait or all(modes[key] == "local" for key in todo)))
-    return sweep, ({s.run_id: s for s in status.run_states(sweep)} if final else None)
+    elif not todo or (not plan and all(modes[key] == "local" for key in todo)):
+        states = status.run_states(sweep)
+    else:
+        return sweep, None
+    return sweep, {s.run_id: s for s in states}

@@ -21,7 +21,7 @@ from importlib import metadata
 import h5py
 
 from .slurmenv import slurm_info
-from .store import FORMAT, read_summary, write_result
+from .store import FORMAT, is_completed, write_result
 
 
 @dataclasses.dataclass
@@ -65,14 +65,14 @@ def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, con
 
     A completed result already at `path` skips the run (unless `force`). Provenance (versions
     of `packages`, the git commit of `source_dir`, host, Python, times, Slurm ids, argv) goes
-    to `/metadata`; the root attribute `format` is `file_format`. If `work` raises, a `failed` result with the traceback is written and the
-    exception propagates.
+    to `/metadata`; the root attribute `format` is `file_format`. If `work` raises, a `failed`
+    result with the traceback is written and the exception propagates.
 
     **Returns:** `{"status", "run_id", "path", **outcome.summary}`; `status` is `skipped` when
     the run was skipped.
     """
     path = pathlib.Path(path)
-    if path.exists() and not force and read_summary(path).get("status") == "completed":
+    if not force and is_completed(path):
         print(f"Skipping run {run_id}: a completed result exists at {path} (force=true reruns it).")
         return {"status": "skipped", "run_id": run_id, "path": str(path)}
     started, tic = datetime.datetime.now().astimezone(), time.monotonic()

@@ -64,6 +64,12 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
     return path
 
 
+def is_completed(path) -> bool:
+    """Whether `path` holds a result file whose run completed (a run to skip)."""
+    path = pathlib.Path(path)
+    return path.exists() and read_summary(path).get("status") == "completed"
+
+
 def _plain(value):
     if isinstance(value, bytes):
         return value.decode()

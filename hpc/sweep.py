@@ -1,5 +1,6 @@
 """The sweep record: what was submitted, so status, failed and resubmit work from it alone."""
 
+import collections
 import dataclasses
 import datetime
 import json
@@ -93,10 +94,10 @@ def find(name: str, results_root=None) -> pathlib.Path:
     candidate = pathlib.Path(name)
     if (candidate / RECORD).exists():
         return candidate
-    found = layout.remembered_sweeps() if results_root is None else layout.sweep_dirs(results_root)
-    # oldest first; two sweeps created within one second share their id's time stamp
-    sweeps = sorted((p for p in found if (p / RECORD).exists()),
-                    key=lambda p: json.loads((p / RECORD).read_text()).get("created", ""))
+    if results_root is None:
+        sweeps = [p for p in layout.remembered_sweeps() if (p / RECORD).exists()]  # in creation order
+    else:
+        sweeps = _by_creation([p for p in layout.sweep_dirs(results_root) if (p / RECORD).exists()])
     if name == "latest" and sweeps:
         return sweeps[-1]
     for path in reversed(sweeps):
@@ -106,3 +107,12 @@ def find(name: str, results_root=None) -> pathlib.Path:
     known = ", ".join(p.name for p in sweeps[-5:]) or "none"
     raise FileNotFoundError(f"No sweep {name!r} under {where} (give a sweep directory, an id or "
                             f"`latest`; recent sweeps: {known}).")
+
+
+def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
+    """Sweep directories oldest first: by the time stamp their id starts with, and, for ids of
+    the same second, by the creation time in their records (read only for those)."""
+    stamp = lambda p: p.name.rsplit("-", 1)[0]  # noqa: E731
+    shared = {s for s, n in collections.Counter(map(stamp, paths)).items() if n > 1}
+    return sorted(paths, key=lambda p: (stamp(p), json.loads((p / RECORD).read_text())["created"]
+                                        if stamp(p) in shared else ""))

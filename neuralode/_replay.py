@@ -13,11 +13,12 @@ an adaptive solve is the derivative of a fixed-step solve on the step grid it ch
 2. in the reverse pass walks those steps backwards, taking `jax.vjp` of one solver step (and of
    the dense-output interpolation that produced the saved points inside it) at a time.
 
-The reverse pass keeps `chunk_size` segments in flight, one per lane. A lane that reaches the start of its segment
-takes the next one from a queue ordered longest first, so lanes do not idle while a few long
-segments finish: the number of iterations is about the total accepted steps over `chunk_size`
-rather than the longest segment's count. The forward solves run in groups of `chunk_size`
-segments ordered by `effort` (their step counts when last seen), for the same reason.
+The reverse pass keeps `chunk_size` segments in flight, one per lane. A lane that reaches the
+start of its segment takes the next one from a queue ordered longest first, so lanes do not
+idle while a few long segments finish: the number of iterations is about the total accepted
+steps over `chunk_size` rather than the longest segment's count. The forward solves run in
+groups of `chunk_size` segments ordered by `effort` (their step counts when last seen), for
+the same reason.
 
 Values and gradients equal those of differentiating `diffeqsolve` itself (to rounding).
 """

@@ -252,6 +252,7 @@ def train(
             model, opt_state, effort = new_model, new_state, new_effort
             losses.append(value)
             phases.append(p)
+            stats = jax.device_get(stats)  # one transfer for all five scalars
             for name in HEALTH:
                 health[name].append(float(stats[name]))
             if callback is not None:
