@@ -11,14 +11,17 @@ import os
 import pathlib
 import sys
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+# Before equinox is imported: see `neuralode`'s docstring.
+os.environ.setdefault("EQX_ON_ERROR", "nan")
 
-import hpc
-from hpc.hints import explain
-from hpc.ids import NOT_IDENTITY
-from hpc.progress import Progress
-from hpc.task import prepare_batch_task
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+import hpc  # noqa: E402
+from hpc.hints import explain  # noqa: E402
+from hpc.ids import NOT_IDENTITY  # noqa: E402
+from hpc.progress import Progress  # noqa: E402
+from hpc.task import prepare_batch_task  # noqa: E402
 
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
@@ -26,13 +29,14 @@ SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "
 GROUPS = ("dataset", "model", "curriculum", "loss", "cluster")
 FILE_FORMAT = "neuralode-hpc-result/1"  # the root `format` attribute of every result file
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
+HOW_NOT_WHAT = ("progress", "jax_cache")  # keys that do not change what a run computes
 
 
 def place(config: dict) -> tuple[str, pathlib.Path, pathlib.Path]:
-    """The run id (`progress` does not change what a run computes), the results root
-    (`results_root`, else the cluster profile's, else `hpc.results_root()`) and the result file."""
+    """The run id, the results root (`results_root`, else the cluster profile's, else
+    `hpc.results_root()`) and the result file."""
     root = hpc.results_root(config.get("results_root") or (config.get("cluster") or {}).get("results_root"))
-    rid = hpc.run_id(config, exclude=NOT_IDENTITY + ("progress",))
+    rid = hpc.run_id(config, exclude=NOT_IDENTITY + HOW_NOT_WHAT)
     return rid, root, hpc.result_path(root, config["experiment"], rid)
 
 
@@ -42,50 +46,20 @@ def prepare(cfg: DictConfig) -> tuple[str, pathlib.Path]:
     import neuralode
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    _model_spec(config)
-    neuralode.optimizer(config["clip"])
-    data = {k: v for k, v in config["dataset"].items() if k not in ("train_seed", "test_seed", "test_sizes")}
-    neuralode.family_ranges(**data)
-    for phase in _phases(config):
-        neuralode.check_segment_length(phase.segment_length)
+    neuralode.check_config(config)
     return place(config)[:2]
 
 
-def _phases(config: dict):
-    from neuralode import Phase
-
-    return [Phase(**phase) for phase in config["curriculum"]["phases"]]
-
-
-def _model_spec(config: dict):
-    from neuralode import ModelSpec
-
-    if config["planar_constraint"] and not config["dataset"]["planar"]:
-        raise ValueError("`planar_constraint`=true needs a planar dataset: set planar_constraint=false.")
-    top = ("width", "depth", "activation", "feature_layer", "output_head", "rtol", "atol", "planar_constraint")
-    solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k != "chunk_size"}
-    return ModelSpec(**{k: config[k] for k in top}, **solver)
-
-
 def _work(config: dict) -> hpc.Outcome:
-    import jax
-
     import neuralode
 
     rid, root, _ = place(config)
-    neuralode.configure_jax(config["solver"]["dtype"] == "float64", root / "jax-cache")
-    train_set, test_sets = neuralode.train_and_test_sets(root, n_train=config["n_orbits"], **config["dataset"])
-    t, y = neuralode.CanonicalUnits().to_canonical(train_set.t, train_set.y)
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
-    phases = _phases(config)
-    progress = Progress(sum(p.steps for p in phases), desc=f"train {rid}", mode=config["progress"])
-    result = neuralode.train(
-        neuralode.NeuralODE(_model_spec(config), key=init_key), t, y, phases, loss=config["loss"]["name"],
-        batch_size=config["batch_size"], key=train_key, nmse_weight=config["loss"]["nmse_weight"],
-        chunk_size=config["solver"]["chunk_size"], clip=config["clip"],
-        callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+    neuralode.configure_jax(config["solver"]["dtype"] == "float64", config["jax_cache"] or root / "jax-cache")
+    steps = sum(p.steps for p in neuralode.phases_from_config(config))
+    progress = Progress(steps, desc=f"train {rid}", mode=config["progress"])
+    result, tree = neuralode.train_from_config(
+        config, root, callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
     progress.close()
-    tree = neuralode.report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"])
     return hpc.Outcome(result.status, tree, result.message,
                        metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
                        extra=lambda f: neuralode.save_model(f.create_group("model"), result.model),
@@ -108,7 +82,7 @@ def train(cfg: DictConfig) -> dict:
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
-    prepare_batch_task(place(config)[1], config["cluster"], os.getcwd())  # before JAX is imported
+    prepare_batch_task(config["cluster"], os.getcwd())  # before JAX is imported
     if train(cfg)["status"] not in ("completed", "skipped"):
         sys.exit(3)
 

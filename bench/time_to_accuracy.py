@@ -46,8 +46,6 @@ def main():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import train as glue
-
     chosen = any(o.startswith("curriculum=") for o in args.overrides)
     overrides = args.overrides if chosen else ["curriculum=study", *args.overrides]
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
@@ -62,7 +60,7 @@ def main():
 
     neuralode.configure_jax(config["solver"]["dtype"] == "float64", root / "jax-cache")
 
-    spec, phases = glue._model_spec(config), glue._phases(config)
+    spec, phases = neuralode.spec_from_config(config), neuralode.phases_from_config(config)
     units = neuralode.CanonicalUnits()
     train_set, (test_set,) = neuralode.train_and_test_sets(root, n_train=config["n_orbits"],
                                                            **{**config["dataset"], "test_sizes": [100]})
@@ -103,9 +101,8 @@ def main():
     init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
     model = neuralode.NeuralODE(spec, key=init_key)
     try:
-        result = neuralode.train(model, t, y, phases, loss=config["loss"]["name"], batch_size=config["batch_size"],
-                                 key=train_key, nmse_weight=config["loss"]["nmse_weight"],
-                                 chunk_size=config["solver"]["chunk_size"], clip=config["clip"], callback=callback)
+        result = neuralode.train(model, t, y, phases, key=train_key, callback=callback,
+                                 **neuralode.train_options(config))
         final, status = result.model, result.status
     except _Reached:
         final, status = clock["model"], "targets reached"

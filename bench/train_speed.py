@@ -36,8 +36,6 @@ def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoi
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import train as glue
-
     overrides = [f"solver.dtype={dtype}", f"solver.pcoeff={pcoeff}", f"solver.icoeff={icoeff}",
                  f"solver.adjoint={adjoint}"]
     with initialize_config_dir(os.path.join(ROOT, "conf"), version_base="1.3"):
@@ -51,7 +49,7 @@ def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoi
     data = neuralode.train_and_test_sets(root, n_train=config["n_orbits"], **{**config["dataset"], "test_sizes": []})[0]
     t, y = neuralode.CanonicalUnits().to_canonical(data.t, data.y)
     seg = neuralode.segment(t, y, config["segment_length"])
-    model = neuralode.NeuralODE(glue._model_spec(config), key=jax.random.PRNGKey(0))
+    model = neuralode.NeuralODE(neuralode.spec_from_config(config), key=jax.random.PRNGKey(0))
     return model, jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
 
 

@@ -9,14 +9,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
-def task_environment(cpus: int, *, shared_gpu: bool, tmp_dir: str, cache_dir: str,
-                     xla_flags: str = "") -> dict[str, str]:
-    """The environment one task should run with (a pure function).
+def task_env_vars(cpus: int, *, shared_gpu: bool, tmp_dir: str, xla_flags: str = "") -> dict[str, str]:
+    """The environment variables one task should run with (a pure function).
 
     Every threading library gets `cpus` threads, so array tasks packed on one node do not
     oversubscribe it; XLA's CPU backend runs single-threaded when given one CPU. GPU memory
     preallocation is off when tasks share a GPU. Temporary files go to the task's own
-    `tmp_dir`; JAX's persistent compilation cache to `cache_dir`. HDF5 file locking is off,
+    `tmp_dir`. HDF5 file locking is off,
     since BeeGFS and Lustre scratch do not support it reliably.
     """
     if cpus < 1:
@@ -30,7 +29,7 @@ def task_environment(cpus: int, *, shared_gpu: bool, tmp_dir: str, cache_dir: st
     if shared_gpu:
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     env.update({"TMPDIR": tmp_dir, "TMP": tmp_dir, "TEMP": tmp_dir,
-                "JAX_COMPILATION_CACHE_DIR": cache_dir, "HDF5_USE_FILE_LOCKING": "FALSE"})
+                "HDF5_USE_FILE_LOCKING": "FALSE"})
     return env
 
 

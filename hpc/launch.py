@@ -34,7 +34,7 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
     return params
 
 
-def mode(cluster: dict) -> str:
+def _wanted_mode(cluster: dict) -> str:
     """`slurm` or `local` for this profile on this machine."""
     wanted = cluster.get("submit", "auto")
     if wanted not in SUBMIT_MODES:
@@ -47,9 +47,10 @@ def mode(cluster: dict) -> str:
     return wanted
 
 
-def check(cluster: dict) -> str:
-    """Validate the profile against this machine before anything is submitted; return the mode."""
-    how = mode(cluster)
+def submit_mode(cluster: dict) -> str:
+    """The submit mode (`slurm` or `local`) of this profile on this machine, once the profile
+    is checked against the machine: raises `ValueError` naming a bad field."""
+    how = _wanted_mode(cluster)
     for field in ("time_min", "cpus_per_task"):
         value = cluster.get(field)
         if not isinstance(value, int) or value < 1:
@@ -61,12 +62,12 @@ def check(cluster: dict) -> str:
 
 def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: str | None = None) -> list[str]:
     """Submit `run_ids` as one array job per `MaxArraySize` (or run them locally, blocking).
-    `how` (`slurm` or `local`) is what `check(cluster)` returned; `None` checks again.
+    `how` (`slurm` or `local`) is what `submit_mode(cluster)` returned; `None` checks again.
 
     **Returns:** the Slurm array job ids (empty for local runs).
     """
-    how = how or check(cluster)
-    settings = task_settings(sweep.results_root, cluster, workdir)
+    how = how or submit_mode(cluster)
+    settings = task_settings(cluster, workdir)
     if how == "local":
         run_local(sweep, run_ids, settings)
         return []
@@ -142,7 +143,7 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
         if plan:
             activation_lines(cluster.get("environment"))
         else:
-            modes[key] = check(cluster)
+            modes[key] = submit_mode(cluster)
     sweep = Sweep.create(runs[0].results_root, runs[0].experiment, entry, argv)
     todo: dict[str, list[str]] = {}
     skipped = 0

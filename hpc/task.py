@@ -2,11 +2,10 @@
 
 import importlib
 import os
-import pathlib
 import sys
 import tempfile
 
-from .hygiene import private_tmp, task_environment
+from .hygiene import private_tmp, task_env_vars
 from .slurmenv import slurm_info
 
 
@@ -17,29 +16,28 @@ class RunFailed(RuntimeError):
 PREPARED = "HPC_TASK_PREPARED"
 
 
-def task_settings(results_root, cluster: dict, workdir: str) -> dict:
-    """What `hpc.task.prepare_environment` needs, from a cluster profile."""
+def task_settings(cluster: dict, workdir: str) -> dict:
+    """What `hpc.task.apply_task_env` needs, from a cluster profile."""
     return {"cpus": int(cluster.get("cpus_per_task") or 1),
             "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
             "tmp_base": cluster.get("node_local_tmp"),
-            "cache_dir": str(pathlib.Path(results_root) / "jax-cache"),
             "xla_flags": cluster.get("xla_flags") or "",
             "workdir": workdir}
 
 
-def prepare_batch_task(results_root, cluster: dict, workdir: str) -> None:
+def prepare_batch_task(cluster: dict, workdir: str) -> None:
     """In an array task started by plain `sbatch` (`jobs/` templates), apply the same hygiene
     as `run_task` before the workload imports JAX. Elsewhere, an interactive `salloc` shell
     included, do nothing: the user's own thread settings stand."""
     if "array_task_id" in slurm_info():
-        prepare_environment(task_settings(results_root, cluster, workdir))
+        apply_task_env(task_settings(cluster, workdir))
 
 
-def prepare_environment(settings: dict) -> None:
-    """Apply `task_environment` and a private temporary directory to this process (once).
+def apply_task_env(settings: dict) -> None:
+    """Apply `task_env_vars` and a private temporary directory to this process (once).
 
-    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `cache_dir`,
-    `xla_flags`. Must run before JAX is imported.
+    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `xla_flags`. Must run
+    before JAX is imported.
     """
     if os.environ.get(PREPARED):
         return
@@ -48,8 +46,8 @@ def prepare_environment(settings: dict) -> None:
                                if "array_task_id" in info else str(os.getpid()))
     tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
     cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)
-    os.environ.update(task_environment(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
-                                       cache_dir=settings["cache_dir"], xla_flags=settings.get("xla_flags", "")))
+    os.environ.update(task_env_vars(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
+                                    xla_flags=settings.get("xla_flags", "")))
     tempfile.tempdir = None  # re-read TMPDIR
     os.environ[PREPARED] = "1"
 
@@ -57,11 +55,11 @@ def prepare_environment(settings: dict) -> None:
 def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
     """Prepare the environment, then call `entry` (`"module:function"`) with the config.
 
-    `settings` as for `prepare_environment`, plus `workdir` (put on `sys.path` so `module`
+    `settings` as for `apply_task_env`, plus `workdir` (put on `sys.path` so `module`
     imports). Raises `RunFailed` when the function reports a status other than completed or
     skipped, so Slurm records the task as failed.
     """
-    prepare_environment(settings)
+    apply_task_env(settings)
     if settings.get("workdir") and settings["workdir"] not in sys.path:
         sys.path.insert(0, settings["workdir"])
     module, function = entry.split(":")

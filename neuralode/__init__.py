@@ -1,11 +1,10 @@
-"""Neural ODEs for two-body orbital dynamics: data, models, training and metrics."""
+"""Neural ODEs for two-body orbital dynamics: data, models, training and metrics.
 
-import os
-
-# Equinox's runtime error checks make JAX's persistent compilation cache refuse the training
-# step; with errors as NaN a warm cache skips most compilation, and non-finite losses are
-# caught by the training loop anyway. Must be set before equinox is imported.
-os.environ.setdefault("EQX_ON_ERROR", "nan")
+Entry points set the process-wide options once: `EQX_ON_ERROR=nan` in the environment before
+this package is imported (equinox reads it at import; with runtime errors as NaN, JAX's
+persistent compilation cache keeps the training step, and the training loop catches non-finite
+losses anyway), then `configure_jax(x64, cache_dir)`.
+"""
 
 from ._orbits import MU_EARTH as MU_EARTH, R_EARTH as R_EARTH, ElementRanges as ElementRanges
 from ._orbits import POINTS_PER_ORBIT as POINTS_PER_ORBIT
@@ -31,3 +30,6 @@ from ._metrics import distribution_stats as distribution_stats, evaluate as eval
 from ._metrics import true_acceleration as true_acceleration
 from ._io import load_model as load_model, save_model as save_model
 from ._report import report as report, scalars as scalars
+from ._config import check_config as check_config, phases_from_config as phases_from_config
+from ._config import spec_from_config as spec_from_config, train_from_config as train_from_config
+from ._config import train_options as train_options

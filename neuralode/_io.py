@@ -26,16 +26,13 @@ def save_model(group: h5py.Group, model: NeuralODE) -> None:
 
 def load_model(source, group: str = "model") -> NeuralODE:
     """Rebuild the `NeuralODE` saved by `save_model`, from an open group or a file path
-    (`group` names the group inside the file; a result file keeps it in `model`). Loading
-    float64 weights turns on JAX's 64-bit mode."""
+    (`group` names the group inside the file; a result file keeps it in `model`). float64
+    weights need JAX's 64-bit mode on first (`configure_jax(x64=True)`)."""
     if isinstance(source, (str, pathlib.Path)):
         with h5py.File(source, "r") as f:
             return load_model(f[group])
     fields = {f.name: f.type for f in dataclasses.fields(ModelSpec)}
     spec = ModelSpec(**{k[5:]: _plain(v) for k, v in source.attrs.items() if k.startswith("spec.") and k[5:] in fields})
-    if spec.dtype == "float64" and not jax.config.jax_enable_x64:
-        # float64 weights need JAX's 64-bit mode; loading them is the caller's explicit ask.
-        jax.config.update("jax_enable_x64", True)
     skeleton = NeuralODE(spec, key=jax.random.PRNGKey(0))
     static = eqx.partition(skeleton, eqx.is_array)[1]
     named, treedef = _named_leaves(skeleton)

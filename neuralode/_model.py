@@ -38,7 +38,8 @@ DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """Every hyperparameter needed to rebuild a `NeuralODE`; stored beside its weights."""
+    """Every hyperparameter needed to rebuild a `NeuralODE`; stored beside its weights. The
+    defaults are the reference model, `conf/model/reference.yaml` (a test holds them equal)."""
 
     width: int = 64
     depth: int = 2
@@ -48,11 +49,11 @@ class ModelSpec:
     solver: str = "tsit5"
     rtol: float = 1e-6
     atol: float = 1e-8
-    pcoeff: float = 0.0  # step-size controller: diffrax's default is the I controller (0, 1)
-    icoeff: float = 1.0
+    pcoeff: float = 0.2  # PI step-size controller; diffrax's default is the I controller (0, 1)
+    icoeff: float = 0.3
     max_steps: int = 512
     adjoint: str = "replay"
-    dtype: str = "float32"
+    dtype: str = "float64"  # needs JAX's 64-bit mode: `configure_jax(x64=True)`
     planar_constraint: bool = False  # z acceleration is 0: orbits in the x-y plane stay there exactly
 
     def __post_init__(self):
@@ -112,7 +113,8 @@ class NeuralODE(eqx.Module):
 
     def __init__(self, spec: ModelSpec, *, key):
         if spec.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise ValueError("`dtype`='float64' needs `jax.config.update('jax_enable_x64', True)` first.")
+            raise ValueError("`dtype`='float64' needs JAX's 64-bit mode: call "
+                             "`neuralode.configure_jax(x64=True)` first.")
         self.field = VectorField(spec, key=key)
         self.spec = spec
 

@@ -29,11 +29,12 @@ import jax
 import jax.numpy as jnp
 
 
-def _divisor(total: int, wanted: int) -> int:
-    size = max(1, min(wanted, total))
-    while total % size:
-        size -= 1
-    return size
+def _divisor(total: int, chunk_size: int) -> int:
+    """The largest divisor of `total` that is at most `chunk_size`."""
+    chunk = max(1, min(chunk_size, total))
+    while total % chunk:
+        chunk -= 1
+    return chunk
 
 
 def map_in_groups(fn, arrays, effort, chunk_size):
@@ -83,7 +84,7 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     return replay(params, ys, (grid, starts, save, step_of_save, accepted)), ok, accepted, attempted
 
 
-def _replay_vjp(static, lanes):
+def _replay_vjp(static, chunk_size):
     def one_step(params, y, ta, tb, save):
         model = eqx.combine(params, static)
         term, solver = diffrax.ODETerm(model.field), model.solver()
@@ -127,9 +128,10 @@ def _replay_vjp(static, lanes):
             cot_y = jnp.where((active & ~done)[:, None], cot_start, 0.0)
             return seg, k, next_slot + jnp.sum(done), cot_y, grads
 
-        seg, k = take(jnp.arange(lanes))
+        seg, k = take(jnp.arange(chunk_size))
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        carry = (seg, k, jnp.minimum(pending, lanes), jnp.zeros((lanes,) + starts.shape[2:], starts.dtype), zeros)
+        cot = jnp.zeros((chunk_size,) + starts.shape[2:], starts.dtype)
+        carry = (seg, k, jnp.minimum(pending, chunk_size), cot, zeros)
         grads = jax.lax.while_loop(lambda c: jnp.any(c[1] >= 0), body, carry)[-1]
         return grads, None, None
 

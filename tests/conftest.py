@@ -32,8 +32,8 @@ def run_train(*overrides, cwd=ROOT, check=True):
     """Run `python train.py` in a subprocess, as a user would."""
     import subprocess
 
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".pytest_cache" / "jax")}
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=cwd, env=env,
+    cache = f"jax_cache={ROOT / '.pytest_cache' / 'jax'}"
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, cache], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"train.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

@@ -1,11 +1,13 @@
 """Every config group option composes and maps onto the code."""
 
 import pathlib
+import re
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+import neuralode
 import train
 
 CONF = pathlib.Path(train.__file__).parent / "conf"
@@ -22,13 +24,12 @@ def test_every_option_composes(group):
     assert options
     for option in options:
         config = _compose(f"{group}={option}")
-        train._model_spec(config)
-        train._phases(config)
+        neuralode.check_config(config)
 
 
 def test_short_names_reach_the_code():
     config = _compose("width=32", "lr=3e-4", "segment_length=12", "rtol=1e-5", "curriculum=hifi")
-    spec, phases = train._model_spec(config), train._phases(config)
+    spec, phases = neuralode.spec_from_config(config), neuralode.phases_from_config(config)
     assert spec.width == 32 and spec.rtol == 1e-5
     assert len(phases) == 10 and all(p.lr == 3e-4 and p.segment_length == 12 for p in phases)
     assert phases[0].length == (0.1, 0.1) and phases[-1].length == (1.0, 1.0)
@@ -41,36 +42,56 @@ def test_defaults_are_the_reference_configuration():
     assert (config["segment_length"], config["batch_size"], config["lr"]) == (18, 256, 1e-2)
     assert config["loss"]["name"] == "percent_error" and config["dataset"]["family"] == "complex"
     assert config["clip"] == 1.0 and config["planar_constraint"] is True
-    assert [(p.steps, p.lr, p.lr_end) for p in train._phases(config)] == [(2000, 1e-2, 1e-5)]
+    assert [(p.steps, p.lr, p.lr_end) for p in neuralode.phases_from_config(config)] == [(2000, 1e-2, 1e-5)]
+    # `ModelSpec`'s defaults are this model (planar data: constrained)
+    assert neuralode.spec_from_config(config) == neuralode.ModelSpec(planar_constraint=True)
 
 
 def test_study_curriculum_is_the_published_recipe():
     config = _compose("curriculum=study")
-    (phase,) = train._phases(config)
+    (phase,) = neuralode.phases_from_config(config)
     assert (phase.steps, phase.segment_length, phase.lr, phase.lr_end) == (2000, 18, 1e-2, 1e-5)
     assert config["loss"]["name"] == "percent_error_plus_nmse" and config["loss"]["nmse_weight"] == 1.0
     # the command line still wins over what the curriculum picks
     config = _compose("curriculum=study", "loss=mse", "lr=3e-3")
-    assert config["loss"]["name"] == "mse" and train._phases(config)[0].lr == 3e-3
+    assert config["loss"]["name"] == "mse" and neuralode.phases_from_config(config)[0].lr == 3e-3
     assert _compose("curriculum=lofi")["lr"] == 1e-3
 
 
 def test_clip_and_planar_constraint_reach_the_code():
     assert _compose("clip=null")["clip"] is None and _compose("clip=0.5")["clip"] == 0.5
-    assert train._model_spec(_compose()).planar_constraint
-    assert not train._model_spec(_compose("dataset=complex_3d")).planar_constraint
-    assert not train._model_spec(_compose("planar_constraint=false")).planar_constraint
+    assert neuralode.spec_from_config(_compose()).planar_constraint
+    assert not neuralode.spec_from_config(_compose("dataset=complex_3d")).planar_constraint
+    assert not neuralode.spec_from_config(_compose("planar_constraint=false")).planar_constraint
     for bad in ("clip=0", "clip=abc"):  # checked before anything is submitted
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose("config", overrides=[bad])
         with pytest.raises(ValueError, match="`clip` must be > 0 or null"):
             train.prepare(cfg)
     with pytest.raises(ValueError, match="`planar_constraint`=true needs a planar dataset"):
-        train._model_spec(_compose("dataset=complex_3d", "planar_constraint=true"))
+        neuralode.spec_from_config(_compose("dataset=complex_3d", "planar_constraint=true"))
 
 
 def test_run_id_ignores_where_it_ran():
     a = _compose()
-    b = _compose("results_root=/elsewhere", "progress=off", "experiment=x")
+    b = _compose("results_root=/elsewhere", "progress=off", "experiment=x", "jax_cache=/c", "cluster=zaratan")
     c = _compose("width=32")
     assert train.place(a)[0] == train.place(b)[0] != train.place(c)[0]
+
+
+def test_run_ids_stay_stable():
+    # Results are found by id: a change here orphans every existing result file.
+    assert train.place(_compose())[0] == "be720b71c5a4"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_size=0", "`batch_size` must be a positive integer, got 0"),
+    ("n_orbits=0", "`n_orbits` must be a positive integer, got 0"),
+    ("dataset.test_sizes=[]", "`dataset.test_sizes` must be a list of positive integers"),
+    ("segment_length=1", "`segment_length`=1 yields no usable segment"),
+])
+def test_bad_sizes_are_rejected_before_submission(override, message):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[override])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.prepare(cfg)

@@ -84,7 +84,7 @@ def orbits(tmp_path_factory):
 
 def test_training_records_health_and_stops_stalled(orbits):
     t, y = orbits
-    spec = ModelSpec(width=8, depth=1, max_steps=256)
+    spec = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
     init, key = jax.random.split(jax.random.PRNGKey(0))
     phases = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
     res = neuralode.train(NeuralODE(spec, key=init), t, y, phases, loss="percent_error", batch_size=8,
@@ -114,7 +114,7 @@ def test_planar_constraint_keeps_the_orbit_in_its_plane():
     ts, y0 = jnp.asarray(t[0, :90]), jnp.asarray(y[0, 0])
     for constrained in (True, False):
         spec = ModelSpec(width=16, depth=2, feature_layer="cartesian", output_head="signed",
-                         planar_constraint=constrained, max_steps=4096)
+                         planar_constraint=constrained, max_steps=4096, dtype="float32")
         ys, _ = NeuralODE(spec, key=jax.random.PRNGKey(1)).solve(ts, y0)
         assert np.all(np.isfinite(ys))
         out_of_plane = np.abs(np.asarray(ys)[:, [2, 5]]).max()

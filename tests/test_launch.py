@@ -4,7 +4,7 @@ import pytest
 
 from conftest import TINY, hpc_cli, run_train
 from hpc import launch
-from hpc.hygiene import task_environment
+from hpc.hygiene import task_env_vars
 from hpc.slurmenv import slurm_info
 from hpc.status import run_states, unfinished
 from hpc.store import write_result
@@ -31,22 +31,22 @@ def test_thread_settings_from_a_slurm_environment(tmp_path):
     info = slurm_info({"SLURM_CPUS_PER_TASK": "4", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3",
                        "HOME": "/x"})
     assert info == {"cpus_per_task": "4", "array_job_id": "12", "array_task_id": "3"}
-    env = task_environment(int(info["cpus_per_task"]), shared_gpu=False, tmp_dir="/tmp/t", cache_dir="/c")
+    env = task_env_vars(int(info["cpus_per_task"]), shared_gpu=False, tmp_dir="/tmp/t")
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "4"
     assert "XLA_FLAGS" not in env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in env
-    assert env["TMPDIR"] == "/tmp/t" and env["JAX_COMPILATION_CACHE_DIR"] == "/c"
+    assert env["TMPDIR"] == "/tmp/t"
     assert env["HDF5_USE_FILE_LOCKING"] == "FALSE"
-    one = task_environment(1, shared_gpu=True, tmp_dir="/t", cache_dir="/c")
+    one = task_env_vars(1, shared_gpu=True, tmp_dir="/t")
     assert "intra_op_parallelism_threads=1" in one["XLA_FLAGS"] and one["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     with pytest.raises(ValueError, match="`cpus_per_task`"):
-        task_environment(0, shared_gpu=False, tmp_dir="/t", cache_dir="/c")
+        task_env_vars(0, shared_gpu=False, tmp_dir="/t")
 
 
 def test_bad_submit_mode_names_the_field():
     with pytest.raises(ValueError, match="`cluster.submit`='cloud'; allowed: auto, slurm, local"):
-        launch.check({**ZARATAN, "submit": "cloud"})
+        launch.submit_mode({**ZARATAN, "submit": "cloud"})
     with pytest.raises(ValueError, match="`cluster.time_min`"):
-        launch.check({**ZARATAN, "submit": "local", "time_min": 0})
+        launch.submit_mode({**ZARATAN, "submit": "local", "time_min": 0})
 
 
 def test_status_from_result_files(tmp_path):

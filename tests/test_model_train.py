@@ -10,7 +10,7 @@ import pytest
 import neuralode
 from neuralode import ModelSpec, NeuralODE, Phase
 
-SPEC = ModelSpec(width=8, depth=1, max_steps=256)
+SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
 PHASES = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
 
 
@@ -29,7 +29,8 @@ def _train(orbits, seed=0, phases=PHASES, **kw):
 
 def _linear_model(sign):
     """A depth-0 MLP is one linear layer: make the acceleration `sign * r` exactly."""
-    spec = ModelSpec(width=4, depth=0, output_head="simple", feature_layer="cartesian", max_steps=4096)
+    spec = ModelSpec(width=4, depth=0, output_head="simple", feature_layer="cartesian", max_steps=4096,
+                     dtype="float32")
     model = NeuralODE(spec, key=jax.random.PRNGKey(0))
     weight = jnp.zeros((3, 6)).at[:, :3].set(sign * jnp.eye(3))
     layer = model.field.mlp.layers[0]

@@ -1,6 +1,7 @@
 """`python train.py` as the README says, on the smoke curriculum, checked through its HDF5 file."""
 
 import h5py
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -42,10 +43,13 @@ def test_smoke_run_writes_one_complete_result(results):
         assert meta.attrs["wall_time_s"] > 0 and meta["versions"].attrs["jax"]
         assert f["units"].attrs["length_km"] == pytest.approx(neuralode.R_EARTH)
     # the weights reload with one call and evaluate on another dataset
-    model = neuralode.load_model(path)
-    other = neuralode.load_or_generate(results, "circular", True, 1, 5, "test")
-    t, y = neuralode.CanonicalUnits().to_canonical(other.t, other.y)
-    assert neuralode.evaluate(model, t[:, :40], y[:, :40])["accel_pct_error"].shape == (1, 40)
+    with pytest.raises(ValueError, match="64-bit mode"):
+        neuralode.load_model(path)  # float64 weights, and the caller has not asked for x64
+    with jax.enable_x64(True):
+        model = neuralode.load_model(path)
+        other = neuralode.load_or_generate(results, "circular", True, 1, 5, "test")
+        t, y = neuralode.CanonicalUnits().to_canonical(other.t, other.y)
+        assert neuralode.evaluate(model, t[:, :40], y[:, :40])["accel_pct_error"].shape == (1, 40)
     assert (results / "datasets" / "complex_TBP_planar_2_train.h5").exists()
 
     # the same config again is skipped; force=true reruns it

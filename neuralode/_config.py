@@ -1,0 +1,69 @@
+"""A run's composed config (a plain dict, as `train.py` and the benches compose it from
+`conf/`) -> the objects that train it. The one place where config keys meet code: a key is
+read here or nowhere."""
+
+import jax
+
+from ._curriculum import Phase
+from ._datasets import family_ranges, train_and_test_sets
+from ._model import ModelSpec, NeuralODE
+from ._report import report
+from ._segments import check_segment_length
+from ._train import TrainResult, optimizer, train
+from ._units import CanonicalUnits
+
+# Top-level keys that are `ModelSpec` fields; the `solver` group gives the rest.
+MODEL_KEYS = ("width", "depth", "activation", "feature_layer", "output_head", "rtol", "atol", "planar_constraint")
+# Dataset keys that are not element ranges.
+DATASET_KEYS = ("family", "planar", "train_seed", "test_seed", "test_sizes")
+SIZES = ("batch_size", "n_orbits")
+
+
+def spec_from_config(config: dict) -> ModelSpec:
+    """The model's `ModelSpec` (`solver.name` is its `solver`; `solver.chunk_size` is training's)."""
+    if config["planar_constraint"] and not config["dataset"]["planar"]:
+        raise ValueError("`planar_constraint`=true needs a planar dataset: set planar_constraint=false.")
+    solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k != "chunk_size"}
+    return ModelSpec(**{k: config[k] for k in MODEL_KEYS}, **solver)
+
+
+def phases_from_config(config: dict) -> list[Phase]:
+    return [Phase(**phase) for phase in config["curriculum"]["phases"]]
+
+
+def check_config(config: dict) -> None:
+    """Everything about a run that can be checked without data or training: raises
+    `ValueError` naming the bad field and what it allows."""
+    for name in SIZES:
+        value = config[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    spec_from_config(config)
+    optimizer(config["clip"])
+    data = config["dataset"]
+    family_ranges(**{k: v for k, v in data.items() if k not in DATASET_KEYS[2:]})
+    sizes = data["test_sizes"]
+    if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
+        raise ValueError(f"`dataset.test_sizes` must be a list of positive integers, got {sizes!r}.")
+    for phase in phases_from_config(config):
+        check_segment_length(phase.segment_length)
+
+
+def train_from_config(config: dict, data_root, *, callback=None,
+                      units: CanonicalUnits = CanonicalUnits()) -> tuple[TrainResult, dict]:
+    """Load (or generate under `data_root`) the datasets, train from the seed's initial model,
+    and evaluate on the test sets. Returns the `TrainResult` and its `report` tree."""
+    train_set, test_sets = train_and_test_sets(data_root, n_train=config["n_orbits"], **config["dataset"])
+    t, y = units.to_canonical(train_set.t, train_set.y)
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
+    model = NeuralODE(spec_from_config(config), key=init_key)
+    result = train(model, t, y, phases_from_config(config), key=train_key, callback=callback,
+                   **train_options(config))
+    return result, report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
+
+
+def train_options(config: dict) -> dict:
+    """The keyword arguments of `neuralode.train` that the config sets."""
+    return {"loss": config["loss"]["name"], "nmse_weight": config["loss"]["nmse_weight"],
+            "batch_size": config["batch_size"], "chunk_size": config["solver"]["chunk_size"],
+            "clip": config["clip"]}
