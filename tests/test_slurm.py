@@ -35,6 +35,9 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
     shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True).stdout
     assert {line.split("ArrayTaskId=")[1].split()[0] for line in shown.splitlines()} <= {"0", "1", "2", "3", "0-3%1", "1-3%1", "2-3%1", "3"}
     assert "ArrayJobId=" + job in shown
+    # the profile reached sbatch: name, time limit, CPUs, throttle
+    assert f"JobName=grid-{sweep.sweep_id}" in shown and "TimeLimit=01:00:00" in shown, shown
+    assert re.search(r"NumCPUs=1\b", shown) and "%1" in shown, shown
 
     early = hpc_cli("status", "latest", root=results).stdout  # while tasks are pending (throttled to 1)
     counts = {k: int(v) for k, v in re.findall(r"(pending|running|completed|failed|lost) (\d+)", early)}
