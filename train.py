@@ -50,15 +50,19 @@ def prepare(cfg: DictConfig) -> tuple[str, pathlib.Path]:
     return place(config)[:2]
 
 
-def _work(config: dict) -> hpc.Outcome:
+def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     import neuralode
 
     rid, root, _ = place(config)
     neuralode.configure_jax(config["solver"]["dtype"] == "float64", config["jax_cache"] or root / "jax-cache")
     steps = sum(p.steps for p in neuralode.phases_from_config(config))
     progress = Progress(steps, desc=f"train {rid}", mode=config["progress"])
+    resume = checkpoint.load()
+    if resume is not None:
+        print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
     result, tree = neuralode.train_from_config(
-        config, root, callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+        config, root, checkpoint=checkpoint, resume=resume,
+        callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
     progress.close()
     return hpc.Outcome(result.status, tree, result.message,
                        metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
@@ -74,9 +78,10 @@ def train(cfg: DictConfig) -> dict:
     """
     config = OmegaConf.to_container(cfg, resolve=True)
     rid, _, path = place(config)
-    return hpc.execute(path, lambda: _work(config), run_id=rid, config=config,
+    return hpc.execute(path, lambda checkpoint: _work(config, checkpoint), run_id=rid, config=config,
                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), packages=PACKAGES,
-                       source_dir=CONF_DIR.parent, force=bool(config.get("force")), file_format=FILE_FORMAT)
+                       source_dir=CONF_DIR.parent, force=bool(config.get("force")), file_format=FILE_FORMAT,
+                       lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

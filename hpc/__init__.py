@@ -4,4 +4,5 @@ from .ids import diff as diff, flatten as flatten, run_id as run_id
 from .layout import result_path as result_path, results_root as results_root
 from .store import read_summary as read_summary
 from .store import write_result as write_result
-from .run import Outcome as Outcome, execute as execute
+from .run import Lifeline as Lifeline, Outcome as Outcome, execute as execute
+from .checkpoint import Checkpoint as Checkpoint

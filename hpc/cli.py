@@ -6,9 +6,9 @@ import json
 import pathlib
 import sys
 
-from . import launch, layout, status
+from . import launch, layout, slurm, status
 from .ids import diff
-from .store import read_summary
+from .store import clean_stale, read_summary
 from .sweep import RECORD, Sweep, find
 
 
@@ -29,6 +29,9 @@ def cmd_status(args) -> int:
     counts = status.totals(states)
     print(f"sweep {sweep.sweep_id} ({sweep.path}): {len(states)} runs  "
           + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    unknown = [s for s in states if s.status == "unknown"]
+    if unknown:
+        print(f"{unknown[0].reason}: runs without a result are unknown (not lost); ask again later.")
     return 0
 
 
@@ -37,24 +40,31 @@ def cmd_wait(args) -> int:
     states = status.wait_for(sweep, args.interval, args.timeout)
     counts = status.totals(states)
     print(f"sweep {sweep.sweep_id}: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
-    return 0 if counts["failed"] + counts["lost"] == 0 else 1
+    return 0 if counts["completed"] == len(states) else 1
 
 
 def cmd_failed(args) -> int:
+    """Every run that did not complete and is not active, with its reason; exit 1 if any."""
     sweep = _sweep(args)
-    bad = [s for s in status.run_states(sweep) if s.status in ("failed", "lost")]
+    bad = [s for s in status.run_states(sweep) if s.status not in ("completed",) + status.ACTIVE_STATES]
     for s in bad:
         overrides = " ".join(sweep.runs[s.run_id]["overrides"])
-        print(f"{s.run_id}  {s.status:<6}  {s.job or '-':<12}  {s.reason}\n    overrides: {overrides}")
-    print(f"{len(bad)} of {len(sweep.runs)} runs failed or were lost")
-    return 0
+        print(f"{s.run_id}  {s.status:<9}  {s.job or '-':<12}  {s.reason}\n    overrides: {overrides}")
+    print(f"{len(bad)} of {len(sweep.runs)} runs did not complete")
+    return 1 if bad else 0
 
 
 def cmd_resubmit(args) -> int:
     sweep = _sweep(args)
-    run_ids = status.unfinished(status.run_states(sweep))
+    states = status.run_states(sweep)
+    unknown = [s for s in states if s.status == "unknown"]
+    if unknown:
+        print(f"hpc resubmit: {len(unknown)} runs are unknown ({unknown[0].reason}); not resubmitting "
+              "anything until Slurm answers: they may still be running.", file=sys.stderr)
+        return 2
+    run_ids = status.unfinished(states)
     if not run_ids:
-        print("Nothing to resubmit: every run is completed, pending or running.")
+        print("Nothing to resubmit: every run is completed, pending, running or planned.")
         return 0
     import yaml
 
@@ -62,9 +72,13 @@ def cmd_resubmit(args) -> int:
     for item in args.set or []:
         key, _, value = item.partition("=")
         cluster[key] = yaml.safe_load(value)
+    if any(sub["kind"] in ("slurm", "manifest") for sub in sweep.submissions):
+        cluster["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
+    for run_id in run_ids:
+        clean_stale(sweep.result_path(run_id))
     job_ids = launch.submit(sweep, run_ids, cluster, str(pathlib.Path.cwd()))
     where = f"array job(s) {', '.join(job_ids)}" if job_ids else "local processes"
-    print(f"Resubmitted {len(run_ids)} runs as {where}.")
+    print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
     return 0
 
 
@@ -74,7 +88,7 @@ def cmd_collect(args) -> int:
     for state in status.run_states(sweep):
         row = {"run_id": state.run_id, "state": state.status, "reason": state.reason}
         path = sweep.result_path(state.run_id)
-        if path.exists():
+        if path.exists() and state.status != "corrupt":
             row.update({k: v for k, v in read_summary(path).items() if k not in ("run_id",)})
         rows.append(row)
     out = pathlib.Path(args.output)
@@ -106,7 +120,10 @@ def _run_config(name: str, root) -> dict:
             raise SystemExit(f"hpc diff: {name!r} names {len(matches)} result files under "
                              f"{', '.join(map(str, roots))}; give a result file path or a unique run id.")
         path = matches[0]
-    summary = read_summary(path)
+    try:
+        summary = read_summary(path)
+    except (OSError, KeyError) as exc:
+        raise SystemExit(f"hpc diff: {path} is not a readable result file ({type(exc).__name__}: {exc}).")
     return {k[len("config."):]: v for k, v in summary.items() if k.startswith("config.")}
 
 
@@ -150,12 +167,12 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    add("status", cmd_status, "pending / running / completed / failed / lost counts").add_argument(
+    add("status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)").add_argument(
         "--runs", action="store_true", help="one line per run as well")
     w = add("wait", cmd_wait, "block until no run is pending or running")
     w.add_argument("--interval", type=float, default=10.0)
     w.add_argument("--timeout", type=float, default=None)
-    add("failed", cmd_failed, "each failed or lost run with its reason")
+    add("failed", cmd_failed, "each run that did not complete, with its reason (exit 1 if any)")
     add("resubmit", cmd_resubmit, "one new array job of the runs that failed or never finished").add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240")
     add("collect", cmd_collect, "one row per run: flattened config and metrics").add_argument(
@@ -173,7 +190,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, slurm.SlurmUnreachable) as exc:
         print(f"hpc {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,7 @@ import os
 import pathlib
 
 from . import layout, slurm, status
-from .sbatch import activation_lines
+from .sbatch import activation_lines, signal_before_s
 from .store import is_completed
 from .sweep import Sweep
 from .task import run_task, task_settings
@@ -20,7 +20,8 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
     params = {"job_name": job_name, "time": int(cluster["time_min"]),
               "cpus_per_task": int(cluster.get("cpus_per_task") or 1), "ntasks_per_node": 1,
               "array_parallelism": int(cluster.get("array_parallelism") or 256),
-              "stderr_to_stdout": True, "signal_delay_s": 60}
+              "stderr_to_stdout": True, "signal_delay_s": signal_before_s(cluster),
+              "additional_parameters": {"requeue": True}}
     for key in ("partition", "account", "qos"):
         if cluster.get(key):
             params[key] = str(cluster[key])

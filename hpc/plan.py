@@ -4,7 +4,7 @@ import pathlib
 import shlex
 
 from . import slurm
-from .sbatch import activation_lines, array_script, directives
+from .sbatch import activation_lines, array_script, directives, signal_before_s
 from .sweep import Sweep
 
 TEMPLATES = pathlib.Path(__file__).resolve().parent.parent / "jobs"
@@ -29,7 +29,8 @@ def write_plan(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, sc
             job_name=name, array=f"0-{len(runs) - 1}%{throttle}", output=f"{sweep.path}/slurm/%A_%a.out",
             partition=cluster.get("partition"), account=cluster.get("account"), qos=cluster.get("qos"),
             time_min=cluster.get("time_min"), cpus_per_task=cluster.get("cpus_per_task"),
-            mem_per_cpu_mb=cluster.get("mem_per_cpu_mb"), gpus_per_task=cluster.get("gpus_per_task"))
+            mem_per_cpu_mb=cluster.get("mem_per_cpu_mb"), gpus_per_task=cluster.get("gpus_per_task"),
+            signal=f"B:USR2@{signal_before_s(cluster)}", requeue=True)  # B: python is the batch shell (exec)
         text = array_script(templates, cluster.get("name", "default"), directive_lines=lines,
                             setup=list(cluster.get("setup") or []), activation=activation,
                             sweep_dir=str(sweep.path), workdir=workdir, entry_script=script, offset=start)

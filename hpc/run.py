@@ -1,9 +1,12 @@
-"""The life of one run, for any workload: skip it if done, record where and how it ran, and
-write exactly one result file, `failed` with the traceback if the work raises.
+"""The life of one run, for any workload: skip it if done, record where and how it ran,
+checkpoint it, requeue it before its time limit, and write exactly one result file (`failed`
+with the traceback if the work raises).
 
     outcome = hpc.execute(path, work, run_id=rid, config=config, config_yaml=text)
 
-`work()` does the science and returns an `Outcome`; everything else is here.
+`work(checkpoint)` does the science and returns an `Outcome`; it resumes from
+`checkpoint.load()` and saves when `checkpoint.due(step)` (see `hpc.checkpoint`). Everything
+else is here.
 """
 
 import dataclasses
@@ -20,8 +23,10 @@ from importlib import metadata
 
 import h5py
 
+from . import slurm
+from .checkpoint import Checkpoint, checkpoint_path
 from .slurmenv import slurm_info
-from .store import FORMAT, is_completed, write_result
+from .store import FORMAT, clean_stale, is_completed, write_note, write_result
 
 
 @dataclasses.dataclass
@@ -30,7 +35,7 @@ class Outcome:
     result file, a `message` (why it did not complete), `metadata` to add to `/metadata`,
     `extra(file)` to write groups of its own, and `summary`, which `execute` returns."""
 
-    status: str
+    status: str  # a result status, or `interrupted` (stopped by a signal after a checkpoint)
     tree: dict
     message: str = ""
     metadata: dict = dataclasses.field(default_factory=dict)
@@ -59,8 +64,25 @@ def git_commit(source_dir) -> str:
         return "none"
 
 
-def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, config_yaml: str,
-            packages=(), source_dir=None, force: bool = False, file_format: str = FORMAT) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Lifeline:
+    """How a run survives its time limit: a checkpoint every `every_min` minutes and/or
+    `every_steps` steps (`None`: not on that count; always on a stop signal), and up to
+    `max_requeues` requeues of its Slurm task when the time-limit signal comes."""
+
+    every_min: float | None = 10.0
+    every_steps: int | None = None
+    max_requeues: int = 3
+
+    @classmethod
+    def from_cluster(cls, cluster: dict) -> "Lifeline":
+        return cls(cluster.get("checkpoint_min", 10.0), cluster.get("checkpoint_steps"),
+                   int(cluster.get("max_requeues", 3)))
+
+
+def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config: dict, config_yaml: str,
+            packages=(), source_dir=None, force: bool = False, file_format: str = FORMAT,
+            lifeline: Lifeline = Lifeline()) -> dict:
     """Run `work` once for the run whose result file is `path`, and write that file atomically.
 
     A completed result already at `path` skips the run (unless `force`). Provenance (versions
@@ -68,17 +90,30 @@ def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, con
     to `/metadata`; the root attribute `format` is `file_format`. If `work` raises, a `failed`
     result with the traceback is written and the exception propagates.
 
+    `work` gets the run's `Checkpoint` (beside `path`, per `lifeline`), which SIGUSR2 and
+    SIGTERM ask to stop. When work comes back `interrupted`:
+    - by SIGUSR2 (the time limit is near) in a Slurm task requeued fewer than
+      `lifeline.max_requeues` times: the task requeues itself and the rerun resumes; no
+      result is written. With no requeue left, the result is `timeout` with the partial history.
+    - by SIGTERM (`scancel`, preemption): nothing is written; Slurm's state tells which, and
+      a requeued or resubmitted run resumes from the checkpoint.
+    The checkpoint is removed once a final result (completed, non_finite, stalled) is written.
+
     **Returns:** `{"status", "run_id", "path", **outcome.summary}`; `status` is `skipped` when
-    the run was skipped.
+    the run was skipped, `requeued` or `interrupted` when no result was written.
     """
     path = pathlib.Path(path)
     if not force and is_completed(path):
         print(f"Skipping run {run_id}: a completed result exists at {path} (force=true reruns it).")
         return {"status": "skipped", "run_id": run_id, "path": str(path)}
     started, tic = datetime.datetime.now().astimezone(), time.monotonic()
+    info = slurm_info()
     meta = {"versions": versions(packages), "git_commit": git_commit(source_dir or pathlib.Path.cwd()),
             "host": socket.gethostname(), "python_executable": sys.executable, "python_prefix": sys.prefix,
-            "start_time": started.isoformat(), "slurm": slurm_info(), "argv": " ".join(sys.argv)}
+            "start_time": started.isoformat(), "slurm": info, "argv": " ".join(sys.argv)}
+    clean_stale(path)  # left by a killed writer of this run
+    every_s = lifeline.every_min * 60 if lifeline.every_min is not None else None
+    checkpoint = Checkpoint(checkpoint_path(path), every_s, lifeline.every_steps)
 
     def finish(outcome: Outcome) -> None:
         meta.update(outcome.metadata, end_time=datetime.datetime.now().astimezone().isoformat(),
@@ -86,13 +121,46 @@ def execute(path, work: Callable[[], Outcome], *, run_id: str, config: dict, con
         write_result(path, status=outcome.status, config=config, config_yaml=config_yaml, run_id=run_id,
                      metadata=meta, tree=outcome.tree, message=outcome.message, extra=outcome.extra,
                      file_format=file_format)
-        print(f"Result ({outcome.status}) written to {path}")
+        print(f"Result ({outcome.status}) written to {path}", flush=True)
 
     try:
-        outcome = work()
+        with checkpoint.signals():
+            outcome = work(checkpoint)
+        if outcome.status == "interrupted":
+            outcome = _interrupted(outcome, checkpoint, info, lifeline.max_requeues)
+            if outcome.status in ("requeued", "interrupted"):
+                return {"status": outcome.status, "run_id": run_id, "path": str(path)}
         finish(outcome)
     except Exception as exc:
-        finish(Outcome("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
-                       message=f"{type(exc).__name__}: {exc}"))
+        message = f"{type(exc).__name__}: {exc}" + (
+            f" (checkpoint at step {checkpoint.saved_step} kept: a resubmit resumes it)" if checkpoint.path.exists() else "")
+        try:
+            finish(Outcome("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
+                           message=message))
+        except OSError as write_error:  # full disk, quota: leave a note, and the log says it too
+            why = f"could not write the result file {path}: {write_error}; the run failed with {message}"
+            print(why, file=sys.stderr, flush=True)
+            write_note(path, why)
         raise
+    if outcome.status != "timeout":
+        checkpoint.remove()
     return {"status": outcome.status, "run_id": run_id, "path": str(path), **outcome.summary}
+
+
+def _interrupted(outcome: Outcome, checkpoint: Checkpoint, info: dict, max_requeues: int) -> Outcome:
+    """What an interrupted run becomes: `requeued`, `interrupted` (nothing to write) or a
+    `timeout` result."""
+    step = checkpoint.saved_step
+    if checkpoint.stop != "timeout":
+        print(f"Stopped by SIGTERM; checkpoint at step {step} in {checkpoint.path}.", flush=True)
+        return Outcome("interrupted", {})
+    restarts = int(info.get("restart_count") or 0)
+    if "job_id" in info and restarts < max_requeues:
+        slurm.requeue(info["job_id"])
+        print(f"Time limit near: checkpoint at step {step}; requeued task {info['job_id']} "
+              f"(requeue {restarts + 1} of {max_requeues}).", flush=True)
+        return Outcome("requeued", {})
+    why = (f"after {restarts} requeue(s) (cluster.max_requeues={max_requeues})" if "job_id" in info
+           else "outside Slurm, no requeue")
+    return dataclasses.replace(outcome, status="timeout", message=(
+        f"time limit reached at step {step} {why}; the checkpoint is kept: `hpc resubmit` resumes it"))

@@ -16,14 +16,25 @@ _BLOCK = re.compile(r"^# >>> (\w+)\n(.*?)^# <<< \1\n", re.M | re.S)
 def directives(*, job_name: str, array: str, output: str, partition: str | None = None,
                account: str | None = None, qos: str | None = None, time_min: int | None = None,
                cpus_per_task: int | None = None, mem_per_cpu_mb: int | None = None,
-               gpus_per_task: int | None = None) -> list[str]:
+               gpus_per_task: int | None = None, signal: str | None = None,
+               requeue: bool = False) -> list[str]:
     """`#SBATCH` lines; the signature is the whitelist of what may be set. `_` becomes `-`,
     every value is shell-quoted, unset (None, 0 GPUs) values are left out."""
     values = dict(job_name=job_name, array=array, output=output, partition=partition, account=account,
                   qos=qos, time=time_min, cpus_per_task=cpus_per_task,
                   mem_per_cpu=f"{mem_per_cpu_mb}M" if mem_per_cpu_mb else None,
-                  gpus_per_task=gpus_per_task or None)
-    return [f"#SBATCH --{k.replace('_', '-')}={shlex.quote(str(v))}" for k, v in values.items() if v is not None]
+                  gpus_per_task=gpus_per_task or None, signal=signal)
+    lines = [f"#SBATCH --{k.replace('_', '-')}={shlex.quote(str(v))}" for k, v in values.items() if v is not None]
+    return lines + (["#SBATCH --requeue"] if requeue else [])
+
+
+def signal_before_s(cluster: dict) -> int:
+    """Seconds before the time limit at which a task gets SIGUSR2 to checkpoint and requeue:
+    `cluster.signal_before_s`, else a tenth of the limit, at least 20 s and at most 5 min
+    (Slurm may send it up to 60 s earlier than asked)."""
+    if cluster.get("signal_before_s"):
+        return int(cluster["signal_before_s"])
+    return int(min(300, max(20, int(cluster["time_min"]) * 60 // 10)))
 
 
 def activation_lines(environment: dict | None) -> list[str]:

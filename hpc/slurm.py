@@ -1,18 +1,26 @@
 """Everything that talks to Slurm's commands: limits, partitions, job states."""
 
+import dataclasses
+import getpass
+import os
 import re
 import shutil
 import subprocess
 
-# Slurm job states -> our run status
-FINAL_FAILED = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-                "BOOT_FAIL", "DEADLINE", "REVOKED"}
+# Slurm's final job states -> our run status: the one mapping, used everywhere.
+FINAL = {"FAILED": "failed", "CANCELLED": "cancelled", "REVOKED": "cancelled", "TIMEOUT": "timeout",
+         "DEADLINE": "timeout", "PREEMPTED": "preempted", "OUT_OF_MEMORY": "out_of_memory",
+         "NODE_FAIL": "node_fail", "BOOT_FAIL": "node_fail"}
 ACTIVE = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending", "RESIZING": "pending",
           "SUSPENDED": "pending", "RUNNING": "running", "COMPLETING": "running", "STOPPED": "running"}
 
 
-def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+# How long a Slurm query may take before the controller counts as unreachable.
+QUERY_TIMEOUT_S = float(os.environ.get("HPC_SLURM_TIMEOUT_S", 30))
+
+
+def _run(*cmd: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or QUERY_TIMEOUT_S)
 
 
 def available() -> bool:
@@ -20,7 +28,7 @@ def available() -> bool:
     if not shutil.which("sbatch") or not shutil.which("sinfo"):
         return False
     try:
-        return _run("sinfo", "-h", "-o", "%P", timeout=15).returncode == 0
+        return _run("sinfo", "-h", "-o", "%P", timeout=min(15, QUERY_TIMEOUT_S)).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -47,6 +55,14 @@ def array_parts(items: list, size: int | None = None) -> list[tuple[int, list]]:
     offset of its first item."""
     size = size or max_array_size()
     return [(start, items[start:start + size]) for start in range(0, len(items), size)]
+
+
+def requeue(job_id: str) -> None:
+    """Put a task back in the queue (`scontrol requeue`): Slurm ends it and runs it again
+    from the start of its script, with `SLURM_RESTART_COUNT` one higher."""
+    done = _run("scontrol", "requeue", job_id, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"`scontrol requeue {job_id}` failed: {done.stderr.strip()}")
 
 
 def partitions() -> dict[str, int]:
@@ -79,60 +95,102 @@ def check_resources(partition: str | None, cpus_per_task: int) -> None:
                          f"{name!r} has ({parts[name]}).")
 
 
-def task_states(array_job_ids: list[str]) -> dict[str, str]:
-    """Task id as Slurm prints it (`"<array job id>_<index>"`, or the job id of a job that is
-    not an array) -> Slurm state, for the tasks Slurm still knows about.
+class SlurmUnreachable(RuntimeError):
+    """Slurm's commands are missing here, failed or did not answer: task states are unknown."""
 
-    Uses `sacct` when accounting is enabled, else `squeue` (pending and running tasks) and
-    `scontrol show job` (tasks that ended within MinJobAge). Tasks none of them knows are
-    absent: the caller decides from the result files.
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    task_id: str  # "<array job id>_<index>", or the job id of a job that is not an array
+    job_id: str  # the array job id (the job id for a plain job)
+    index: int | None
+    name: str
+    state: str
+
+
+def _ask(*cmd: str, timeout: float | None = None, known_failure: str | None = None) -> str | None:
+    """The output of a Slurm query. Raises `SlurmUnreachable` when the command is missing,
+    fails or hangs; returns `None` when it fails with `known_failure` in its message."""
+    try:
+        done = _run(*cmd, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise SlurmUnreachable(f"`{cmd[0]}` is not installed on this machine") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmUnreachable(f"`{cmd[0]}` did not answer within {timeout or QUERY_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0:
+        if known_failure and known_failure in done.stderr + done.stdout:
+            return None
+        raise SlurmUnreachable(f"`{' '.join(cmd[:2])}` failed: {(done.stderr or done.stdout).strip()[:300]}")
+    return done.stdout
+
+
+def _expand(indices: str) -> list[int]:
+    """An array index expression (`"0-3%1"`, `"1,4-5"`) -> its indices."""
+    out = []
+    for part in indices.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit():
+            out.extend(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _add(found: dict, job_id: str, index, name: str, state: str, replace: bool = True) -> None:
+    task_id = f"{job_id}_{index}" if index is not None else job_id
+    if replace or task_id not in found:
+        found[task_id] = Task(task_id, job_id, index, name, state.split()[0] if state else "UNKNOWN")
+
+
+def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
+    """Task id -> `Task` for every task Slurm still knows of the array jobs `job_ids` and of
+    the jobs named `names` (plain-sbatch submissions, whose ids only Slurm knows).
+
+    One `squeue` call gives the pending and running tasks (pending ranges expanded), and
+    proves the controller answers. Ended tasks come from `sacct` where accounting is on, else
+    from `scontrol show job` (those that ended within MinJobAge). Raises `SlurmUnreachable`
+    when the controller does not answer: the caller must then not guess.
     """
-    if not array_job_ids:
-        return {}
-    states: dict[str, str] = {}
-    acct = _run("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(array_job_ids))
-    if acct.returncode == 0 and acct.stdout.strip():
-        for line in acct.stdout.splitlines():
-            job, state = line.split("|")[:2]
-            if "[" not in job:
-                states[job] = state.split()[0]
-        return states
-    for job_id in array_job_ids:
-        shown = _run("scontrol", "-o", "show", "job", job_id)
-        for line in shown.stdout.splitlines():
-            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-            task = fields.get("ArrayTaskId", "")
-            if task.isdigit():
-                states[f"{fields.get('ArrayJobId', job_id)}_{task}"] = fields.get("JobState", "UNKNOWN")
-            elif not task and "JobId" in fields:
-                states[fields["JobId"]] = fields.get("JobState", "UNKNOWN")
-    queued = _run("squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(array_job_ids))
-    for line in queued.stdout.splitlines():
-        job, state = line.split()
-        if "[" not in job:
-            states[job] = state
-    return states
+    job_ids, names = {str(j) for j in job_ids}, set(names)
+    found: dict[str, Task] = {}
+    if not job_ids and not names:
+        return found
+    user = user or getpass.getuser()
 
+    def wanted(job_id: str, name: str) -> bool:
+        return job_id in job_ids or name in names
 
-def tasks_named(job_name: str) -> dict[int, tuple[str, str]]:
-    """Array index -> (task id, Slurm state) of the array job(s) called `job_name` (plain
-    sbatch submissions, whose job ids only Slurm knows)."""
-    found: dict[int, tuple[str, str]] = {}
-
-    def add(job: str, state: str) -> None:
-        if "_" in job and "[" not in job:
-            found[int(job.split("_")[1])] = (job, state)
-
-    acct = _run("sacct", "-n", "-P", "-X", "--name", job_name, "-o", "JobID,State")
-    if acct.returncode == 0:
-        for line in acct.stdout.splitlines():
-            job, state = line.split("|")[:2]
-            add(job, state.split()[0])
+    acct = _run_quietly("sacct", "-n", "-P", "-X", "-o", "JobID,JobName,State", "-u", user, "-S", "now-14days",
+                        *(["-j", ",".join(sorted(job_ids))] if job_ids and not names else []),
+                        *(["--name", ",".join(sorted(names))] if names and not job_ids else []))
+    if acct is not None:
+        for line in acct.splitlines():
+            job, name, state = (line.split("|") + ["", ""])[:3]
+            base, _, index = job.partition("_")
+            if wanted(base, name) and "[" not in index:
+                _add(found, base, int(index) if index.isdigit() else None, name, state)
     else:
-        for line in _run("scontrol", "-o", "show", "job").stdout.splitlines():
+        shown = _ask("scontrol", "-o", "show", "job", *(sorted(job_ids) if len(job_ids) == 1 and not names else []),
+                     known_failure="Invalid job id")
+        for line in (shown or "").splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-            if fields.get("JobName") == job_name and fields.get("ArrayTaskId", "").isdigit():
-                add(f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}", fields.get("JobState", "UNKNOWN"))
-    for line in _run("squeue", "-h", "-r", "-n", job_name, "-o", "%i %T").stdout.splitlines():
-        add(*line.split())
+            base = fields.get("ArrayJobId") or fields.get("JobId", "")
+            if not wanted(base, fields.get("JobName", "")):
+                continue
+            index = fields.get("ArrayTaskId")
+            for i in (_expand(index) if index else [None]):
+                _add(found, base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
+    queued = _ask("squeue", "-h", "-r", "-u", user, "-o", "%i|%j|%T")
+    for line in queued.splitlines():
+        job, name, state = (line.split("|") + ["", ""])[:3]
+        base, _, index = job.partition("_")
+        if wanted(base, name) and "[" not in index:
+            _add(found, base, int(index) if index.isdigit() else None, name, state)
     return found
+
+
+def _run_quietly(*cmd: str) -> str | None:
+    """A query that may fail for reasons other than an outage (sacct without accounting)."""
+    try:
+        done = _run(*cmd)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else None

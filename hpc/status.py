@@ -1,13 +1,27 @@
-"""The state of every run of a sweep, from its result files and from Slurm."""
+"""The state of every run of a sweep, from its result files and from Slurm.
+
+Every state printed is one we know: a run Slurm lists is pending or running; a result file
+says completed, failed or timeout (or does not read: corrupt); a task that ended without a
+result has Slurm's final state (timeout, preempted, out_of_memory, node_fail, cancelled,
+failed); a plain-sbatch sweep not yet submitted is planned. When Slurm does not answer, runs
+without a result are `unknown`, never lost; `lost` is kept for runs nobody can account for.
+"""
 
 import dataclasses
 import time
 
 from . import slurm
-from .store import read_summary
+from .checkpoint import checkpoint_path
+from .store import read_note, read_summary
 from .sweep import Sweep
 
-STATES = ("pending", "running", "completed", "failed", "lost")
+STATES = ("planned", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
+          "node_fail", "cancelled", "corrupt", "lost", "unknown")
+ALWAYS_SHOWN = ("pending", "running", "completed", "failed", "lost")
+ACTIVE_STATES = ("pending", "running")
+# Runs that `resubmit` reruns: ended without a completed result. Never pending, running,
+# completed, planned (not yet submitted by hand) or unknown (Slurm may still run them).
+RERUN = ("failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt", "lost")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,70 +32,97 @@ class RunState:
     job: str = ""  # Slurm task id of its latest submission ("<array job id>_<index>")
 
 
-def run_states(sweep: Sweep) -> list[RunState]:
-    """One `RunState` per run, in the sweep's order.
-
-    A run Slurm still lists as pending or running is that; otherwise its result file decides
-    (completed, or failed with the file's message); with no file, Slurm's final state gives
-    the reason (`OUT_OF_MEMORY`, `TIMEOUT`, `CANCELLED` ...), and a run nobody knows is lost.
-    Slurm accounting is not needed.
-    """
-    jobs = sorted({s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"})
-    on_slurm = slurm.available()
-    states = slurm.task_states(jobs) if jobs and on_slurm else {}
-    tasks = {n: sub.get("tasks") or [] for n, sub in enumerate(sweep.submissions)}
+def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
+    """({submission position: [task id per run]}, {task id: Slurm state}, why Slurm is
+    unreachable or "") for the sweep's Slurm and plain-sbatch submissions."""
+    job_ids = {s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"}
+    names = {s["job_name"] for s in sweep.submissions if s["kind"] == "manifest"}
+    try:
+        found = slurm.tasks(job_ids, names)
+    except slurm.SlurmUnreachable as exc:
+        return {}, {}, str(exc)
+    by_name = {(t.name, t.index): t.task_id for t in found.values()}
+    tasks = {}
     for n, sub in enumerate(sweep.submissions):
-        if sub["kind"] == "manifest" and on_slurm:  # submitted by hand: find its tasks by job name
-            found = slurm.tasks_named(sub["job_name"])
-            tasks[n] = [found.get(i, ("", None))[0] for i in range(len(sub["runs"]))]
-            states.update(dict(found.values()))
+        if sub["kind"] == "slurm":
+            tasks[n] = sub.get("tasks") or []
+        elif sub["kind"] == "manifest":
+            tasks[n] = [by_name.get((sub["job_name"], i), "") for i in range(len(sub["runs"]))]
+    return tasks, {t.task_id: t.state for t in found.values()}, ""
+
+
+def _from_file(run_id: str, path, job: str) -> RunState:
+    try:
+        summary = read_summary(path)
+    except (OSError, KeyError) as exc:
+        return RunState(run_id, "corrupt", f"result file {path} does not read ({type(exc).__name__}); "
+                                           f"`hpc resubmit` reruns it", job)
+    status = summary.get("status")
+    if status == "completed":
+        return RunState(run_id, "completed", "", job)
+    return RunState(run_id, "timeout" if status == "timeout" else "failed", summary.get("message") or status, job)
+
+
+def run_states(sweep: Sweep) -> list[RunState]:
+    """One `RunState` per run, in the sweep's order (see the module docstring). Slurm is
+    asked once per sweep, and only when the sweep was submitted to it."""
+    on_slurm = any(s["kind"] in ("slurm", "manifest") for s in sweep.submissions)
+    tasks, states, unreachable = _slurm_tasks(sweep) if on_slurm else ({}, {}, "")
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_submission(run_id)
-        job = tasks[latest.position][latest.index] if latest is not None and tasks[latest.position] else ""
+        kind = latest.submission["kind"] if latest is not None else None
+        job = tasks.get(latest.position, [])[latest.index] if latest is not None and tasks.get(latest.position) else ""
         slurm_state = states.get(job) if job else None
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue
         path = sweep.result_path(run_id)
         if path.exists():
-            summary = read_summary(path)
-            status = summary.get("status")
-            if status == "completed":
-                out.append(RunState(run_id, "completed", "", job))
-            else:
-                out.append(RunState(run_id, "failed", summary.get("message") or status, job))
-        elif latest is None:
-            out.append(RunState(run_id, "lost", "never submitted", job))
-        elif latest.submission["kind"] == "manifest" and not job:
-            out.append(RunState(run_id, "lost", f"no result and no Slurm task: submitted with "
-                                                f"`sbatch {latest.submission.get('script')}`?", job))
-        elif slurm_state in slurm.FINAL_FAILED:
-            out.append(RunState(run_id, "failed", f"Slurm {slurm_state}", job))
+            out.append(_from_file(run_id, path, job))
+            continue
+        note = read_note(path)
+        if note is not None:
+            out.append(RunState(run_id, "failed", note.get("message", ""), job))
+            continue
+        kept = checkpoint_path(path).exists()
+        resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
+        if latest is None:
+            out.append(RunState(run_id, "lost", "never submitted"))
+        elif kind in ("slurm", "manifest") and unreachable:
+            out.append(RunState(run_id, "unknown", f"Slurm unreachable: {unreachable}", job))
+        elif kind == "manifest" and not job:
+            out.append(RunState(run_id, "planned", f"not submitted yet: sbatch {latest.submission.get('script')}"))
+        elif slurm_state in slurm.FINAL:
+            out.append(RunState(run_id, slurm.FINAL[slurm_state], f"Slurm {slurm_state}{resume}", job))
         elif slurm_state == "COMPLETED":
-            out.append(RunState(run_id, "lost", "task ended without writing a result", job))
+            out.append(RunState(run_id, "lost", "the task ended without writing a result" + resume, job))
+        elif kind == "local":
+            out.append(RunState(run_id, "lost", "the local run ended without writing a result" + resume))
         else:
-            out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task", job))
+            out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
 
 
 def totals(states: list[RunState]) -> dict[str, int]:
-    return {s: sum(r.status == s for r in states) for s in STATES}
+    """Count per state: always the main ones, the others where non-zero."""
+    counts = {s: sum(r.status == s for r in states) for s in STATES}
+    return {s: n for s, n in counts.items() if n or s in ALWAYS_SHOWN}
 
 
 def unfinished(states: list[RunState]) -> list[str]:
-    """Runs to resubmit: failed, lost (never those pending, running or completed)."""
-    return [r.run_id for r in states if r.status in ("failed", "lost")]
+    """Runs to resubmit (`RERUN`)."""
+    return [r.run_id for r in states if r.status in RERUN]
 
 
 def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
-    """Block until no run of `sweep` is pending or running (or `timeout_s` passes)."""
+    """Block until no run of `sweep` is pending, running or unknown (or `timeout_s` passes)."""
     start = time.monotonic()
     while True:
         states = run_states(sweep)
-        counts = totals(states)
-        if counts["pending"] + counts["running"] == 0:
+        active = [r for r in states if r.status in ACTIVE_STATES + ("unknown",)]
+        if not active:
             return states
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {counts}")
+            raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {totals(states)}")
         time.sleep(interval_s)

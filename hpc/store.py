@@ -8,6 +8,8 @@ Layout (every group optional except the root attributes):
     /<any group>      nested dicts: numbers and strings become attributes, arrays datasets
 """
 
+import io
+import json
 import pathlib
 from collections.abc import Callable
 
@@ -18,7 +20,7 @@ from .atomic import atomic_path
 from .ids import flatten
 
 FORMAT = "hpc-result/1"  # a workload may name its own (`write_result(..., file_format=...)`)
-STATUSES = ("completed", "failed", "non_finite", "stalled")
+STATUSES = ("completed", "failed", "non_finite", "stalled", "timeout")
 
 
 def _attr(value):
@@ -52,7 +54,8 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
     if status not in STATUSES:
         raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {status!r}.")
     path = pathlib.Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    image = io.BytesIO()  # built in memory: a full disk then fails a plain write, never HDF5
+    with h5py.File(image, "w") as f:
         f.attrs.update({"format": file_format, "status": status, "run_id": run_id, "message": message})
         cfg = f.create_group("config")
         cfg.attrs.update({k: _attr(v) for k, v in flatten(config).items()})
@@ -61,13 +64,53 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
         _write_tree(f, tree or {})
         if extra is not None:
             extra(f)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(image.getbuffer())
+    note_path(path).unlink(missing_ok=True)
     return path
 
 
+def note_path(path) -> pathlib.Path:
+    """Where a run that could not write its result file leaves a few lines saying why."""
+    return pathlib.Path(path).with_suffix(".note")
+
+
+def write_note(path, message: str) -> bool:
+    """Leave `message` beside the result file `path` could not be written to (a full disk,
+    a quota). Best effort: returns whether it was written."""
+    try:
+        note_path(path).write_text(json.dumps({"status": "failed", "message": message}))
+        return True
+    except OSError:
+        note_path(path).unlink(missing_ok=True)
+        return False
+
+
+def read_note(path) -> dict | None:
+    try:
+        return json.loads(note_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def is_completed(path) -> bool:
-    """Whether `path` holds a result file whose run completed (a run to skip)."""
+    """Whether `path` holds a result file whose run completed (a run to skip); a file that
+    does not read is not (the run is done again, and its new file replaces it)."""
     path = pathlib.Path(path)
-    return path.exists() and read_summary(path).get("status") == "completed"
+    try:
+        return path.exists() and read_summary(path).get("status") == "completed"
+    except (OSError, KeyError):
+        return False
+
+
+def clean_stale(path) -> list[pathlib.Path]:
+    """Remove what an interrupted write of `path` left behind (`.<name>.*.tmp`, see
+    `atomic_path`); call it only where no other process writes `path`. Returns what went."""
+    path = pathlib.Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.exists() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def _plain(value):

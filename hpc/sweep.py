@@ -53,8 +53,12 @@ class Sweep:
     @classmethod
     def load(cls, path) -> "Sweep":
         path = pathlib.Path(path)
-        data = json.loads((path / RECORD).read_text())
-        return cls(path=path, **data)
+        try:
+            data = json.loads((path / RECORD).read_text())
+            return cls(path=path, **data)
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"the sweep record {path / RECORD} is damaged ({exc}); its result files "
+                             f"are intact, rerun the sweep to make a new record.") from exc
 
     def add_run(self, run_id: str, overrides: list[str], config_yaml: str) -> None:
         self.runs[run_id] = {"overrides": list(overrides)}

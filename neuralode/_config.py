@@ -49,16 +49,19 @@ def check_config(config: dict) -> None:
         check_segment_length(phase.segment_length)
 
 
-def train_from_config(config: dict, data_root, *, callback=None,
+def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None, resume: dict | None = None,
                       units: CanonicalUnits = CanonicalUnits()) -> tuple[TrainResult, dict]:
-    """Load (or generate under `data_root`) the datasets, train from the seed's initial model,
-    and evaluate on the test sets. Returns the `TrainResult` and its `report` tree."""
+    """Load (or generate under `data_root`) the datasets, train from the seed's initial model
+    (or from `resume`, see `train`), and evaluate on the test sets. Returns the `TrainResult`
+    and its `report` tree; an `interrupted` run is not evaluated (its tree has no metrics)."""
     train_set, test_sets = train_and_test_sets(data_root, n_train=config["n_orbits"], **config["dataset"])
     t, y = units.to_canonical(train_set.t, train_set.y)
     init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
     model = NeuralODE(spec_from_config(config), key=init_key)
     result = train(model, t, y, phases_from_config(config), key=train_key, callback=callback,
-                   **train_options(config))
+                   checkpoint=checkpoint, resume=resume, **train_options(config))
+    if result.status == "interrupted":
+        return result, result.tree()
     return result, report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
 
 

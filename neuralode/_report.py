@@ -21,6 +21,6 @@ def report(result: TrainResult, train_set: OrbitDataset, test_sets: list[OrbitDa
 def scalars(tree: dict) -> dict:
     """`final_loss` and every scalar metric of a `report` tree, as `<test set>.<metric>`."""
     out = {"final_loss": tree["training"]["final_loss"]}
-    out.update({f"{name}.{k}": v for name, m in tree["metrics"].items() for k, v in m.items()
+    out.update({f"{name}.{k}": v for name, m in tree.get("metrics", {}).items() for k, v in m.items()
                 if isinstance(v, (int, float))})
     return out

@@ -56,8 +56,9 @@ class TrainResult:
     the phase of each step, the per-step `health` (`HEALTH`: the gradient's global norm before
     clipping, the update's global norm, segments whose solve failed and were left out, mean
     solver steps per segment, the largest Adam second moment), and `status`: `completed`,
-    `non_finite` (at `bad_step`, no finite loss) or `stalled` (updates collapsed from
-    `bad_step` on, see `StallRule`; training stopped there)."""
+    `non_finite` (at `bad_step`, no finite loss), `stalled` (updates collapsed from
+    `bad_step` on, see `StallRule`; training stopped there) or `interrupted` (asked to stop by
+    its checkpoint after `bad_step` steps)."""
 
     model: NeuralODE
     losses: np.ndarray
@@ -86,6 +87,8 @@ class TrainResult:
         """Why the run did not complete, naming the step ("" when it did)."""
         if self.status == "non_finite":
             return f"non-finite loss or gradient at step {self.bad_step}"
+        if self.status == "interrupted":
+            return f"interrupted after step {self.bad_step}; the checkpoint holds the state to resume from"
         if self.status == "stalled":
             grads = self.health["grad_norm"][: self.bad_step + 1]
             spike = int(np.argmax(grads))
@@ -180,6 +183,27 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     return step
 
 
+def _state_arrays(state, phase: int, step: int, losses, phases, health, stall_small: int) -> dict:
+    """The training state as named numpy arrays (what `train(resume=...)` takes back)."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))
+    out = {f"state/{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    out.update({"phase": np.asarray(phase), "step": np.asarray(step), "stall_small": np.asarray(stall_small),
+                "losses": np.asarray(losses, np.float64), "phases": np.asarray(phases, np.int32)})
+    out.update({f"health/{name}": np.asarray(health[name], np.float64) for name in HEALTH})
+    return out
+
+
+def _restore(arrays: dict, like):
+    """`like` (model, optimizer state, effort, key) with its arrays replaced by the saved ones."""
+    params, static = eqx.partition(like, eqx.is_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    saved = sorted(k for k in arrays if k.startswith("state/"))
+    if len(saved) != len(leaves) or any(np.shape(arrays[k]) != leaf.shape for k, leaf in zip(saved, leaves)):
+        raise ValueError("the checkpoint does not match this model and optimizer (another config?)")
+    new = [jnp.asarray(arrays[k], leaf.dtype) for k, leaf in zip(saved, leaves)]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, new), static)
+
+
 def _moment_max(opt_state) -> jax.Array:
     """The largest Adam second moment (`inf`/NaN when one is not finite)."""
     nu = jax.tree_util.tree_leaves(optax.tree.get(opt_state, "nu"))
@@ -204,6 +228,8 @@ def train(
     clip: float | None = 1.0,
     stall: StallRule | None = StallRule(),
     callback: Callable[[int, int, float, NeuralODE], None] | None = None,
+    checkpoint=None,
+    resume: dict | None = None,
 ) -> TrainResult:
     """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units).
 
@@ -212,6 +238,13 @@ def train(
     stops early with status `non_finite` when a loss cannot be computed, and `stalled` when
     `stall` (a `StallRule`; `None` never stops) sees the updates collapse.
     `callback(step, phase, loss, model)` is called after every step.
+
+    `checkpoint`, if given, is asked after every step: when `checkpoint.due(step)`, the whole
+    training state (weights, optimizer state, RNG key, phase and step, history so far) is
+    handed to `checkpoint.save(arrays)` as a dict of arrays; if `checkpoint.stop` is then true,
+    training ends there with status `interrupted`. `resume` (such arrays) continues from where
+    they were saved: `model` must be built as it was for the saved run, and where the
+    computation is deterministic the losses equal those of an uninterrupted run, step for step.
     """
     lookup(LOSSES, loss, "loss")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -228,13 +261,26 @@ def train(
     losses, phases, health = [], [], {name: [] for name in HEALTH}
     status, bad_step, first_step_s = "completed", None, 0.0
     start = None
+    at, saved = (0, 0), None  # where training (re)starts: phase, step within it
+    if resume is not None:
+        at, saved = (int(resume["phase"]), int(resume["step"])), resume
+        losses, phases = list(resume["losses"]), list(resume["phases"])
+        health = {name: list(resume[f"health/{name}"]) for name in HEALTH}
     for p, phase in enumerate(curriculum):
+        if p < at[0]:
+            continue
         seg = segments[phase.segment_length]
         t_all, y_all = jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
         effort = jnp.zeros(seg.count, jnp.int32)
         opt_state = optim.init(eqx.filter(model, eqx.is_array))
         watch = StallWatch(stall, n_params) if stall is not None else None
-        for s in range(phase.steps):
+        first = 0
+        if saved is not None:  # the phase a checkpoint was taken in
+            model, opt_state, effort, key = _restore(saved, (model, opt_state, effort, key))
+            first, saved = at[1], None
+            if watch is not None:
+                watch.small = int(resume["stall_small"])
+        for s in range(first, phase.steps):
             key, sub = jax.random.split(key)
             lr = phase.lr_at(s)
             opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype)
@@ -260,6 +306,13 @@ def train(
             if watch is not None and watch.stalled(health["update_norm"][-1], health["moment_max"][-1], lr):
                 status, bad_step = "stalled", len(losses) - max(watch.small, 1)
                 break
+            if checkpoint is not None and checkpoint.due(len(losses)):
+                state = (model, opt_state, effort, key)
+                checkpoint.save(_state_arrays(state, p, s + 1, losses, phases, health,
+                                              watch.small if watch is not None else 0))
+                if checkpoint.stop:
+                    status, bad_step = "interrupted", len(losses)
+                    break
         if status != "completed":
             break
     done = len(losses)

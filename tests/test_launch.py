@@ -6,7 +6,6 @@ from conftest import TINY, hpc_cli, run_train
 from hpc import launch
 from hpc.hygiene import task_env_vars
 from hpc.slurmenv import slurm_info
-from hpc.status import run_states, unfinished
 from hpc.store import write_result
 from hpc.sweep import Sweep
 
@@ -19,7 +18,8 @@ def test_submitit_parameters_from_a_profile():
     # What reaches sbatch is checked on the real cluster (test_slurm: `scontrol show job`).
     params = launch.submitit_parameters(ZARATAN, "grid")
     assert params == {"job_name": "grid", "time": 240, "cpus_per_task": 4, "ntasks_per_node": 1,
-                      "array_parallelism": 50, "stderr_to_stdout": True, "signal_delay_s": 60,
+                      "array_parallelism": 50, "stderr_to_stdout": True, "signal_delay_s": 300,
+                      "additional_parameters": {"requeue": True},
                       "partition": "standard", "account": "my-alloc", "mem_per_cpu": "4000M",
                       "setup": ["module load python"]}
 
@@ -44,25 +44,6 @@ def test_bad_submit_mode_names_the_field():
         launch.submit_mode({**ZARATAN, "submit": "cloud"})
     with pytest.raises(ValueError, match="`cluster.time_min`"):
         launch.submit_mode({**ZARATAN, "submit": "local", "time_min": 0})
-
-
-def test_status_from_result_files(tmp_path):
-    sweep = Sweep.create(tmp_path, "exp", "train:train")
-    for rid in ("a", "b", "c", "d", "e"):
-        sweep.add_run(rid, [f"x={rid}"], "x: 1\n")
-    sweep.add_submission("local", None, ["a", "b", "c", "e"], {})
-    common = dict(config={}, config_yaml="", metadata={})
-    write_result(sweep.result_path("a"), status="completed", run_id="a", **common)
-    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4", **common)
-    write_result(sweep.result_path("e"), status="stalled", run_id="e", message="training stalled at step 81", **common)
-    states = {s.run_id: s for s in run_states(Sweep.load(sweep.path))}
-    assert states["a"].status == "completed"
-    assert states["b"].status == "failed" and "step 4" in states["b"].reason
-    assert states["e"].status == "failed" and states["e"].reason == "training stalled at step 81"
-    assert states["c"].status == "lost" and states["d"].reason == "never submitted"
-    assert unfinished(list(states.values())) == ["b", "c", "d", "e"]
-    failed = hpc_cli("failed", str(sweep.path), root=tmp_path).stdout
-    assert "training stalled at step 81" in failed and "4 of 5 runs failed or were lost" in failed
 
 
 @pytest.mark.slow

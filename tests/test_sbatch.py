@@ -7,11 +7,12 @@ import pytest
 
 from conftest import ROOT
 from hpc import envpack
-from hpc.sbatch import activation_lines, array_script, directives, render
+from hpc.sbatch import activation_lines, array_script, directives, render, signal_before_s
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 ZARATAN = dict(job_name="grid-1", array="0-9%5", output="/scratch/s/slurm/%A_%a.out", partition="standard",
-               account="my alloc", time_min=240, cpus_per_task=4, mem_per_cpu_mb=4000, gpus_per_task=0)
+               account="my alloc", time_min=240, cpus_per_task=4, mem_per_cpu_mb=4000, gpus_per_task=0,
+               signal="B:USR2@300", requeue=True)
 PACKED = {"kind": "packed", "tarball": "/scratch/envs/venv-0123456789ab.tar.gz", "unpack_dir": "/tmp"}
 
 
@@ -30,6 +31,12 @@ def test_array_script_matches_golden(cluster, environment):
 def test_directives_quote_and_skip_unset():
     lines = directives(job_name="a b", array="0-1%1", output="/o", account=None, gpus_per_task=0)
     assert lines == ["#SBATCH --job-name='a b'", "#SBATCH --array=0-1%1", "#SBATCH --output=/o"]
+
+
+def test_the_warning_signal_scales_with_the_time_limit():
+    # never 60 s out of a 60 s job; at most 5 minutes out of days
+    assert [signal_before_s({"time_min": m}) for m in (1, 2, 10, 60, 7 * 24 * 60)] == [20, 20, 60, 300, 300]
+    assert signal_before_s({"time_min": 1, "signal_before_s": 45}) == 45
 
 
 def test_render_blocks_and_placeholders():

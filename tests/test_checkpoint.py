@@ -1,0 +1,85 @@
+"""Checkpoints: real HDF5 files, real signals, and a resumed run that equals an uninterrupted one."""
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+import neuralode
+from hpc.checkpoint import Checkpoint, checkpoint_path
+from neuralode import ModelSpec, NeuralODE, Phase
+
+SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
+# two phases (the optimizer restarts at the second), a learning-rate schedule, a ramp
+PHASES = [Phase(steps=5, lr=1e-2, segment_length=8, length=(0.5, 1.0), lr_end=1e-3),
+          Phase(steps=4, lr=1e-3, segment_length=6)]
+
+
+@pytest.fixture(scope="module")
+def orbits(tmp_path_factory):
+    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
+    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
+
+
+def _train(orbits, **kw):
+    t, y = orbits
+    init, key = jax.random.split(jax.random.PRNGKey(0))
+    return neuralode.train(NeuralODE(SPEC, key=init), t, y, PHASES, loss="percent_error", batch_size=8,
+                           key=key, chunk_size=4, **kw)
+
+
+class _SignalAt:
+    """Sends this process a real signal after step `at`, as Slurm would."""
+
+    def __init__(self, at, signum):
+        self.at, self.signum = at, signum
+
+    def __call__(self, step, phase, loss, model):
+        if step == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("stop_at", [3, 5, 7])  # within the first phase, at its end, within the second
+def test_a_resumed_run_equals_an_uninterrupted_one(orbits, tmp_path, stop_at):
+    whole = _train(orbits)
+    ckpt = Checkpoint(checkpoint_path(tmp_path / "run.h5"), every_s=None, every_steps=None)
+    with ckpt.signals():
+        first = _train(orbits, checkpoint=ckpt, callback=_SignalAt(stop_at, signal.SIGUSR2))
+    assert first.status == "interrupted" and len(first.losses) == stop_at and ckpt.stop == "timeout"
+    assert ckpt.path == tmp_path / "run.ckpt" and ckpt.saved_step == stop_at
+    assert not list(tmp_path.glob(".*tmp"))  # the write was atomic
+
+    again = Checkpoint(ckpt.path, every_s=None, every_steps=2)
+    resumed = _train(orbits, checkpoint=again, resume=again.load())
+    assert resumed.status == "completed"
+    np.testing.assert_array_equal(resumed.losses, whole.losses)  # step for step, bit for bit
+    np.testing.assert_array_equal(resumed.phases, whole.phases)
+    for name in neuralode.HEALTH:
+        np.testing.assert_array_equal(resumed.health[name], whole.health[name])
+    leaves = [jax.tree_util.tree_leaves(r.model) for r in (resumed, whole)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+
+
+def test_sigterm_stops_after_a_checkpoint_and_handlers_come_back(orbits, tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    ckpt = Checkpoint(tmp_path / "r.ckpt", every_s=None)
+    with ckpt.signals():
+        out = _train(orbits, checkpoint=ckpt, callback=_SignalAt(2, signal.SIGTERM))
+    assert out.status == "interrupted" and ckpt.stop == "terminated" and ckpt.load()["losses"].shape == (2,)
+    assert "interrupted after step 2" in out.message
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_periodic_checkpoints_and_a_corrupt_one(tmp_path):
+    ckpt = Checkpoint(tmp_path / "r.ckpt", every_s=None, every_steps=3)
+    assert [ckpt.due(s) for s in (1, 2, 3)] == [False, False, True]
+    ckpt.save({"losses": np.zeros(3), "state/00000": np.arange(4)})
+    assert not ckpt.due(4) and ckpt.due(6)
+    assert Checkpoint(tmp_path / "r.ckpt").load()["state/00000"].tolist() == [0, 1, 2, 3]
+    (tmp_path / "r.ckpt").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    assert Checkpoint(tmp_path / "r.ckpt").load() is None  # reported, moved aside, start over
+    assert (tmp_path / "r.ckpt.corrupt").exists() and not (tmp_path / "r.ckpt").exists()
+    with pytest.raises(ValueError, match="`every_steps` must be > 0 or null"):
+        Checkpoint(tmp_path / "x", every_steps=0)

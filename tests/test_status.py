@@ -1,0 +1,94 @@
+"""Run states from result files, notes, checkpoints and Slurm, including when Slurm is down."""
+
+import os
+import stat
+
+import pytest
+
+from conftest import hpc_cli
+from hpc import slurm
+from hpc.checkpoint import checkpoint_path
+from hpc.status import run_states, totals, unfinished
+from hpc.store import write_note, write_result
+from hpc.sweep import Sweep
+
+COMMON = dict(config={}, config_yaml="", metadata={})
+
+
+def _sweep(root, kind="local", runs=("a", "b", "c", "d", "e", "f", "g")):
+    sweep = Sweep.create(root, "exp", "train:train")
+    for rid in runs:
+        sweep.add_run(rid, [f"x={rid}"], "x: 1\n")
+    submitted = [r for r in runs if r != "d"]
+    if kind == "slurm":
+        sweep.add_submission("slurm", "999999", submitted, {}, [f"999999_{i}" for i in range(len(submitted))])
+    else:
+        sweep.add_submission("local", None, submitted, {})
+    return sweep
+
+
+def test_states_from_files_notes_and_checkpoints(tmp_path):
+    sweep = _sweep(tmp_path)
+    write_result(sweep.result_path("a"), status="completed", run_id="a", **COMMON)
+    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4", **COMMON)
+    write_result(sweep.result_path("e"), status="timeout", run_id="e", message="time limit reached at step 81", **COMMON)
+    sweep.result_path("f").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # truncated
+    write_note(sweep.result_path("g"), "could not write the result file: [Errno 28] No space left on device")
+    checkpoint_path(sweep.result_path("c")).write_bytes(b"")
+    states = {s.run_id: s for s in run_states(Sweep.load(sweep.path))}
+    assert states["a"].status == "completed"
+    assert states["b"].status == "failed" and "step 4" in states["b"].reason
+    assert states["c"].status == "lost" and "checkpoint is kept" in states["c"].reason
+    assert states["d"].reason == "never submitted"
+    assert states["e"].status == "timeout" and "step 81" in states["e"].reason
+    assert states["f"].status == "corrupt" and str(sweep.result_path("f")) in states["f"].reason
+    assert states["g"].status == "failed" and "No space left" in states["g"].reason
+    assert unfinished(list(states.values())) == ["b", "c", "d", "e", "f", "g"]
+    assert totals(list(states.values()))["corrupt"] == 1 and "unknown" not in totals(list(states.values()))
+
+    # every command copes with the corrupt file
+    failed = hpc_cli("failed", str(sweep.path), root=tmp_path, check=False)
+    assert failed.returncode == 1 and "6 of 7 runs did not complete" in failed.stdout
+    assert "corrupt" in hpc_cli("status", str(sweep.path), "--runs", root=tmp_path).stdout
+    hpc_cli("collect", str(sweep.path), "-o", str(tmp_path / "r.csv"), root=tmp_path)
+    assert "corrupt" in (tmp_path / "r.csv").read_text()
+
+
+def test_a_damaged_sweep_record_is_named(tmp_path):
+    sweep = _sweep(tmp_path)
+    (sweep.path / "sweep.json").write_text('{"runs": {"a"')
+    done = hpc_cli("status", str(sweep.path), root=tmp_path, check=False)
+    assert done.returncode == 2 and f"{sweep.path / 'sweep.json'} is damaged" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(params=["fail", "hang"])
+def slurm_down(request, tmp_path, monkeypatch):
+    """Slurm's commands on PATH that fail (controller down) or hang (controller stuck)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    body = {"fail": 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
+            "hang": "exec sleep 600"}[request.param]
+    for name in ("squeue", "scontrol", "sacct", "sinfo", "sbatch"):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    if request.param == "hang":
+        monkeypatch.setattr(slurm, "QUERY_TIMEOUT_S", 2)
+        monkeypatch.setenv("HPC_SLURM_TIMEOUT_S", "2")
+    return request.param
+
+
+def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down):
+    sweep = _sweep(tmp_path, kind="slurm", runs=("a", "b", "c"))
+    write_result(sweep.result_path("a"), status="completed", run_id="a", **COMMON)
+    states = {s.run_id: s for s in run_states(Sweep.load(sweep.path))}
+    assert states["a"].status == "completed"  # a result file needs no Slurm
+    assert states["b"].status == states["c"].status == "unknown"
+    assert "Slurm unreachable" in states["b"].reason
+    assert unfinished(list(states.values())) == []
+    shown = hpc_cli("status", str(sweep.path), root=tmp_path).stdout
+    assert "unknown 2" in shown and "lost 0" in shown
+    refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
+    assert refused.returncode == 2 and "not resubmitting" in refused.stderr
+    assert len(Sweep.load(sweep.path).submissions) == 1  # nothing submitted, nothing run here
