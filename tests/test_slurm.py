@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import h5py
+import numpy as np
 import pytest
 
 import neuralode
@@ -81,8 +82,9 @@ def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster)
               "experiment=iso")
     assert _wait(results).returncode == 1
     assert "completed 3" in hpc_cli("status", "latest", root=results).stdout
-    failed = hpc_cli("failed", "latest", root=results).stdout
-    assert "1 of 4 runs failed" in failed and "unreadable" in failed and "n_orbits=3" in failed
+    done = hpc_cli("failed", "latest", root=results, check=False)
+    failed = done.stdout
+    assert done.returncode == 1 and "1 of 4 runs did not complete" in failed and "unreadable" in failed and "n_orbits=3" in failed
     sweep = _sweep(results)
     bad_run = [r for r, v in sweep.runs.items() if "n_orbits=3" in v["overrides"] and "dataset.train_seed=5" in v["overrides"]][0]
     with h5py.File(results / "iso" / f"{bad_run}.h5") as f:
@@ -115,7 +117,7 @@ def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_clu
     subprocess.run(["scancel", sweep.submissions[0]["job_id"]], check=True)  # the other run is not needed
     _wait(results, timeout=120)
     status = hpc_cli("status", "latest", "--runs", root=results).stdout
-    assert "completed 0" in status and "CANCELLED" in status
+    assert "completed 0" in status and "cancelled" in status and "Slurm CANCELLED" in status
     for path in [results / "cancel" / f"{r}.h5" for r in sweep.runs]:
         if path.exists():
             with h5py.File(path) as f:
@@ -136,3 +138,69 @@ def test_bad_resources_fail_before_submission(results, slurm_cluster):
     done = run_train("-m", *GRID_TINY, "segment_length=400", "curriculum=lofi", "width=8,16",
                      f"results_root={results}", check=False)
     assert done.returncode != 0 and "`segment_length`=400" in done.stderr
+
+
+def _squeue_state(task):
+    return subprocess.run(["squeue", "-h", "-r", "-j", task, "-o", "%T"], capture_output=True, text=True).stdout.split()
+
+
+def _saved_steps(path) -> int:
+    try:
+        with h5py.File(path) as f:
+            return f["losses"].shape[0]
+    except (OSError, KeyError):
+        return 0
+
+
+def _interrupt(task, ckpt, command, after_step):
+    """Once the run's checkpoint is past `after_step`, interrupt its task with `command`;
+    return the step of the checkpoint it leaves."""
+    deadline = time.monotonic() + 300
+    while _saved_steps(ckpt) <= after_step:
+        assert time.monotonic() < deadline, f"no checkpoint past step {after_step}"
+        time.sleep(0.2)
+    subprocess.run([*command, task], check=True)
+    for _ in range(600):  # until the task has stopped and, if requeued, start it without Slurm's delay
+        state = _squeue_state(task)
+        if state in (["PENDING"], []):
+            break
+        time.sleep(0.1)
+    subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
+    return _saved_steps(ckpt)
+
+
+def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluster):
+    """The warning before the time limit (SIGUSR2, as `--signal` sends it) checkpoints and
+    requeues; a preemption (`scontrol requeue`: SIGTERM, then requeued) checkpoints and the
+    rerun resumes; with the requeues spent the run ends `timeout` with its partial history,
+    and `hpc resubmit` finishes it. The losses equal an uninterrupted run's, step for step."""
+    args = [*GRID_TINY, "curriculum.phases.0.steps=1500", "cluster.checkpoint_steps=25",
+            "cluster.max_requeues=1", "experiment=ckpt"]
+    reference = tmp_path / "reference"
+    run_train("-m", *args, "seed=3", f"results_root={reference}")
+    run_train("-m", *args, "seed=3", f"results_root={results}")
+    sweep = _sweep(results)
+    (run_id,) = sweep.runs
+    task = sweep.submissions[0]["tasks"][0]
+    ckpt = results / "ckpt" / f"{run_id}.ckpt"
+
+    first = _interrupt(task, ckpt, ["scancel", "--signal=USR2"], 0)  # time limit near: requeue 1 of 1
+    second = _interrupt(task, ckpt, ["scontrol", "requeue"], first)  # preempted: SIGTERM, Slurm requeues
+    third = _interrupt(task, ckpt, ["scancel", "--signal=USR2"], second)  # no requeue left
+    assert 0 < first < second < third
+    _wait(results)
+    failed = hpc_cli("failed", "latest", root=results, check=False).stdout
+    assert "timeout" in failed and f"time limit reached at step {third}" in failed, failed
+    with h5py.File(results / "ckpt" / f"{run_id}.h5") as f:
+        assert f.attrs["status"] == "timeout" and f["history"]["loss"].shape == (third,)
+    log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
+    assert "requeued task" in log and f"Resuming run {run_id} from its checkpoint at step {first}" in log
+
+    assert "Resubmitted 1 runs" in hpc_cli("resubmit", "latest", root=results).stdout
+    assert _wait(results).returncode == 0
+    assert _wait(reference).returncode == 0
+    with h5py.File(results / "ckpt" / f"{run_id}.h5") as f, h5py.File(reference / "ckpt" / f"{run_id}.h5") as g:
+        assert f.attrs["status"] == g.attrs["status"] == "completed"
+        np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
+        assert f["history"]["loss"].shape == (1502,)
+    assert not ckpt.exists()  # a completed run keeps no checkpoint
