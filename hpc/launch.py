@@ -35,11 +35,16 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
     return params
 
 
-def _wanted_mode(cluster: dict) -> str:
-    """`slurm` or `local` for this profile on this machine."""
+def _wanted_submit(cluster: dict) -> str:
     wanted = cluster.get("submit", "auto")
     if wanted not in SUBMIT_MODES:
         raise ValueError(f"`cluster.submit`={wanted!r}; allowed: {', '.join(SUBMIT_MODES)}.")
+    return wanted
+
+
+def _wanted_mode(cluster: dict) -> str:
+    """`slurm` or `local` for this profile on this machine."""
+    wanted = _wanted_submit(cluster)
     if wanted == "auto":
         return "slurm" if slurm.available() else "local"
     if wanted == "slurm" and not slurm.available():
@@ -48,14 +53,52 @@ def _wanted_mode(cluster: dict) -> str:
     return wanted
 
 
+_INT, _NUM, _STR = "an integer", "a number", "a string"
+# field -> (kind, smallest value or None, may be null); `environment` is checked by activation_lines
+CLUSTER_FIELDS = {
+    "name": (_STR, None, True), "submit": (_STR, None, False), "partition": (_STR, None, True),
+    "account": (_STR, None, True), "qos": (_STR, None, True), "time_min": (_INT, 1, False),
+    "cpus_per_task": (_INT, 1, False), "mem_per_cpu_mb": (_INT, 1, True), "gpus_per_task": (_INT, 0, False),
+    "shared_gpu": ("true or false", None, False), "array_parallelism": (_INT, 1, False),
+    "checkpoint_min": (_NUM, 0, True), "checkpoint_steps": (_INT, 1, True), "max_requeues": (_INT, 0, False),
+    "signal_before_s": (_INT, 1, True), "node_local_tmp": (_STR, None, True), "results_root": (_STR, None, True),
+    "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": ("a list of strings", None, False),
+}
+
+
+def _is(kind: str, value) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _NUM:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == "true or false":
+        return isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_cluster(cluster: dict) -> None:
+    """Type- and range-check every field of a cluster profile (nothing asks Slurm): raises
+    `ValueError` naming the field and what it allows."""
+    for field, (kind, low, nullable) in CLUSTER_FIELDS.items():
+        if field not in cluster or (nullable and cluster[field] is None):
+            continue
+        value = cluster[field]
+        bound = "" if low is None else (f" > {low}" if kind == _NUM else f" >= {low}")
+        if not _is(kind, value) or (low is not None and (value <= low if kind == _NUM else value < low)):
+            raise ValueError(f"`cluster.{field}` must be {kind}{bound}{' or null' if nullable else ''}, "
+                             f"got {value!r}.")
+    _wanted_submit(cluster)
+    activation_lines(cluster.get("environment"))
+
+
 def submit_mode(cluster: dict) -> str:
     """The submit mode (`slurm` or `local`) of this profile on this machine, once the profile
-    is checked against the machine: raises `ValueError` naming a bad field."""
+    is checked (`check_cluster`) and, for Slurm, its partition and CPUs are: raises
+    `ValueError` naming a bad field."""
+    check_cluster(cluster)
     how = _wanted_mode(cluster)
-    for field in ("time_min", "cpus_per_task"):
-        value = cluster.get(field)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`cluster.{field}` must be a positive integer, got {value!r}.")
     if how == "slurm":
         slurm.check_resources(cluster.get("partition"), int(cluster["cpus_per_task"]))
     return how
@@ -142,9 +185,10 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
     modes = {}
     for key, cluster in profiles.items():
         if plan:
-            activation_lines(cluster.get("environment"))
+            check_cluster(cluster)
         else:
             modes[key] = submit_mode(cluster)
+    layout.check_writable(runs[0].results_root)
     sweep = Sweep.create(runs[0].results_root, runs[0].experiment, entry, argv)
     todo: dict[str, list[str]] = {}
     skipped = 0

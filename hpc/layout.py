@@ -10,6 +10,7 @@ is also noted in a per-user index (`$HPC_STATE_DIR`, default `~/.local/state/hpc
 
 import os
 import pathlib
+import tempfile
 
 
 def default_app() -> str:
@@ -67,3 +68,16 @@ def remembered_sweeps() -> list[pathlib.Path]:
     except OSError:
         return []
     return [pathlib.Path(p) for p in dict.fromkeys(lines) if p and pathlib.Path(p).is_dir()]
+
+
+def check_writable(root) -> None:
+    """Raise `ValueError` naming `root` when results cannot be written under it (read-only,
+    no permission, a file in the way, a path that cannot exist)."""
+    root = pathlib.Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".hpc-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"the results root {root} is not writable ({exc.strerror or exc}); set "
+                         f"results_root=<a directory you can write> or cluster.results_root.") from exc

@@ -31,9 +31,10 @@ def phases_from_config(config: dict) -> list[Phase]:
     return [Phase(**phase) for phase in config["curriculum"]["phases"]]
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict, overridden=()) -> None:
     """Everything about a run that can be checked without data or training: raises
-    `ValueError` naming the bad field and what it allows."""
+    `ValueError` naming the bad field and what it allows. `overridden`: the keys the user set
+    (a `segment_length` the curriculum does not read is an error, not a silent no-op)."""
     for name in SIZES:
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -45,8 +46,14 @@ def check_config(config: dict) -> None:
     sizes = data["test_sizes"]
     if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
         raise ValueError(f"`dataset.test_sizes` must be a list of positive integers, got {sizes!r}.")
-    for phase in phases_from_config(config):
+    phases = phases_from_config(config)
+    for phase in phases:
         check_segment_length(phase.segment_length)
+    if "segment_length" in overridden and all(p.segment_length != config["segment_length"] for p in phases):
+        raise ValueError(
+            f"`segment_length`={config['segment_length']} is not used by this curriculum: its phases set their "
+            f"own ({sorted({p.segment_length for p in phases})}). Choose a curriculum that reads it "
+            f"(curriculum=lofi or hifi) or set curriculum.phases.<n>.segment_length.")
 
 
 def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None, resume: dict | None = None,

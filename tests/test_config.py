@@ -95,3 +95,13 @@ def test_bad_sizes_are_rejected_before_submission(override, message):
         cfg = compose("config", overrides=[override])
     with pytest.raises(ValueError, match=re.escape(message)):
         train.prepare(cfg)
+
+
+def test_a_segment_length_the_curriculum_ignores_is_rejected():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        ignored = compose("config", overrides=["curriculum=smoke", "segment_length=12"])
+        read = compose("config", overrides=["curriculum=lofi", "segment_length=12"])
+    with pytest.raises(ValueError, match=r"`segment_length`=12 is not used by this curriculum: .*\[8\]"):
+        train.prepare(ignored, ["curriculum=smoke", "segment_length=12"])
+    train.prepare(ignored, ["curriculum=smoke"])  # not asked for: the curriculum's own length stands
+    train.prepare(read, ["curriculum=lofi", "segment_length=12"])

@@ -1,5 +1,10 @@
 """The pure parts of submission, and the local (no Slurm) fallback."""
 
+import os
+import re
+import shutil
+import subprocess
+
 import pytest
 
 from conftest import TINY, hpc_cli, run_train
@@ -77,3 +82,45 @@ def test_start_sweep_without_hydra(tmp_path, capsys):
     with pytest.raises(ValueError, match="one manifest per sweep"):
         launch.start_sweep(varied, entry="tiny_app:run", workdir=str(tmp_path), plan=True)
     assert len(list((root / "exp" / "sweeps").iterdir())) == 1  # nothing written by the refusal
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mem_per_cpu_mb", "abc", "`cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'"),
+    ("time_min", 0, "`cluster.time_min` must be an integer >= 1, got 0"),
+    ("shared_gpu", "yes", "`cluster.shared_gpu` must be true or false, got 'yes'"),
+    ("max_requeues", -1, "`cluster.max_requeues` must be an integer >= 0, got -1"),
+    ("checkpoint_min", 0, "`cluster.checkpoint_min` must be a number > 0 or null, got 0"),
+    ("setup", "module load python", "`cluster.setup` must be a list of strings"),
+    ("partition", 5, "`cluster.partition` must be a string or null, got 5"),
+])
+def test_every_cluster_field_is_checked(field, value, message):
+    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
+    launch.check_cluster(local)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        launch.check_cluster({**local, field: value})
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="a read-only mount needs root")
+def test_a_read_only_results_root_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)]).returncode != 0:
+        pytest.skip("cannot mount here")
+    try:
+        runs = [launch.Run("a", [], "", ro, "exp", {"submit": "local", "time_min": 1, "cpus_per_task": 1})]
+        with pytest.raises(ValueError, match=r"the results root .*ro is not writable \(Read-only file system\)"):
+            launch.start_sweep(runs, entry="x:y", workdir=str(tmp_path))
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
+    runs = [launch.Run("a", [], "", tmp_path / "file" / "root", "exp", local)]
+    with pytest.raises(ValueError, match="the results root .*file/root is not writable"):
+        launch.start_sweep(runs, entry="x:y", workdir=str(tmp_path))
+    with pytest.raises(ValueError, match="mem_per_cpu_mb"):
+        launch.start_sweep([launch.Run("a", [], "", tmp_path / "r", "exp", {**local, "mem_per_cpu_mb": "abc"})],
+                           entry="x:y", workdir=str(tmp_path))
+    assert not (tmp_path / "r").exists()  # no sweep record, no index entry

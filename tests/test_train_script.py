@@ -82,3 +82,14 @@ def test_bad_choice_and_segment_length_fail_with_a_failed_result(results):
     assert done.returncode != 0 and "`segment_length`=400" in done.stderr
     with h5py.File(_only_result(results, "seg")) as f:
         assert f.attrs["status"] == "failed" and "history" not in f
+
+
+def test_bad_sweep_input_is_one_message_and_writes_nothing(results):
+    done = run_train("-m", *TINY, "width=8,16", "cluster.mem_per_cpu_mb=abc", f"results_root={results}",
+                     check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "Error: `cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'." in done.stderr
+    assert not results.exists()
+    done = run_train("-m", *TINY, "batch_size=0,8", f"results_root={results}", check=False)
+    assert done.returncode == 2 and "`batch_size` must be a positive integer, got 0" in done.stderr
+    assert not results.exists()

@@ -8,6 +8,7 @@ run's config and checks it with the app's `prepare`; `hpc.launch.start_sweep` do
 
 import dataclasses
 import importlib
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 class HpcLauncherConf:
     _target_: str = "hydra_plugins.hpc_launcher.hpc_launcher.HpcLauncher"
     entry: str = "train:train"  # called with each run's config on the node
-    prepare: str = "train:prepare"  # config -> (run id, results root), raises on bad input
+    prepare: str = "train:prepare"  # (config, overrides) -> (run id, results root), raises on bad input
     wait: bool = False  # block until every run is final, then report
     plan: bool = False  # write a manifest and sbatch scripts instead of submitting
     script: str = "train.py"  # what the plain sbatch scripts run, from the working directory
@@ -47,6 +48,15 @@ class HpcLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        try:
+            return self._launch(job_overrides)
+        except ValueError as exc:  # bad input: one clear message; HYDRA_FULL_ERROR=1 shows the traceback
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"Error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def _launch(self, job_overrides: Sequence[Sequence[str]]) -> Sequence[JobReturn]:
         from hpc.launch import Run, start_sweep
 
         prepare = _load(self.prepare)
@@ -55,7 +65,7 @@ class HpcLauncher(Launcher):
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 del cfg["hydra"]
-            rid, root = prepare(cfg)
+            rid, root = prepare(cfg, list(overrides))
             runs.append(Run(rid, list(overrides), OmegaConf.to_yaml(cfg, resolve=True), pathlib.Path(root),
                             cfg.experiment, OmegaConf.to_container(cfg.cluster, resolve=True),
                             bool(cfg.get("force"))))
