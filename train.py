@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     prepare_batch_task(config["cluster"], os.getcwd())  # before JAX is imported
-    if train(cfg)["status"] not in ("completed", "skipped"):
+    if train(cfg)["status"] not in ("completed", "skipped", "busy"):
         sys.exit(3)
 
 

@@ -25,6 +25,8 @@ import h5py
 
 from . import slurm
 from .checkpoint import Checkpoint, checkpoint_path
+from .claim import Busy, Claim
+from .layout import check_writable
 from .slurmenv import slurm_info
 from .store import FORMAT, clean_stale, is_completed, write_note, write_result
 
@@ -99,8 +101,11 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
       a requeued or resubmitted run resumes from the checkpoint.
     The checkpoint is removed once a final result (completed, non_finite, stalled) is written.
 
+    At most one copy of a run trains at a time (`hpc.claim`): a run another live process
+    owns is not started (`busy`).
+
     **Returns:** `{"status", "run_id", "path", **outcome.summary}`; `status` is `skipped` when
-    the run was skipped, `requeued` or `interrupted` when no result was written.
+    the run was skipped, `busy`, `requeued` or `interrupted` when no result was written.
     """
     path = pathlib.Path(path)
     if not force and is_completed(path):
@@ -111,7 +116,6 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
     meta = {"versions": versions(packages), "git_commit": git_commit(source_dir or pathlib.Path.cwd()),
             "host": socket.gethostname(), "python_executable": sys.executable, "python_prefix": sys.prefix,
             "start_time": started.isoformat(), "slurm": info, "argv": " ".join(sys.argv)}
-    clean_stale(path)  # left by a killed writer of this run
     every_s = lifeline.every_min * 60 if lifeline.every_min is not None else None
     checkpoint = Checkpoint(checkpoint_path(path), every_s, lifeline.every_steps)
 
@@ -123,7 +127,17 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
                      file_format=file_format)
         print(f"Result ({outcome.status}) written to {path}", flush=True)
 
+    check_writable(path.parent)
     try:
+        claim = Claim(path).acquire()
+    except Busy as exc:
+        print(f"Not running {run_id}: {exc}.", flush=True)
+        return {"status": "busy", "run_id": run_id, "path": str(path)}
+    clean_stale(path)  # left by a killed writer of this run (no live one: the claim is ours)
+    try:
+        if not force and is_completed(path):  # finished by another copy while this one queued
+            print(f"Skipping run {run_id}: a completed result exists at {path}.")
+            return {"status": "skipped", "run_id": run_id, "path": str(path)}
         with checkpoint.signals():
             outcome = work(checkpoint)
         if outcome.status == "interrupted":
@@ -131,6 +145,8 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
             if outcome.status in ("requeued", "interrupted"):
                 return {"status": outcome.status, "run_id": run_id, "path": str(path)}
         finish(outcome)
+        if outcome.status != "timeout":
+            checkpoint.remove()
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}" + (
             f" (checkpoint at step {checkpoint.saved_step} kept: a resubmit resumes it)" if checkpoint.path.exists() else "")
@@ -142,8 +158,8 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
             print(why, file=sys.stderr, flush=True)
             write_note(path, why)
         raise
-    if outcome.status != "timeout":
-        checkpoint.remove()
+    finally:
+        claim.release()  # after the result is written: no second copy starts in between
     return {"status": outcome.status, "run_id": run_id, "path": str(path), **outcome.summary}
 
 

@@ -187,6 +187,13 @@ def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
     return found
 
 
+def live_jobs() -> set[str]:
+    """The raw job ids (`SLURM_JOB_ID`, one per array task) of every job Slurm lists as
+    pending or running; one `squeue` call. Raises `SlurmUnreachable`."""
+    out = _ask("squeue", "-h", "-r", "-o", "%A|%T")
+    return {job for job, _, state in (line.partition("|") for line in out.splitlines()) if state in ACTIVE}
+
+
 def _run_quietly(*cmd: str) -> str | None:
     """A query that may fail for reasons other than an outage (sacct without accounting)."""
     try:

@@ -10,7 +10,7 @@ without a result are `unknown`, never lost; `lost` is kept for runs nobody can a
 import dataclasses
 import time
 
-from . import slurm
+from . import claim, slurm
 from .checkpoint import checkpoint_path
 from .store import read_note, read_summary
 from .sweep import Sweep
@@ -68,6 +68,7 @@ def run_states(sweep: Sweep) -> list[RunState]:
     asked once per sweep, and only when the sweep was submitted to it."""
     on_slurm = any(s["kind"] in ("slurm", "manifest") for s in sweep.submissions)
     tasks, states, unreachable = _slurm_tasks(sweep) if on_slurm else ({}, {}, "")
+    owners = _Owners()
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_submission(run_id)
@@ -84,6 +85,10 @@ def run_states(sweep: Sweep) -> list[RunState]:
         note = read_note(path)
         if note is not None:
             out.append(RunState(run_id, "failed", note.get("message", ""), job))
+            continue
+        owner = claim.read(claim.claim_path(path))
+        if owner and owners.alive(owner):  # trained by another submission or a local process
+            out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
             continue
         kept = checkpoint_path(path).exists()
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
@@ -102,6 +107,21 @@ def run_states(sweep: Sweep) -> list[RunState]:
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
+
+
+class _Owners:
+    """Liveness of claim owners, asking Slurm at most once per status."""
+
+    def __init__(self):
+        self.live: set[str] | None = None
+
+    def alive(self, owner: dict) -> bool:
+        if owner.get("job") and self.live is None:
+            try:
+                self.live = slurm.live_jobs()
+            except slurm.SlurmUnreachable:
+                return True
+        return claim.owner_alive(owner, self.live)
 
 
 def totals(states: list[RunState]) -> dict[str, int]:

@@ -204,3 +204,21 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
         np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
         assert f["history"]["loss"].shape == (1502,)
     assert not ckpt.exists()  # a completed run keeps no checkpoint
+
+
+def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster):
+    args = [*GRID_TINY, "curriculum.phases.0.steps=300", "seed=11,12", "cluster.array_parallelism=1",
+            f"results_root={results}", "experiment=twice"]
+    run_train("-m", *args)
+    run_train("-m", *args)  # at once: both arrays are queued before either starts
+    sweeps = [Sweep.load(p) for p in sorted((results / "twice" / "sweeps").iterdir())]
+    assert len(sweeps) == 2 and set(sweeps[0].runs) == set(sweeps[1].runs)
+    for sweep in sweeps:
+        assert hpc_cli("wait", str(sweep.path), "--interval", "2", "--timeout", "300", root=results,
+                       check=False).returncode == 0
+    logs = "".join(p.read_text() for s in sweeps for p in (s.path / "slurm").rglob("*.out"))
+    trained = re.findall(r"Result \(completed\) written to .*/(\w+)\.h5", logs)
+    assert sorted(trained) == sorted(sweeps[0].runs), logs  # each run once
+    busy, skipped = logs.count("already being trained by Slurm job"), logs.count("Skipping run")
+    assert busy + skipped == 2 and busy >= 1, logs  # the copies overlapped: the claim kept one out
+    assert not list((results / "twice").glob("*.claim"))

@@ -1,0 +1,98 @@
+"""At most one live copy of a run: a claim file beside its result names the process training it.
+
+`<run id>.claim` (JSON: host, pid, Slurm job id, time) is created with `O_EXCL` when a run
+starts and removed when it ends. A claim whose owner is gone (its Slurm job no longer pending
+or running, or its process dead on this host) is taken over, so a crash never blocks a run.
+An owner that cannot be checked (Slurm unreachable, a process on another host) is honoured.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import socket
+
+from . import slurm
+from .slurmenv import slurm_info
+
+SUFFIX = ".claim"
+
+
+class Busy(RuntimeError):
+    """Another live process owns the run."""
+
+
+def claim_path(result_path) -> pathlib.Path:
+    return pathlib.Path(result_path).with_suffix(SUFFIX)
+
+
+def me() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "job": slurm_info().get("job_id"),
+            "since": datetime.datetime.now().astimezone().isoformat()}
+
+
+def describe(owner: dict) -> str:
+    where = f"Slurm job {owner['job']}" if owner.get("job") else f"process {owner.get('pid')}"
+    return f"{where} on {owner.get('host')} (since {owner.get('since', '?')})"
+
+
+def owner_alive(owner: dict, live_jobs: set[str] | None = None) -> bool:
+    """Whether the claim's owner may still be training. `live_jobs`: the raw ids of the
+    Slurm jobs pending or running (asked here when not given)."""
+    job = owner.get("job")
+    if job:
+        if job == slurm_info().get("job_id"):
+            return False  # this very task, started again after a requeue
+        try:
+            return job in (live_jobs if live_jobs is not None else slurm.live_jobs())
+        except slurm.SlurmUnreachable:
+            return True
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return True
+    return True
+
+
+def read(path) -> dict | None:
+    try:
+        return json.loads(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # half-written by a process that died: no live owner to respect
+
+
+class Claim:
+    """This process's claim on a run; `release()` gives it up."""
+
+    def __init__(self, result_path):
+        self.path = claim_path(result_path)
+        self.owner = me()
+
+    def acquire(self) -> "Claim":
+        """Claim the run, taking over a dead owner's claim; raises `Busy` naming a live one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = read(self.path)
+                if owner is None:
+                    continue  # released meanwhile
+                if owner and owner_alive(owner):
+                    raise Busy(f"already being trained by {describe(owner)}; claim {self.path}")
+                self.path.unlink(missing_ok=True)  # its owner is gone
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.owner, handle)
+            return self
+        raise Busy(f"could not claim {self.path}: other processes keep claiming it")
+
+    def release(self) -> None:
+        if read(self.path) == self.owner:
+            self.path.unlink(missing_ok=True)
