@@ -1,12 +1,9 @@
 """Send a sweep's runs to Slurm as array jobs (via submitit), or run them in local processes."""
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
-import os
 import pathlib
 
-from . import layout, slurm, status
+from . import layout, local, slurm, status
 from .sbatch import activation_lines, signal_before_s
 from .store import is_completed
 from .sweep import Sweep
@@ -59,7 +56,8 @@ CLUSTER_FIELDS = {
     "name": (_STR, None, True), "submit": (_STR, None, False), "partition": (_STR, None, True),
     "account": (_STR, None, True), "qos": (_STR, None, True), "time_min": (_INT, 1, False),
     "cpus_per_task": (_INT, 1, False), "mem_per_cpu_mb": (_INT, 1, True), "gpus_per_task": (_INT, 0, False),
-    "shared_gpu": ("true or false", None, False), "array_parallelism": (_INT, 1, False),
+    "shared_gpu": ("true or false", None, False), "detach": ("true or false", None, False),
+    "array_parallelism": (_INT, 1, False),
     "checkpoint_min": (_NUM, 0, True), "checkpoint_steps": (_INT, 1, True), "max_requeues": (_INT, 0, False),
     "signal_before_s": (_INT, 1, True), "node_local_tmp": (_STR, None, True), "results_root": (_STR, None, True),
     "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": ("a list of strings", None, False),
@@ -105,16 +103,16 @@ def submit_mode(cluster: dict) -> str:
 
 
 def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: str | None = None) -> list[str]:
-    """Submit `run_ids` as one array job per `MaxArraySize` (or run them locally, blocking).
+    """Submit `run_ids` as one array job per `MaxArraySize` (or run them locally: `hpc.local`).
     `how` (`slurm` or `local`) is what `submit_mode(cluster)` returned; `None` checks again.
 
     **Returns:** the Slurm array job ids (empty for local runs).
     """
     how = how or submit_mode(cluster)
-    settings = task_settings(cluster, workdir)
     if how == "local":
-        run_local(sweep, run_ids, settings)
+        local.start(sweep, run_ids, cluster, workdir)
         return []
+    settings = task_settings(cluster, workdir)
     import submitit
 
     python = cluster.get("python")
@@ -131,23 +129,6 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: s
         sweep.add_submission("slurm", job_id, part, cluster, [job.job_id for job in jobs])
         job_ids.append(job_id)
     return job_ids
-
-
-def _local_worker(args) -> None:
-    try:
-        run_task(*args)
-    except Exception:  # one run's failure must not stop the others; its result file says why
-        pass
-
-
-def run_local(sweep: Sweep, run_ids: list[str], settings: dict) -> None:
-    """Run in parallel processes, at most one per core; each run's failure stays its own."""
-    workers = max(1, min(len(run_ids), (os.cpu_count() or 1) // max(1, settings["cpus"])))
-    print(f"No Slurm here: running {len(run_ids)} runs locally in {workers} processes.", flush=True)
-    sweep.add_submission("local", None, run_ids, {"workers": workers})
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        list(pool.map(_local_worker, [(sweep.entry, sweep.config_yaml(r), settings) for r in run_ids]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,8 +198,8 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
                   f"Watch with: hpc status {sweep.path}", flush=True)
     if wait and not plan:
         states = status.wait_for(sweep)
-    # local runs have finished by now; Slurm's are final only after waiting
-    elif not todo or (not plan and all(modes[key] == "local" for key in todo)):
+    # local runs have finished by now unless detached; Slurm's are final only after waiting
+    elif not todo or (not plan and all(modes[key] == "local" and not profiles[key].get("detach") for key in todo)):
         states = status.run_states(sweep)
     else:
         return sweep, None

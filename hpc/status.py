@@ -10,7 +10,7 @@ without a result are `unknown`, never lost; `lost` is kept for runs nobody can a
 import dataclasses
 import time
 
-from . import claim, slurm
+from . import claim, local, slurm
 from .checkpoint import checkpoint_path
 from .store import read_note, read_summary
 from .sweep import Sweep
@@ -103,7 +103,14 @@ def run_states(sweep: Sweep) -> list[RunState]:
         elif slurm_state == "COMPLETED":
             out.append(RunState(run_id, "lost", "the task ended without writing a result" + resume, job))
         elif kind == "local":
-            out.append(RunState(run_id, "lost", "the local run ended without writing a result" + resume))
+            driver = latest.submission.get("driver")
+            alive = local.driver_alive(driver)
+            if alive is None:
+                out.append(RunState(run_id, "unknown", f"a local run on {driver['host']}: ask there"))
+            elif alive:
+                out.append(RunState(run_id, "pending", f"queued in the local pool (driver pid {driver['pid']})"))
+            else:
+                out.append(RunState(run_id, "lost", "the local run ended without writing a result" + resume))
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out

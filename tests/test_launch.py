@@ -1,18 +1,22 @@
 """The pure parts of submission, and the local (no Slurm) fallback."""
 
+import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import TINY, hpc_cli, run_train
-from hpc import launch
+from conftest import ROOT, TINY, hpc_cli, run_train
+from hpc import launch, local
 from hpc.hygiene import task_env_vars
 from hpc.slurmenv import slurm_info
 from hpc.store import write_result
-from hpc.sweep import Sweep
+from hpc.sweep import Sweep, find
 
 ZARATAN = {"submit": "slurm", "partition": "standard", "account": "my-alloc", "qos": None, "time_min": 240,
            "cpus_per_task": 4, "mem_per_cpu_mb": 4000, "gpus_per_task": 0, "array_parallelism": 50,
@@ -55,9 +59,55 @@ def test_bad_submit_mode_names_the_field():
 def test_without_slurm_a_sweep_runs_locally(results):
     done = run_train("-m", *TINY, "dataset.test_sizes=[1]", "width=8,16", "cluster=local",
                      f"results_root={results}", "experiment=loc")
-    assert "running 2 runs locally" in done.stdout
+    assert "Running 2 runs locally (cluster.submit=local)" in done.stdout
     assert len(list((results / "loc").glob("*.h5"))) == 2
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
+    sweep = Sweep.load(find("latest", results))
+    for run_id in sweep.runs:  # one log per run, in the sweep directory
+        assert f"Result (completed) written to {results}/loc/{run_id}.h5" in local.log_path(sweep, run_id).read_text()
+
+
+@pytest.mark.slow
+def test_a_detached_local_sweep_returns_at_once_and_is_watched(results):
+    done = run_train("-m", *TINY, "dataset.test_sizes=[1]", "seed=4,5", "cluster=local", "cluster.detach=true",
+                     f"results_root={results}", "experiment=det")
+    assert "detached (driver pid" in done.stdout
+    early = hpc_cli("status", "latest", root=results).stdout
+    counts = dict(re.findall(r"(pending|running|completed|lost) (\d+)", early))
+    assert counts["lost"] == "0" and int(counts["pending"]) + int(counts["running"]) >= 1, early
+    assert hpc_cli("wait", "latest", "--interval", "1", "--timeout", "300", root=results).returncode == 0
+    assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_killed_local_driver_leaves_no_live_workers(results):
+    driver = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *TINY, "dataset.test_sizes=[1]",
+                               "curriculum.phases.0.steps=100000", "cluster.checkpoint_steps=50", "seed=1,2",
+                               "cluster=local", f"results_root={results}", "experiment=orphan"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list((results / "orphan").glob("*.ckpt"))) < 2:  # both workers are training
+            assert time.monotonic() < deadline and driver.poll() is None
+            time.sleep(0.5)
+        workers = [json.loads(p.read_text())["pid"] for p in (results / "orphan").glob("*.claim")]
+        assert len(workers) == 2 and all(map(_alive, workers))
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)):
+        assert time.monotonic() < deadline, "workers outlived their driver"
+        time.sleep(0.5)
+    shown = hpc_cli("status", "latest", "--runs", root=results).stdout
+    assert "lost 2" in shown and shown.count("its checkpoint is kept") == 2, shown
 
 
 def test_start_sweep_without_hydra(tmp_path, capsys):

@@ -1,0 +1,150 @@
+"""Sweeps on this machine, without Slurm: a pool of worker processes, one log file per run.
+
+The driver (the process that owns the pool) is recorded in the sweep's submission, so
+`hpc status` can tell pending runs (driver alive, no claim yet) from running ones (a live
+claim) and lost ones (driver gone, no result). Workers stop when the driver dies: each
+checks its parent every second and sends itself SIGTERM (a training run checkpoints first).
+`detach` starts the driver as its own session and returns at once.
+
+    python -m hpc.local <sweep dir> <submission position>   # the detached driver
+"""
+
+import concurrent.futures
+import contextlib
+import datetime
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from .sweep import Sweep
+from .task import run_task, task_settings
+
+
+def log_path(sweep: Sweep, run_id: str):
+    return sweep.path / "logs" / f"{run_id}.log"
+
+
+def driver_alive(driver: dict | None) -> bool | None:
+    """Whether a local sweep's driver process lives; `None` when it runs on another host."""
+    if not driver:
+        return False
+    if driver.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(driver["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_DRIVER = {"pid": None}
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: once the driver is gone, stop (SIGTERM lets a training run checkpoint)."""
+    _DRIVER["pid"] = parent
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Send this process's stdout and stderr (file descriptors included) to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _worker(args) -> None:
+    entry, config_yaml, settings, log = args
+    with _output_to(log):
+        print(f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} "
+              f"(pid {os.getpid()})", flush=True)
+        try:
+            run_task(entry, config_yaml, settings)
+        except Exception:  # one run's failure must not stop the others; its result file says why
+            import traceback
+
+            traceback.print_exc()
+    if _DRIVER["pid"] is not None and os.getppid() != _DRIVER["pid"]:
+        os._exit(1)  # the driver is gone: take no further run
+
+
+def workers_for(n_runs: int, cpus_per_task: int) -> int:
+    return max(1, min(n_runs, (os.cpu_count() or 1) // max(1, cpus_per_task)))
+
+
+def run_pool(sweep: Sweep, position: int) -> None:
+    """Run the runs of local submission `position` of `sweep`, in parallel processes (at
+    most one per `cpus_per_task` cores), each run's output in its log file. Blocks."""
+    sub = sweep.submissions[position]
+    settings = task_settings(sub["cluster"], sub["workdir"])
+    workers = workers_for(len(sub["runs"]), settings["cpus"])
+    context = multiprocessing.get_context("spawn")
+    jobs = [(sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r)) for r in sub["runs"]]
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_watch_parent,
+                                                initargs=(os.getpid(),)) as pool:
+        list(pool.map(_worker, jobs))
+
+
+def start(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> None:
+    """Run `run_ids` locally: in this process's pool (blocking), or, with
+    `cluster.detach`, in a driver of its own that outlives this process."""
+    detach = bool(cluster.get("detach"))
+    workers = workers_for(len(run_ids), int(cluster.get("cpus_per_task") or 1))
+    driver = {"host": socket.gethostname(), "pid": os.getpid()}
+    sweep.add_submission("local", None, run_ids, cluster)
+    position = len(sweep.submissions) - 1
+    sweep.submissions[position].update(workdir=workdir, workers=workers, driver=driver)
+    sweep.save()
+    why = "cluster.submit=local" if cluster.get("submit") == "local" else "no Slurm controller answers here"
+    logs = sweep.path / "logs"
+    if not detach:
+        print(f"Running {len(run_ids)} runs locally ({why}) in {workers} processes; logs in {logs}.", flush=True)
+        run_pool(sweep, position)
+        return
+    logs.mkdir(exist_ok=True)
+    with open(logs / "driver.log", "a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hpc.local", str(sweep.path), str(position)], cwd=workdir,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    sweep.submissions[position]["driver"] = {"host": driver["host"], "pid": proc.pid}
+    sweep.save()
+    print(f"Running {len(run_ids)} runs locally ({why}) in {workers} processes, detached (driver pid "
+          f"{proc.pid}); logs in {logs}. Watch with: hpc status {sweep.path}", flush=True)
+
+
+def main(argv=None) -> None:
+    sweep_dir, position = argv or sys.argv[1:]
+    run_pool(Sweep.load(sweep_dir), int(position))
+
+
+if __name__ == "__main__":
+    main()
