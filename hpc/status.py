@@ -24,6 +24,15 @@ ACTIVE_STATES = ("pending", "running")
 RERUN = ("failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt", "lost")
 
 
+HINTS = {
+    "out_of_memory": ": the task used more memory than it asked for; resubmit with more "
+                     "(hpc resubmit --set mem_per_cpu_mb=<MB>)",
+    "timeout": ": the time limit came before a checkpoint could requeue it (hpc resubmit --set time_min=<min>)",
+    "node_fail": ": its node failed; a resubmit runs it elsewhere",
+    "preempted": ": a higher-priority job took its node",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunState:
     run_id: str
@@ -99,7 +108,10 @@ def run_states(sweep: Sweep) -> list[RunState]:
         elif kind == "manifest" and not job:
             out.append(RunState(run_id, "planned", f"not submitted yet: sbatch {latest.submission.get('script')}"))
         elif slurm_state in slurm.FINAL:
-            out.append(RunState(run_id, slurm.FINAL[slurm_state], f"Slurm {slurm_state}{resume}", job))
+            if slurm_state == "FAILED" and _log_says_oom(sweep, job):
+                slurm_state = "OUT_OF_MEMORY"  # the job step was; the batch script around it just failed
+            hint = HINTS.get(slurm.FINAL[slurm_state], "")
+            out.append(RunState(run_id, slurm.FINAL[slurm_state], f"Slurm {slurm_state}{hint}{resume}", job))
         elif slurm_state == "COMPLETED":
             out.append(RunState(run_id, "lost", "the task ended without writing a result" + resume, job))
         elif kind == "local":
@@ -114,6 +126,22 @@ def run_states(sweep: Sweep) -> list[RunState]:
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
+
+
+OOM_SIGNS = ("oom-kill event", "Out Of Memory", "oom_kill")
+
+
+def _log_says_oom(sweep: Sweep, task: str) -> bool:
+    """Whether Slurm wrote that it killed `task` for its memory into the task's log (the
+    job's state says only FAILED when a step inside the batch script was the one killed)."""
+    logs = [p for name in (f"{task}_0_log.out", f"{task}.out") for p in (sweep.path / "slurm").rglob(name)]
+    for log in logs:  # submitit's, then the plain-sbatch template's
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - 8192))
+            tail = handle.read().decode(errors="replace")
+        if any(sign in tail for sign in OOM_SIGNS):
+            return True
+    return False
 
 
 class _Owners:

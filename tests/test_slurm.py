@@ -222,3 +222,23 @@ def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster)
     busy, skipped = logs.count("already being trained by Slurm job"), logs.count("Skipping run")
     assert busy + skipped == 2 and busy >= 1, logs  # the copies overlapped: the claim kept one out
     assert not list((results / "twice").glob("*.claim"))
+
+
+def _memory_enforced() -> bool:
+    shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    return re.search(r"^TaskPlugin\s+=\s+.*task/cgroup", shown, re.M) is not None
+
+
+def test_a_run_over_its_memory_is_out_of_memory_everywhere(results, slurm_cluster):
+    if not _memory_enforced():
+        pytest.skip("the local cluster runs without task/cgroup here (local_cluster.sh said why)")
+    run_train("-m", *GRID_TINY, "seed=21", "cluster.mem_per_cpu_mb=120", f"results_root={results}",
+              "experiment=oom")
+    assert _wait(results).returncode == 1
+    shown = hpc_cli("status", "latest", root=results).stdout
+    assert "out_of_memory 1" in shown, shown
+    failed = hpc_cli("failed", "latest", root=results, check=False)
+    assert failed.returncode == 1 and "Slurm OUT_OF_MEMORY" in failed.stdout
+    assert "--set mem_per_cpu_mb=" in failed.stdout
+    assert "Resubmitted 1 runs" in hpc_cli("resubmit", "latest", "--set", "mem_per_cpu_mb=4000", root=results).stdout
+    assert _wait(results).returncode == 0
