@@ -11,17 +11,16 @@ import os
 import pathlib
 import sys
 
-# Before equinox is imported: see `neuralode`'s docstring.
-os.environ.setdefault("EQX_ON_ERROR", "nan")
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import hpc
+from hpc.hints import explain, user_errors
+from hpc.ids import NOT_IDENTITY
+from hpc.progress import Progress
+from hpc.task import prepare_batch_task
 
-import hpc  # noqa: E402
-from hpc.hints import explain  # noqa: E402
-from hpc.ids import NOT_IDENTITY  # noqa: E402
-from hpc.progress import Progress  # noqa: E402
-from hpc.task import prepare_batch_task  # noqa: E402
+os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported: see its docstring
 
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
@@ -87,9 +86,10 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    prepare_batch_task(config["cluster"], os.getcwd())  # before JAX is imported
-    if train(cfg)["status"] not in ("completed", "skipped", "busy"):
+    prepare_batch_task(OmegaConf.to_container(cfg.cluster, resolve=True), os.getcwd())  # before JAX is imported
+    with user_errors():  # the traceback is in the result file
+        status = train(cfg)["status"]
+    if status not in ("completed", "skipped", "busy"):
         sys.exit(3)
 
 

@@ -1,10 +1,13 @@
-"""Say which override keys of a Hydra app no config defines, with a "did you mean".
+"""Tell a Hydra app's user what was wrong with their input, in one message.
 
 Hydra itself rejects an unknown key, but names neither the app's short names nor the closest
-valid key; `unknown_keys` and `hint` add that, for any config directory.
+valid key; `unknown_keys` and `hint` add that, for any config directory. `user_errors` turns a
+`ValueError` (bad input, named by our checks) into one line instead of a traceback.
 """
 
+import contextlib
 import difflib
+import os
 import pathlib
 import sys
 
@@ -52,3 +55,16 @@ def explain(args: list[str], conf_dir, short_names, groups, file=sys.stderr) -> 
     known = known_keys(conf_dir) | set(short_names)
     for key in unknown_keys(args, known):
         print(hint(key, known, short_names, groups), file=file)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Inside, a `ValueError` prints `Error: <message>` and exits with status 2; with
+    `HYDRA_FULL_ERROR=1` it propagates with its traceback."""
+    try:
+        yield
+    except ValueError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -9,7 +9,7 @@ from conftest import hpc_cli
 from hpc import slurm
 from hpc.checkpoint import checkpoint_path
 from hpc.status import run_states, totals, unfinished
-from hpc.store import write_note, write_result
+from hpc.store import is_completed, write_note, write_result
 from hpc.sweep import Sweep
 
 COMMON = dict(config={}, config_yaml="", metadata={})
@@ -42,6 +42,7 @@ def test_states_from_files_notes_and_checkpoints(tmp_path):
     assert states["d"].reason == "never submitted"
     assert states["e"].status == "timeout" and "step 81" in states["e"].reason
     assert states["f"].status == "corrupt" and str(sweep.result_path("f")) in states["f"].reason
+    assert not is_completed(sweep.result_path("f"))  # so a resubmit or rerun trains it again
     assert states["g"].status == "failed" and "No space left" in states["g"].reason
     assert unfinished(list(states.values())) == ["b", "c", "d", "e", "f", "g"]
     assert totals(list(states.values()))["corrupt"] == 1 and "unknown" not in totals(list(states.values()))
@@ -91,4 +92,9 @@ def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down)
     assert "unknown 2" in shown and "lost 0" in shown
     refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
     assert refused.returncode == 2 and "not resubmitting" in refused.stderr
+    # with every run decided by its file, a resubmit still never falls back to this machine
+    for rid in ("b", "c"):
+        write_result(sweep.result_path(rid), status="failed", run_id=rid, message="boom", **COMMON)
+    refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
+    assert refused.returncode == 2 and "no Slurm controller answers" in refused.stderr
     assert len(Sweep.load(sweep.path).submissions) == 1  # nothing submitted, nothing run here

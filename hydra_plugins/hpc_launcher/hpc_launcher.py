@@ -8,7 +8,6 @@ run's config and checks it with the app's `prepare`; `hpc.launch.start_sweep` do
 
 import dataclasses
 import importlib
-import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -48,13 +47,10 @@ class HpcLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        try:
+        from hpc.hints import user_errors
+
+        with user_errors():  # bad input: one clear message; HYDRA_FULL_ERROR=1 shows the traceback
             return self._launch(job_overrides)
-        except ValueError as exc:  # bad input: one clear message; HYDRA_FULL_ERROR=1 shows the traceback
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            print(f"Error: {exc}", file=sys.stderr)
-            sys.exit(2)
 
     def _launch(self, job_overrides: Sequence[Sequence[str]]) -> Sequence[JobReturn]:
         from hpc.launch import Run, start_sweep
