@@ -31,7 +31,10 @@ def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster)
     manifest = (sweep.path / "manifest.txt").read_text().splitlines()
     assert len(manifest) == 2 and all("width=" in line for line in manifest)
     assert f"sbatch {sweep.path / 'array.sbatch'}" in done.stdout
-    assert "lost" in hpc_cli("status", "latest", root=results).stdout  # planned, not yet submitted
+    planned = hpc_cli("status", "latest", root=results).stdout  # not yet submitted
+    assert "planned 2" in planned and "lost 0" in planned, planned
+    text = (sweep.path / "array.sbatch").read_text()
+    assert "#SBATCH --requeue" in text and re.search(r"#SBATCH --signal=B:USR2@\d+", text)
 
     _sbatch(sweep.path / "array.sbatch")
     assert _wait(results).returncode == 0
