@@ -47,14 +47,20 @@ def owner_alive(owner: dict, live_jobs: set[str] | None = None) -> bool:
             return job in (live_jobs if live_jobs is not None else slurm.live_jobs())
         except slurm.SlurmUnreachable:
             return True
-    if owner.get("host") != socket.gethostname():
-        return True
+    return process_alive(owner.get("host"), owner.get("pid")) is not False
+
+
+def process_alive(host, pid) -> bool | None:
+    """Whether process `pid` of `host` lives; `None` when it cannot be told from here
+    (another host, a malformed record)."""
+    if host != socket.gethostname():
+        return None
     try:
-        os.kill(int(owner["pid"]), 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return True
+    except (PermissionError, ValueError, TypeError):
+        return None if not isinstance(pid, int) else True
     return True
 
 

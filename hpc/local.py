@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from .claim import process_alive
 from .sweep import Sweep
 from .task import run_task, task_settings
 
@@ -31,17 +32,7 @@ def log_path(sweep: Sweep, run_id: str):
 
 def driver_alive(driver: dict | None) -> bool | None:
     """Whether a local sweep's driver process lives; `None` when it runs on another host."""
-    if not driver:
-        return False
-    if driver.get("host") != socket.gethostname():
-        return None
-    try:
-        os.kill(int(driver["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(driver.get("host"), driver.get("pid")) if driver else False
 
 
 _DRIVER = {"pid": None}

@@ -77,3 +77,29 @@ def slurm_cluster():
             pytest.fail(f"Slurm tests must run in CI: {reason}")
         pytest.skip(reason)
     return True
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(options)`: a directory with a tmpfs mounted on it (`size=1m`, `ro,size=1m` ...),
+    unmounted afterwards. Skips where mounting needs root or is not allowed."""
+    import contextlib
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = []
+
+    def mount(options: str):
+        path = tmp_path / f"tmpfs{len(mounted)}"
+        path.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        with contextlib.suppress(OSError):
+            subprocess.run(["umount", str(path)])

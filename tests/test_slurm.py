@@ -118,7 +118,7 @@ def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_clu
     _wait(results, timeout=120)
     status = hpc_cli("status", "latest", "--runs", root=results).stdout
     assert "completed 0" in status and "cancelled" in status and "Slurm CANCELLED" in status
-    log = (sweep.path / "slurm" / task.split("_")[0] / f"{task}_0_log.out").read_text()
+    log = (sweep.path / "slurm" / task / f"{task}_0_log.out").read_text()
     assert "Received SIGTERM: checkpointing, then stopping." in log and "Stopped by SIGTERM" in log  # not SIGKILL
     for path in [results / "cancel" / f"{r}.h5" for r in sweep.runs]:
         if path.exists():
