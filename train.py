@@ -39,13 +39,12 @@ def place(config: dict) -> tuple[str, pathlib.Path, pathlib.Path]:
     return rid, root, hpc.result_path(root, config["experiment"], rid)
 
 
-def prepare(cfg: DictConfig, overrides=()) -> tuple[str, pathlib.Path]:
-    """Check one run's config (composed with `overrides`) without training, as the launcher
-    does before submitting. Returns its run id and results root; raises `ValueError` naming
-    the bad field."""
+def prepare(config: dict, overrides=()) -> tuple[str, pathlib.Path]:
+    """Check one run's resolved config (composed with `overrides`) without training, as the
+    launcher does before submitting. Returns its run id and results root; raises `ValueError`
+    naming the bad field."""
     import neuralode
 
-    config = OmegaConf.to_container(cfg, resolve=True)
     neuralode.check_config(config, overridden={o.split("=", 1)[0].lstrip("+~") for o in overrides})
     return place(config)[:2]
 

@@ -37,7 +37,7 @@ def write_plan(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, sc
         path = sweep.path / ("array.sbatch" if part == 0 else f"array-{part}.sbatch")
         path.write_text(text)
         scripts.append(path)
-        sweep.add_submission("manifest", None, runs, cluster)
+        sweep.add_submission("manifest", None, runs, cluster, save=False)  # saved once, below
         sweep.submissions[-1].update(job_name=name, offset=start, script=str(path))
     sweep.save()
     return scripts

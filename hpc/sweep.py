@@ -71,11 +71,12 @@ class Sweep:
         return layout.result_path(self.results_root, self.experiment, run_id)
 
     def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict,
-                       tasks: list[str] | None = None) -> None:
+                       tasks: list[str] | None = None, save: bool = True) -> None:
         """Record a submission; `tasks` are the Slurm task ids of `run_ids`, in order."""
         self.submissions.append({"kind": kind, "job_id": job_id, "runs": list(run_ids), "tasks": tasks or [],
                                  "cluster": cluster, "submitted": datetime.datetime.now().astimezone().isoformat()})
-        self.save()
+        if save:
+            self.save()
 
     def latest_submission(self, run_id: str) -> "Placement | None":
         """Where `run_id` was last submitted."""
@@ -86,9 +87,9 @@ class Sweep:
         return None
 
     def save(self) -> None:
-        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "path"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "path"}
         with atomic_path(self.path / RECORD, fsync=False) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, default=str))
+            tmp.write_text(json.dumps(data, default=str))
 
 
 def find(name: str, results_root=None) -> pathlib.Path:

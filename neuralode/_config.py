@@ -2,6 +2,8 @@
 `conf/`) -> the objects that train it. The one place where config keys meet code: a key is
 read here or nowhere."""
 
+import json
+
 import jax
 
 from ._curriculum import Phase
@@ -31,10 +33,24 @@ def phases_from_config(config: dict) -> list[Phase]:
     return [Phase(**phase) for phase in config["curriculum"]["phases"]]
 
 
+# Keys no check reads: a grid over them (seeds) is checked once per distinct rest.
+UNCHECKED = ("seed", "experiment", "cluster", "results_root", "jax_cache", "progress", "force", "metrics")
+_passed: set[str] = set()
+
+
 def check_config(config: dict, overridden=()) -> None:
     """Everything about a run that can be checked without data or training: raises
     `ValueError` naming the bad field and what it allows. `overridden`: the keys the user set
-    (a `segment_length` the curriculum does not read is an error, not a silent no-op)."""
+    (a `segment_length` the curriculum does not read is an error, not a silent no-op).
+    A config that passed once is not checked again."""
+    key = json.dumps([{k: v for k, v in config.items() if k not in UNCHECKED}, "segment_length" in overridden],
+                     sort_keys=True, default=str)
+    if key not in _passed:
+        _check(config, overridden)
+        _passed.add(key)
+
+
+def _check(config: dict, overridden) -> None:
     for name in SIZES:
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -64,10 +64,8 @@ def test_clip_and_planar_constraint_reach_the_code():
     assert not neuralode.spec_from_config(_compose("dataset=complex_3d")).planar_constraint
     assert not neuralode.spec_from_config(_compose("planar_constraint=false")).planar_constraint
     for bad in ("clip=0", "clip=abc"):  # checked before anything is submitted
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", overrides=[bad])
         with pytest.raises(ValueError, match="`clip` must be > 0 or null"):
-            train.prepare(cfg)
+            train.prepare(_compose(bad))
     with pytest.raises(ValueError, match="`planar_constraint`=true needs a planar dataset"):
         neuralode.spec_from_config(_compose("dataset=complex_3d", "planar_constraint=true"))
 
@@ -91,16 +89,13 @@ def test_run_ids_stay_stable():
     ("segment_length=1", "`segment_length`=1 yields no usable segment"),
 ])
 def test_bad_sizes_are_rejected_before_submission(override, message):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[override])
     with pytest.raises(ValueError, match=re.escape(message)):
-        train.prepare(cfg)
+        train.prepare(_compose(override))
 
 
 def test_a_segment_length_the_curriculum_ignores_is_rejected():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        ignored = compose("config", overrides=["curriculum=smoke", "segment_length=12"])
-        read = compose("config", overrides=["curriculum=lofi", "segment_length=12"])
+    ignored = _compose("curriculum=smoke", "segment_length=12")
+    read = _compose("curriculum=lofi", "segment_length=12")
     with pytest.raises(ValueError, match=r"`segment_length`=12 is not used by this curriculum: .*\[8\]"):
         train.prepare(ignored, ["curriculum=smoke", "segment_length=12"])
     train.prepare(ignored, ["curriculum=smoke"])  # not asked for: the curriculum's own length stands
