@@ -8,7 +8,7 @@ import sys
 
 from . import launch, layout, slurm, status
 from .ids import diff
-from .store import clean_stale, read_summary
+from .store import clean_stale, read_summaries, read_summary
 from .sweep import RECORD, Sweep, find
 
 
@@ -84,12 +84,13 @@ def cmd_resubmit(args) -> int:
 
 def cmd_collect(args) -> int:
     sweep = _sweep(args)
+    states = status.run_states(sweep)
+    readable = [s.run_id for s in states if s.status != "corrupt" and sweep.result_path(s.run_id).exists()]
+    summaries = dict(zip(readable, read_summaries([sweep.result_path(r) for r in readable])))
     rows = []
-    for state in status.run_states(sweep):
+    for state in states:
         row = {"run_id": state.run_id, "state": state.status, "reason": state.reason}
-        path = sweep.result_path(state.run_id)
-        if path.exists() and state.status != "corrupt":
-            row.update({k: v for k, v in read_summary(path).items() if k not in ("run_id",)})
+        row.update({k: v for k, v in summaries.get(state.run_id, {}).items() if k != "run_id"})
         rows.append(row)
     out = pathlib.Path(args.output)
     if out.suffix == ".parquet":

@@ -13,7 +13,8 @@ def task_env_vars(cpus: int, *, shared_gpu: bool, tmp_dir: str, xla_flags: str =
     """The environment variables one task should run with (a pure function).
 
     Every threading library gets `cpus` threads, so array tasks packed on one node do not
-    oversubscribe it; XLA's CPU backend runs single-threaded when given one CPU. GPU memory
+    oversubscribe it; XLA's CPU backend runs single-threaded when given one CPU (XLA sizes its
+    own pools from the CPUs the task may use, which Slurm's cgroup cpuset sets). GPU memory
     preallocation is off when tasks share a GPU. Temporary files go to the task's own
     `tmp_dir`. HDF5 file locking is off,
     since BeeGFS and Lustre scratch do not support it reliably.
@@ -23,7 +24,7 @@ def task_env_vars(cpus: int, *, shared_gpu: bool, tmp_dir: str, xla_flags: str =
     env = dict.fromkeys(THREAD_VARIABLES, str(cpus))
     flags = xla_flags.split()
     if cpus == 1:
-        flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+        flags += ["--xla_cpu_multi_thread_eigen=false"]  # no Eigen thread pool
     if flags:
         env["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
     if shared_gpu:

@@ -22,6 +22,8 @@ def submitit_parameters(cluster: dict, job_name: str) -> dict:
     for key in ("partition", "account", "qos"):
         if cluster.get(key):
             params[key] = str(cluster[key])
+    if cluster.get("hold"):
+        params["additional_parameters"]["hold"] = True  # queued, not started: `scontrol release` starts them
     if cluster.get("mem_per_cpu_mb"):
         params["mem_per_cpu"] = f"{int(cluster['mem_per_cpu_mb'])}M"
     if cluster.get("gpus_per_task"):
@@ -57,6 +59,7 @@ CLUSTER_FIELDS = {
     "account": (_STR, None, True), "qos": (_STR, None, True), "time_min": (_INT, 1, False),
     "cpus_per_task": (_INT, 1, False), "mem_per_cpu_mb": (_INT, 1, True), "gpus_per_task": (_INT, 0, False),
     "shared_gpu": ("true or false", None, False), "detach": ("true or false", None, False),
+    "hold": ("true or false", None, False),
     "array_parallelism": (_INT, 1, False),
     "checkpoint_min": (_NUM, 0, True), "checkpoint_steps": (_INT, 1, True), "max_requeues": (_INT, 0, False),
     "signal_before_s": (_INT, 1, True), "node_local_tmp": (_STR, None, True), "results_root": (_STR, None, True),

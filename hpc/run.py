@@ -11,6 +11,7 @@ else is here.
 
 import dataclasses
 import datetime
+import os
 import pathlib
 import platform
 import socket
@@ -26,6 +27,7 @@ import h5py
 from . import slurm
 from .checkpoint import Checkpoint, checkpoint_path
 from .claim import Busy, Claim
+from .hygiene import THREAD_VARIABLES
 from .layout import check_writable
 from .slurmenv import slurm_info
 from .store import FORMAT, clean_stale, is_completed, write_note, write_result
@@ -115,7 +117,9 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
     info = slurm_info()
     meta = {"versions": versions(packages), "git_commit": git_commit(source_dir or pathlib.Path.cwd()),
             "host": socket.gethostname(), "python_executable": sys.executable, "python_prefix": sys.prefix,
-            "start_time": started.isoformat(), "slurm": info, "argv": " ".join(sys.argv)}
+            "start_time": started.isoformat(), "slurm": info, "argv": " ".join(sys.argv),
+            "threads": {"cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1,
+                        **{var: os.environ.get(var, "") for var in THREAD_VARIABLES + ("XLA_FLAGS",)}}}
     every_s = lifeline.every_min * 60 if lifeline.every_min is not None else None
     checkpoint = Checkpoint(checkpoint_path(path), every_s, lifeline.every_steps)
 

@@ -12,7 +12,7 @@ import time
 
 from . import claim, local, slurm
 from .checkpoint import checkpoint_path
-from .store import read_note, read_summary
+from .store import read_note, read_status
 from .sweep import Sweep
 
 STATES = ("planned", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
@@ -62,7 +62,7 @@ def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
 
 def _from_file(run_id: str, path, job: str) -> RunState:
     try:
-        summary = read_summary(path)
+        summary = read_status(path)
     except (OSError, KeyError) as exc:
         return RunState(run_id, "corrupt", f"result file {path} does not read ({type(exc).__name__}); "
                                            f"`hpc resubmit` reruns it", job)

@@ -64,6 +64,9 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
         _write_tree(f, tree or {})
         if extra is not None:
             extra(f)
+        summary = json.dumps(_summary(f), default=str)
+        if len(summary) < SUMMARY_MAX:  # one attribute to read instead of hundreds (`read_summary`)
+            f.attrs[SUMMARY] = summary
     with atomic_path(path) as tmp:
         tmp.write_bytes(image.getbuffer())
     note_path(path).unlink(missing_ok=True)
@@ -123,20 +126,50 @@ def _plain(value):
     return value
 
 
+def read_status(path) -> dict:
+    """Only the root attributes of a result file (`status`, `run_id`, `message`, `format`):
+    what a status needs, about 8x faster than `read_summary`."""
+    with h5py.File(path, "r") as f:
+        return {k: _plain(v) for k, v in f.attrs.items()}
+
+
+def read_summaries(paths, workers: int | None = None) -> list[dict]:
+    """`read_summary` of many files, in parallel processes when there are many."""
+    paths = [str(p) for p in paths]
+    if len(paths) < 500:
+        return [read_summary(p) for p in paths]
+    import concurrent.futures
+    import os
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(read_summary, paths, chunksize=max(1, len(paths) // (4 * workers))))
+
+
+SUMMARY = "summary_json"  # a root attribute: `read_summary`'s answer, stored when the file is written
+SUMMARY_MAX = 60_000  # bytes; HDF5 keeps attributes up to 64 KiB in the object header
+
+
 def read_summary(path) -> dict:
     """Status, run id, flattened config (`config.*`), metadata (`meta.*`) and the scalar
-    attributes of every other group (`<group path>.<name>`) of one result file."""
-    out = {}
+    attributes of every other group (`<group path>.<name>`) of one result file: from its
+    stored summary when it has one (one attribute), else by walking the file."""
     with h5py.File(path, "r") as f:
-        out.update({k: _plain(v) for k, v in f.attrs.items()})
-        out.update({f"config.{k}": _plain(v) for k, v in f["config"].attrs.items()})
+        if SUMMARY in f.attrs:
+            return json.loads(f.attrs[SUMMARY])
+        return _summary(f)
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Group) and name != "config":
-                prefix = ("meta" + name[len("metadata"):] if name.startswith("metadata") else name).replace("/", ".")
-                out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items() if np.ndim(v) == 0})
 
-        f.visititems(visit)
+def _summary(f: h5py.File) -> dict:
+    out = {k: _plain(v) for k, v in f.attrs.items() if k != SUMMARY}
+    out.update({f"config.{k}": _plain(v) for k, v in f["config"].attrs.items()})
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name != "config":
+            prefix = ("meta" + name[len("metadata"):] if name.startswith("metadata") else name).replace("/", ".")
+            out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items() if np.ndim(v) == 0})
+
+    f.visititems(visit)
     return out
 
 

@@ -41,7 +41,7 @@ def test_thread_settings_from_a_slurm_environment(tmp_path):
     assert env["TMPDIR"] == "/tmp/t"
     assert env["HDF5_USE_FILE_LOCKING"] == "FALSE"
     one = task_env_vars(1, shared_gpu=True, tmp_dir="/t")
-    assert "intra_op_parallelism_threads=1" in one["XLA_FLAGS"] and one["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert one["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false" and one["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     with pytest.raises(ValueError, match="`cpus_per_task`"):
         task_env_vars(0, shared_gpu=False, tmp_dir="/t")
 

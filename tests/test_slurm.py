@@ -1,6 +1,7 @@
 """Sweeps on a real single-node Slurm cluster (slurmctld, slurmd, munge from Debian)."""
 
 import csv
+import pathlib
 import re
 import subprocess
 import time
@@ -53,6 +54,11 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
         with h5py.File(f) as h:
             assert h.attrs["status"] == "completed"
             assert h["metadata"]["slurm"].attrs["array_job_id"] == job
+            threads = h["metadata"]["threads"].attrs  # what the task ran with: one CPU's worth
+            assert threads["OMP_NUM_THREADS"] == threads["OPENBLAS_NUM_THREADS"] == "1"
+            assert threads["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+            if _cores_constrained():
+                assert threads["cpus_usable"] == 1  # the cgroup cpuset, as on Zaratan
 
     hpc_cli("collect", "latest", "-o", str(results / "runs.csv"), root=results)
     with open(results / "runs.csv") as handle:
@@ -224,6 +230,11 @@ def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster)
     busy, skipped = logs.count("already being trained by Slurm job"), logs.count("Skipping run")
     assert busy + skipped == 2 and busy >= 1, logs  # the copies overlapped: the claim kept one out
     assert not list((results / "twice").glob("*.claim"))
+
+
+def _cores_constrained() -> bool:
+    return "ConstrainCores=yes" in pathlib.Path("/etc/slurm/cgroup.conf").read_text() \
+        if pathlib.Path("/etc/slurm/cgroup.conf").exists() else False
 
 
 def _memory_enforced() -> bool:

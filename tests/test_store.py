@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import hpc
+from hpc import store
 from hpc.store import write_result
 
 CONFIG = {"width": 8, "model": {"depth": 2}, "tags": ["a", "b"], "none": None}
@@ -28,6 +29,11 @@ def test_round_trip(tmp_path):
     assert summary["metrics.set.mean"] == 1.5 and summary["meta.versions.jax"] == "0"
     with h5py.File(path) as f:
         np.testing.assert_array_equal(f["metrics/set/per_point"][()], np.arange(3.0))
+        walked = store._summary(f)  # what the stored summary stands for
+    assert summary == walked
+    with h5py.File(path, "a") as f:  # a file written before summaries were stored
+        del f.attrs[store.SUMMARY]
+    assert hpc.read_summary(path) == walked
 
 
 def test_failure_while_writing_keeps_the_old_file(tmp_path):

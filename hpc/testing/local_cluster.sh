@@ -46,8 +46,8 @@ write_conf() {
     else
         task=task/cgroup; proctrack=proctrack/cgroup
         mkdir -p "$CONF_DIR"
-        printf '%s\n' "CgroupPlugin=$plugin" "ConstrainRAMSpace=yes" "ConstrainSwapSpace=yes" \
-            "AllowedSwapSpace=0" > "$CONF_DIR/cgroup.conf"
+        printf '%s\n' "CgroupPlugin=$plugin" "ConstrainCores=yes" "ConstrainRAMSpace=yes" \
+            "ConstrainSwapSpace=yes" "AllowedSwapSpace=0" > "$CONF_DIR/cgroup.conf"
     fi
     host=$(hostname -s)
     cpus=$(nproc --all)
@@ -72,6 +72,7 @@ SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 ReturnToService=2
 MaxArraySize=$MAX_ARRAY_SIZE
+MaxJobCount=100000
 MinJobAge=3600
 SlurmctldTimeout=30
 SlurmdTimeout=30
