@@ -88,16 +88,16 @@ def run_states(sweep: Sweep) -> list[RunState]:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue
         path = sweep.result_path(run_id)
+        owner = claim.read(claim.claim_path(path))
+        if owner and owners.alive(owner):  # trained now: by another submission, a rerun, a local process
+            out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
+            continue
         if path.exists():
             out.append(_from_file(run_id, path, job))
             continue
         note = read_note(path)
         if note is not None:
             out.append(RunState(run_id, "failed", note.get("message", ""), job))
-            continue
-        owner = claim.read(claim.claim_path(path))
-        if owner and owners.alive(owner):  # trained by another submission or a local process
-            out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
             continue
         kept = checkpoint_path(path).exists()
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
