@@ -63,7 +63,7 @@ CLUSTER_FIELDS = {
     "array_parallelism": (_INT, 1, False),
     "checkpoint_min": (_NUM, 0, True), "checkpoint_steps": (_INT, 1, True), "max_requeues": (_INT, 0, False),
     "signal_before_s": (_INT, 1, True), "node_local_tmp": (_STR, None, True), "results_root": (_STR, None, True),
-    "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": ("a list of strings", None, False),
+    "max_submit_jobs": (_INT, 1, True), "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": ("a list of strings", None, False),
 }
 
 
@@ -123,6 +123,12 @@ def submit(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, how: s
         python = python or "python"  # the activated environment's, not this process's
     executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
     executor.update_parameters(**submitit_parameters(cluster, f"{sweep.experiment}-{sweep.sweep_id}"))
+    room = slurm.job_room(cluster.get("max_submit_jobs"))
+    if room is not None and len(run_ids) > room:  # the rest waits: `hpc resubmit` sends it later
+        run_ids, later = run_ids[:room], run_ids[room:]
+        sweep.add_submission("deferred", None, later, cluster)
+        print(f"The cluster takes {room} more jobs now: submitting {len(run_ids)} runs, {len(later)} wait "
+              f"(`hpc resubmit {sweep.path}` submits them once there is room).", flush=True)
     job_ids = []
     for _, part in slurm.array_parts(run_ids):
         with executor.batch():

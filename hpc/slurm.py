@@ -134,10 +134,9 @@ def _expand(indices: str) -> list[int]:
     return out
 
 
-def _add(found: dict, job_id: str, index, name: str, state: str, replace: bool = True) -> None:
+def _add(found: dict, job_id: str, index, name: str, state: str) -> None:
     task_id = f"{job_id}_{index}" if index is not None else job_id
-    if replace or task_id not in found:
-        found[task_id] = Task(task_id, job_id, index, name, state.split()[0] if state else "UNKNOWN")
+    found[task_id] = Task(task_id, job_id, index, name, state.split()[0] if state else "UNKNOWN")
 
 
 def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
@@ -185,6 +184,24 @@ def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
         if wanted(base, name) and "[" not in index:
             _add(found, base, int(index) if index.isdigit() else None, name, state)
     return found
+
+
+def job_room(max_submit_jobs: int | None = None) -> int | None:
+    """How many more jobs (array tasks count one each) this user may submit now: the
+    controller's `MaxJobCount` less the jobs it holds, and `max_submit_jobs` (a site's
+    `MaxSubmitJobs`, from the cluster profile) less this user's. `None` when unknown."""
+    rooms = []
+    try:
+        queued = _ask("squeue", "-h", "-r", "-o", "%u")
+        limit = int(config().get("MaxJobCount", "0") or 0)
+    except (SlurmUnreachable, ValueError):
+        return max_submit_jobs
+    users = queued.split()
+    if limit:
+        rooms.append(limit - len(users))
+    if max_submit_jobs:
+        rooms.append(max_submit_jobs - users.count(getpass.getuser()))
+    return max(0, min(rooms)) if rooms else None
 
 
 def live_jobs() -> set[str]:

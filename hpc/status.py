@@ -15,13 +15,14 @@ from .checkpoint import checkpoint_path
 from .store import read_note, read_status
 from .sweep import Sweep
 
-STATES = ("planned", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
+STATES = ("planned", "deferred", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
           "node_fail", "cancelled", "corrupt", "lost", "unknown")
 ALWAYS_SHOWN = ("pending", "running", "completed", "failed", "lost")
 ACTIVE_STATES = ("pending", "running")
 # Runs that `resubmit` reruns: ended without a completed result. Never pending, running,
 # completed, planned (not yet submitted by hand) or unknown (Slurm may still run them).
-RERUN = ("failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt", "lost")
+RERUN = ("deferred", "failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt",
+         "lost")
 
 
 HINTS = {
@@ -103,6 +104,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
         if latest is None:
             out.append(RunState(run_id, "lost", "never submitted"))
+        elif kind == "deferred":
+            out.append(RunState(run_id, "deferred", "not submitted: the cluster's job limit was reached; "
+                                                    "`hpc resubmit` submits it"))
         elif kind in ("slurm", "manifest") and unreachable:
             out.append(RunState(run_id, "unknown", f"Slurm unreachable: {unreachable}", job))
         elif kind == "manifest" and not job:

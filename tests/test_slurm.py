@@ -255,3 +255,15 @@ def test_a_run_over_its_memory_is_out_of_memory_everywhere(results, slurm_cluste
     assert "--set mem_per_cpu_mb=" in failed.stdout
     assert "Resubmitted 1 runs" in hpc_cli("resubmit", "latest", "--set", "mem_per_cpu_mb=4000", root=results).stdout
     assert _wait(results).returncode == 0
+
+
+def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
+    run_train("-m", *GRID_TINY, "seed=range(30,35)", "cluster.max_submit_jobs=3", f"results_root={results}",
+              "experiment=parts")
+    shown = hpc_cli("status", "latest", root=results).stdout
+    deferred = int(re.search(r"deferred (\d+)", shown).group(1))
+    assert deferred >= 2, shown
+    _wait(results)
+    assert f"deferred {deferred}" in hpc_cli("status", "latest", root=results).stdout  # never lost
+    assert f"Resubmitted {deferred} runs as array job" in hpc_cli("resubmit", "latest", root=results).stdout
+    assert _wait(results).returncode == 0
