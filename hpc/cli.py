@@ -78,7 +78,7 @@ def cmd_resubmit(args) -> int:
         clean_stale(sweep.result_path(run_id))
     how = launch.submit_mode(cluster)
     job_ids = launch.submit(sweep, run_ids, cluster, str(pathlib.Path.cwd()), how)
-    where = (f"array job(s) {', '.join(job_ids)}" if job_ids
+    where = (f"{len(job_ids)} array job(s) {', '.join(job_ids)}" if job_ids
              else "no array job (the cluster's job limit)" if how == "slurm" else "local processes")
     print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
     return 0

@@ -203,7 +203,8 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
             continue
         job_ids = submit(sweep, run_ids, profiles[key], workdir, modes[key])
         if job_ids:
-            print(f"Submitted {len(run_ids)} runs as array job(s) {', '.join(job_ids)}. "
+            sent = sum(len(s["runs"]) for s in sweep.submissions if s["job_id"] in job_ids)
+            print(f"Submitted {sent} runs as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
                   f"Watch with: hpc status {sweep.path}", flush=True)
     if wait and not plan:
         states = status.wait_for(sweep)

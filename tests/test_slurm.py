@@ -33,7 +33,7 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
     sweep = _sweep(results)
     assert len(sweep.submissions) == 1 and len(sweep.submissions[0]["runs"]) == 4
     job = sweep.submissions[0]["job_id"]
-    assert f"array job(s) {job}" in done.stdout
+    assert f"Submitted 4 runs as 1 array job(s) {job}" in done.stdout
     shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True).stdout
     assert {line.split("ArrayTaskId=")[1].split()[0] for line in shown.splitlines()} <= {"0", "1", "2", "3", "0-3%1", "1-3%1", "2-3%1", "3"}
     assert "ArrayJobId=" + job in shown
@@ -265,5 +265,5 @@ def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
     assert deferred >= 2, shown
     _wait(results)
     assert f"deferred {deferred}" in hpc_cli("status", "latest", root=results).stdout  # never lost
-    assert f"Resubmitted {deferred} runs as array job" in hpc_cli("resubmit", "latest", root=results).stdout
+    assert f"Resubmitted {deferred} runs as 1 array job(s)" in hpc_cli("resubmit", "latest", root=results).stdout
     assert _wait(results).returncode == 0
