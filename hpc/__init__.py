@@ -6,3 +6,4 @@ from .store import read_summary as read_summary
 from .store import write_result as write_result
 from .run import Lifeline as Lifeline, Outcome as Outcome, execute as execute
 from .checkpoint import Checkpoint as Checkpoint
+from .table import load as load

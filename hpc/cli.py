@@ -8,7 +8,7 @@ import sys
 
 from . import launch, layout, slurm, status
 from .ids import diff
-from .store import clean_stale, read_summaries, read_summary
+from .store import clean_stale, read_summary
 from .sweep import RECORD, Sweep, find
 
 
@@ -85,24 +85,17 @@ def cmd_resubmit(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    sweep = _sweep(args)
-    states = status.run_states(sweep)
-    readable = [s.run_id for s in states if s.status != "corrupt" and sweep.result_path(s.run_id).exists()]
-    summaries = dict(zip(readable, read_summaries([sweep.result_path(r) for r in readable])))
-    rows = []
-    for state in states:
-        row = {"run_id": state.run_id, "state": state.status, "reason": state.reason}
-        row.update({k: v for k, v in summaries.get(state.run_id, {}).items() if k != "run_id"})
-        rows.append(row)
+    from .table import rows as table_rows
+
+    rows, fields = table_rows(_sweep(args), args.all_config)
     out = pathlib.Path(args.output)
     if out.suffix == ".parquet":
         import pandas as pd
 
-        pd.DataFrame(rows).astype({"reason": str}).to_parquet(out)
+        pd.DataFrame(rows, columns=fields).astype({"reason": str}).to_parquet(out)
     elif out.suffix == ".csv":
-        fields = list(dict.fromkeys(k for row in rows for k in row))
         with open(out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
     else:
@@ -178,8 +171,9 @@ def parser() -> argparse.ArgumentParser:
     add("failed", cmd_failed, "each run that did not complete, with its reason (exit 1 if any)")
     add("resubmit", cmd_resubmit, "one new array job of the runs that failed or never finished").add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240")
-    add("collect", cmd_collect, "one row per run: flattened config and metrics").add_argument(
-        "-o", "--output", required=True, help="runs.csv or runs.parquet")
+    c = add("collect", cmd_collect, "one row per run: state, the parameters that vary, metrics")
+    c.add_argument("-o", "--output", required=True, help="runs.csv or runs.parquet")
+    c.add_argument("--all-config", action="store_true", help="every config and metadata column")
     add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes", sweep=False)
     p = add("plan", cmd_plan, "write a manifest and sbatch array scripts for a grid (no submission)", sweep=False)
     p.add_argument("--script", default="train.py", help="the Hydra app to run (default: train.py)")

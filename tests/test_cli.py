@@ -4,6 +4,7 @@ import csv
 import json
 import shutil
 
+import hpc
 from conftest import hpc_cli
 from hpc.store import write_result
 from hpc.sweep import Sweep
@@ -29,7 +30,7 @@ def test_collect_writes_one_row_per_run_with_config_and_metrics(tmp_path):
     sweep = Sweep.create(tmp_path, "exp", "x:y")
     for rid, width in (("r1", 8), ("r2", 16)):
         sweep.add_run(rid, [f"width={width}"], "")
-        _result(sweep.result_path(rid), rid, width=width)
+        _result(sweep.result_path(rid), rid, width=width, seed=0)
     sweep.add_run("r3", ["width=32"], "")  # never submitted: a row with its state, no metrics
     sweep.add_submission("local", None, ["r1", "r2"], {})
     hpc_cli("collect", "latest", "-o", str(tmp_path / "runs.csv"), root=tmp_path)
@@ -37,6 +38,14 @@ def test_collect_writes_one_row_per_run_with_config_and_metrics(tmp_path):
         rows = {r["run_id"]: r for r in csv.DictReader(handle)}
     assert rows["r1"]["config.width"] == "8" and rows["r2"]["metrics.test.err"] == "16.0"
     assert rows["r1"]["state"] == "completed" and rows["r3"]["state"] == "lost" and rows["r3"]["config.width"] == ""
+    assert "config.seed" not in rows["r1"] and "meta.host" not in rows["r1"]  # the same in every run
+    hpc_cli("collect", "latest", "-o", str(tmp_path / "all.csv"), "--all-config", root=tmp_path)
+    with open(tmp_path / "all.csv") as handle:
+        everything = next(csv.DictReader(handle))
+    assert everything["config.seed"] == "0" and everything["meta.host"] == "h"
+    frame = hpc.load("latest", root=tmp_path)  # the same table, for notebooks
+    assert list(frame["run_id"]) == ["r1", "r2", "r3"] and list(frame.columns) == list(rows["r1"])
+    assert frame.loc[1, "metrics.test.err"] == 16.0
     bad = hpc_cli("collect", "latest", "-o", str(tmp_path / "runs.txt"), root=tmp_path, check=False)
     assert bad.returncode != 0 and "must end in .csv or .parquet" in bad.stderr
 
