@@ -124,8 +124,8 @@ def _ask(*cmd: str, timeout: float | None = None, known_failure: str | None = No
     return done.stdout
 
 
-def _expand(indices: str) -> list[int]:
-    """An array index expression (`"0-3%1"`, `"1,4-5"`) -> its indices."""
+def expand_indices(indices: str) -> list[int]:
+    """An index expression (array tasks `"0-3%1"`, CPU ids `"1,4-5"`) -> the indices."""
     out = []
     for part in indices.split("%")[0].split(","):
         low, _, high = part.partition("-")
@@ -175,7 +175,7 @@ def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
             if not wanted(base, fields.get("JobName", "")):
                 continue
             index = fields.get("ArrayTaskId")
-            for i in (_expand(index) if index else [None]):
+            for i in (expand_indices(index) if index else [None]):
                 _add(found, base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
     queued = _ask("squeue", "-h", "-r", "-u", user, "-o", "%i|%j|%T")
     for line in queued.splitlines():
@@ -202,6 +202,11 @@ def job_room(max_submit_jobs: int | None = None) -> int | None:
     if max_submit_jobs:
         rooms.append(max_submit_jobs - users.count(getpass.getuser()))
     return max(0, min(rooms)) if rooms else None
+
+
+def show_job(job_id: str) -> str:
+    """`scontrol show job -d <job id>`: the job's details, its CPU ids per node included."""
+    return _ask("scontrol", "show", "job", "-d", str(job_id), timeout=10)
 
 
 def live_jobs() -> set[str]:

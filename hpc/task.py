@@ -2,9 +2,11 @@
 
 import importlib
 import os
+import re
 import sys
 import tempfile
 
+from . import slurm
 from .hygiene import private_tmp, task_env_vars
 from .slurmenv import slurm_info
 
@@ -33,6 +35,32 @@ def prepare_batch_task(cluster: dict, workdir: str) -> None:
         apply_task_env(task_settings(cluster, workdir))
 
 
+def allocated_cpus(shown: str, node: str) -> list[int]:
+    """The CPUs Slurm allocated to a job on `node`, from `scontrol show job -d` (pure)."""
+    lines = re.findall(r"Nodes=(\S+) CPU_IDs=(\S+)", shown)
+    for nodes, ids in lines:
+        if nodes == node or len(lines) == 1:
+            return slurm.expand_indices(ids)
+    return []
+
+
+def bind_to_allocation(cpus: int) -> None:
+    """Where Slurm does not confine a task to its cores (no cgroup cpuset), pin this process to
+    the CPUs Slurm allocated it, so that every thread pool sized from the usable CPUs (XLA's)
+    stays within them. Anything unclear leaves the process as it is."""
+    info = slurm_info()
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if "job_id" not in info or len(usable) <= cpus:
+        return
+    try:
+        shown = slurm.show_job(info["job_id"])
+    except slurm.SlurmUnreachable:
+        return
+    ids = allocated_cpus(shown, info.get("node", ""))
+    if ids and len(ids) <= cpus * 2 and set(ids) <= usable:
+        os.sched_setaffinity(0, ids)
+
+
 def apply_task_env(settings: dict) -> None:
     """Apply `task_env_vars` and a private temporary directory to this process (once).
 
@@ -46,6 +74,7 @@ def apply_task_env(settings: dict) -> None:
                                if "array_task_id" in info else str(os.getpid()))
     tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
     cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)
+    bind_to_allocation(cpus)
     os.environ.update(task_env_vars(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
                                     xla_flags=settings.get("xla_flags", "")))
     tempfile.tempdir = None  # re-read TMPDIR

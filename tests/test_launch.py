@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, TINY, hpc_cli, run_train
-from hpc import launch, local
+from hpc import launch, local, task
 from hpc.hygiene import task_env_vars
 from hpc.slurmenv import slurm_info
 from hpc.store import write_result
@@ -165,3 +165,11 @@ def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_pa
         launch.start_sweep([launch.Run("a", [], "", tmp_path / "r", "exp", {**local, "mem_per_cpu_mb": "abc"})],
                            entry="x:y", workdir=str(tmp_path))
     assert not (tmp_path / "r").exists()  # no sweep record, no index entry
+
+
+def test_the_cpus_slurm_allocated_are_read_from_scontrol():
+    shown = ("JobId=5 JobName=x\n   NumNodes=1 NumCPUs=4 NumTasks=1 CPUs/Task=4\n"
+             "     Nodes=node7 CPU_IDs=0-1,64-65 Mem=16000 GRES=\n   MinCPUsNode=4\n")
+    assert task.allocated_cpus(shown, "node7") == [0, 1, 64, 65]
+    two = shown.replace("     Nodes=node7 CPU_IDs=0-1,64-65", "     Nodes=a CPU_IDs=3\n     Nodes=b CPU_IDs=5-6")
+    assert task.allocated_cpus(two, "b") == [5, 6] and task.allocated_cpus(two, "c") == []
