@@ -52,18 +52,17 @@ def _wanted_mode(cluster: dict) -> str:
     return wanted
 
 
-_INT, _NUM, _STR = "an integer", "a number", "a string"
+_INT, _NUM, _STR, _BOOL, _LIST = "an integer", "a number", "a string", "true or false", "a list of strings"
 # field -> (kind, smallest value or None, may be null); `environment` is checked by activation_lines
 CLUSTER_FIELDS = {
-    "name": (_STR, None, True), "submit": (_STR, None, False), "partition": (_STR, None, True),
-    "account": (_STR, None, True), "qos": (_STR, None, True), "time_min": (_INT, 1, False),
-    "cpus_per_task": (_INT, 1, False), "mem_per_cpu_mb": (_INT, 1, True), "gpus_per_task": (_INT, 0, False),
-    "shared_gpu": ("true or false", None, False), "detach": ("true or false", None, False),
-    "hold": ("true or false", None, False),
-    "array_parallelism": (_INT, 1, False),
+    "name": (_STR, None, True), "submit": (_STR, None, False), "detach": (_BOOL, None, False),
+    "hold": (_BOOL, None, False), "partition": (_STR, None, True), "account": (_STR, None, True),
+    "qos": (_STR, None, True), "time_min": (_INT, 1, False), "cpus_per_task": (_INT, 1, False),
+    "mem_per_cpu_mb": (_INT, 1, True), "gpus_per_task": (_INT, 0, False), "shared_gpu": (_BOOL, None, False),
+    "array_parallelism": (_INT, 1, False), "max_submit_jobs": (_INT, 1, True),
     "checkpoint_min": (_NUM, 0, True), "checkpoint_steps": (_INT, 1, True), "max_requeues": (_INT, 0, False),
     "signal_before_s": (_INT, 1, True), "node_local_tmp": (_STR, None, True), "results_root": (_STR, None, True),
-    "max_submit_jobs": (_INT, 1, True), "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": ("a list of strings", None, False),
+    "python": (_STR, None, True), "xla_flags": (_STR, None, False), "setup": (_LIST, None, False),
 }
 
 
@@ -74,7 +73,7 @@ def _is(kind: str, value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == _STR:
         return isinstance(value, str)
-    if kind == "true or false":
+    if kind == _BOOL:
         return isinstance(value, bool)
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
