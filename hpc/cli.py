@@ -8,7 +8,7 @@ import sys
 
 from . import launch, layout, slurm, status
 from .ids import diff
-from .store import clean_stale, read_summary
+from .store import read_summary
 from .sweep import RECORD, Sweep, find
 
 
@@ -74,8 +74,6 @@ def cmd_resubmit(args) -> int:
         cluster[key] = yaml.safe_load(value)
     if any(sub["kind"] in ("slurm", "manifest") for sub in sweep.submissions):
         cluster["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
-    for run_id in run_ids:
-        clean_stale(sweep.result_path(run_id))
     how = launch.submit_mode(cluster)
     job_ids = launch.submit(sweep, run_ids, cluster, str(pathlib.Path.cwd()), how)
     where = (f"{len(job_ids)} array job(s) {', '.join(job_ids)}" if job_ids

@@ -80,8 +80,8 @@ class Lifeline:
 
     @classmethod
     def from_cluster(cls, cluster: dict) -> "Lifeline":
-        return cls(cluster.get("checkpoint_min", 10.0), cluster.get("checkpoint_steps"),
-                   int(cluster.get("max_requeues", 3)))
+        return cls(cluster.get("checkpoint_min", cls.every_min), cluster.get("checkpoint_steps", cls.every_steps),
+                   int(cluster.get("max_requeues", cls.max_requeues)))
 
 
 def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config: dict, config_yaml: str,

@@ -138,8 +138,8 @@ OOM_SIGNS = ("oom-kill event", "Out Of Memory", "oom_kill")
 def _log_says_oom(sweep: Sweep, task: str) -> bool:
     """Whether Slurm wrote that it killed `task` for its memory into the task's log (the
     job's state says only FAILED when a step inside the batch script was the one killed)."""
-    logs = [p for name in (f"{task}_0_log.out", f"{task}.out") for p in (sweep.path / "slurm").rglob(name)]
-    for log in logs:  # submitit's, then the plain-sbatch template's
+    logs = (sweep.path / "slurm" / task / f"{task}_0_log.out", sweep.path / "slurm" / f"{task}.out")
+    for log in (p for p in logs if p.exists()):  # submitit's (folder %j), the plain-sbatch template's (%A_%a)
         with open(log, "rb") as handle:
             handle.seek(max(0, log.stat().st_size - 8192))
             tail = handle.read().decode(errors="replace")
