@@ -18,6 +18,7 @@ import hpc
 from hpc.hints import explain, user_errors
 from hpc.ids import NOT_IDENTITY
 from hpc.progress import Progress
+from hpc.report import Curve, Figure, Spec
 from hpc.task import prepare_batch_task
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported: see its docstring
@@ -81,6 +82,30 @@ def train(cfg: DictConfig) -> dict:
                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), packages=PACKAGES,
                        source_dir=CONF_DIR.parent, force=bool(config.get("force")), file_format=FILE_FORMAT,
                        lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
+
+
+def _figure(name: str):
+    def draw(groups, out):
+        import neuralode  # JAX loads when a figure is drawn, not when `hpc report` starts
+
+        return getattr(neuralode, name)(groups, out)
+    return draw
+
+
+# What `hpc report` shows of a sweep of this app (it finds `REPORT` in the sweep's entry module).
+REPORT = Spec(
+    metric=("metrics.*_100_test.accel_pct_mean", "metrics.*.accel_pct_mean"),  # the 100-orbit test set's
+    columns=("metrics.*.accel_pct_mean", "metrics.*.loglog_slope", "training.final_loss",
+             "eval.*.accel_pct_mean", "eval.*.loglog_slope"),
+    goals={"*.loglog_slope": -2.0},  # the truth; the best slope is the closest
+    heatmap=("output_head", "feature_layer"),
+    curves=(Curve("history/loss", "loss", log=True), Curve("history/failed_segments", "failed segments")),
+    boundaries="history/phase_starts",
+    figures=(Figure("loglog", "log|a| against log r", _figure("loglog_figure"),
+                    "The best run of each configuration: median predicted |a| in radius bins against the truth "
+                    "1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius."),
+             Figure("per_orbit", "Per-orbit acceleration error", _figure("per_orbit_figure"),
+                    "Each orbit's mean acceleration error (%), all seeds of a configuration pooled.")))
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

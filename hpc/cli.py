@@ -9,7 +9,7 @@ import sys
 from . import launch, layout, slurm, status
 from .ids import diff
 from .store import read_summary
-from .sweep import RECORD, Sweep, find
+from .sweep import Sweep, find, find_result
 
 
 def _sweep(args) -> Sweep:
@@ -102,18 +102,26 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from . import report
+
+    sweep = _sweep(args)
+    out = pathlib.Path(args.output) if args.output else sweep.path / "report"
+    options = report.Options(metric=args.metric, x=args.x, y=args.y, facet=tuple(args.facet) if args.facet else None,
+                             top=args.top, app=args.app)
+    done = report.build(sweep, out, options)
+    for error in done["errors"]:
+        print(f"hpc report: figure not drawn: {error}", file=sys.stderr)
+    print(f"{len(done['runs'])} runs, {len(done['configs'])} configurations, {len(done['figures'])} figures "
+          f"-> {done['html']}")
+    return 1 if done["errors"] else 0
+
+
 def _run_config(name: str, root) -> dict:
-    path = pathlib.Path(name)
-    if not path.exists():
-        # under --root, else the roots of every sweep this user created, and the default root
-        roots = [root] if root is not None else list(dict.fromkeys(
-            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
-            + [str(layout.results_root())]))
-        matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
-        if len(matches) != 1:
-            raise SystemExit(f"hpc diff: {name!r} names {len(matches)} result files under "
-                             f"{', '.join(map(str, roots))}; give a result file path or a unique run id.")
-        path = matches[0]
+    try:
+        path = find_result(name, root)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"hpc diff: {exc}")
     try:
         summary = read_summary(path)
     except (OSError, KeyError) as exc:
@@ -172,6 +180,16 @@ def parser() -> argparse.ArgumentParser:
     c = add("collect", cmd_collect, "one row per run: state, the parameters that vary, metrics")
     c.add_argument("-o", "--output", required=True, help="runs.csv or runs.parquet")
     c.add_argument("--all-config", action="store_true", help="every config and metadata column")
+    r = add("report", cmd_report, "a static HTML page: status, ranked configurations over seeds, figures")
+    r.add_argument("-o", "--output", default=None, help="directory for report.html (default: <sweep>/report)")
+    r.add_argument("--metric", default=None, help="rank by this column or glob (default: the application's)")
+    r.add_argument("--x", default=None, help="heatmap columns: a parameter that varies")
+    r.add_argument("--y", default=None, help="heatmap rows: a parameter that varies")
+    r.add_argument("--facet", action="append", default=None, help="one heatmap panel per value (repeatable); "
+                   "default: every other parameter that varies")
+    r.add_argument("--top", type=int, default=8, help="configurations in the histories and figures (default 8)")
+    r.add_argument("--app", default=None, help="module[:attribute] or file.py with the report's Spec "
+                   "(default: the sweep's entry module's REPORT)")
     add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes", sweep=False)
     p = add("plan", cmd_plan, "write a manifest and sbatch array scripts for a grid (no submission)", sweep=False)
     p.add_argument("--script", default="train.py", help="the Hydra app to run (default: train.py)")

@@ -178,7 +178,7 @@ def start_sweep(runs: list[Run], *, entry: str, workdir: str, argv: str = "", pl
         else:
             modes[key] = submit_mode(cluster)
     layout.check_writable(runs[0].results_root)
-    sweep = Sweep.create(runs[0].results_root, runs[0].experiment, entry, argv)
+    sweep = Sweep.create(runs[0].results_root, runs[0].experiment, entry, argv, workdir)
     todo: dict[str, list[str]] = {}
     skipped = 0
     for run in runs:

@@ -6,6 +6,10 @@ Layout (every group optional except the root attributes):
     /config           attrs: the flattened config; dataset `yaml`: the resolved config
     /metadata         attrs: versions, host, times, Slurm ids ...
     /<any group>      nested dicts: numbers and strings become attributes, arrays datasets
+
+A result file is never changed once written. What is learned about a run later (a finished
+model tested on other data) goes into files of its own, `<run id>.evals/<label>.h5`
+(`write_evaluation`), in the same format; tables show their `metrics.*` as `eval.*`.
 """
 
 import io
@@ -176,3 +180,33 @@ def _summary(f: h5py.File) -> dict:
 def read_config_yaml(path) -> str:
     with h5py.File(path, "r") as f:
         return f["config"]["yaml"][()].decode()
+
+
+def evaluation_dir(path) -> pathlib.Path:
+    """Where the evaluations of the run whose result file is `path` go: `<run id>.evals/`."""
+    return pathlib.Path(path).with_suffix(".evals")
+
+
+def write_evaluation(path, label: str, **result) -> pathlib.Path:
+    """Write an evaluation of the run whose result file is `path` as
+    `<run id>.evals/<label>.h5` (atomically, replacing an earlier one of that label), with
+    `write_result`'s arguments (`status`, `config` of the evaluation, `tree` with its
+    `metrics` ...); the result file itself is not touched."""
+    if not label or "/" in label or label.startswith("."):
+        raise ValueError(f"an evaluation label must be a plain file name, got {label!r}.")
+    return write_result(evaluation_dir(path) / f"{label}.h5", **result)
+
+
+def read_evaluations(path) -> dict:
+    """The scalar `metrics.*` of every completed evaluation of the run whose result file is
+    `path`, as `eval.*` (later labels win on a clash); {} when there are none."""
+    out = {}
+    folder = evaluation_dir(path)
+    for file in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
+        try:
+            summary = read_summary(file)
+        except (OSError, KeyError, ValueError):
+            continue  # a damaged evaluation is not a result; evaluate again to replace it
+        if summary.get("status") == "completed":
+            out.update({"eval." + k[len("metrics."):]: v for k, v in summary.items() if k.startswith("metrics.")})
+    return out

@@ -38,17 +38,18 @@ class Sweep:
     entry: str
     created: str
     argv: str = ""
+    workdir: str = ""  # where the sweep was launched (its entry module is importable from there)
     runs: dict = dataclasses.field(default_factory=dict)
     submissions: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def create(cls, results_root, experiment: str, entry: str, argv: str = "") -> "Sweep":
+    def create(cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "") -> "Sweep":
         now = datetime.datetime.now().astimezone()
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         path = layout.sweep_dir(results_root, experiment, sweep_id)
         (path / "configs").mkdir(parents=True)
         layout.remember_sweep(path)
-        return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv)
+        return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv, workdir)
 
     @classmethod
     def load(cls, path) -> "Sweep":
@@ -121,3 +122,20 @@ def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     shared = {s for s, n in collections.Counter(map(stamp, paths)).items() if n > 1}
     return sorted(paths, key=lambda p: (stamp(p), json.loads((p / RECORD).read_text())["created"]
                                         if stamp(p) in shared else ""))
+
+
+def find_result(name: str, results_root=None) -> pathlib.Path:
+    """A run's result file from its path, or its run id (or the id's start): under
+    `results_root`, or, when it is `None`, under the roots of every sweep this user created and
+    the default root. Raises `FileNotFoundError` unless exactly one file matches."""
+    path = pathlib.Path(name)
+    if path.is_file():
+        return path
+    roots = [results_root] if results_root is not None else list(dict.fromkeys(
+        [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
+        + [str(layout.results_root())]))
+    matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
+    if len(matches) != 1:
+        raise FileNotFoundError(f"{name!r} names {len(matches)} result files under {', '.join(map(str, roots))}; "
+                                "give a result file path or a unique run id.")
+    return matches[0]

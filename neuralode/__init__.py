@@ -29,7 +29,8 @@ from ._train import train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
 from ._metrics import true_acceleration as true_acceleration
 from ._io import load_model as load_model, save_model as save_model
-from ._report import report as report, scalars as scalars
+from ._report import evaluation as evaluation, report as report, scalars as scalars
+from ._figures import loglog_figure as loglog_figure, per_orbit_figure as per_orbit_figure
 from ._config import check_config as check_config, phases_from_config as phases_from_config
 from ._config import spec_from_config as spec_from_config, train_from_config as train_from_config
-from ._config import train_options as train_options
+from ._config import test_set_from_config as test_set_from_config, train_options as train_options

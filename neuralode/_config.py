@@ -7,7 +7,7 @@ import json
 import jax
 
 from ._curriculum import Phase
-from ._datasets import family_ranges, train_and_test_sets
+from ._datasets import OrbitDataset, dataset_path, family_ranges, load_or_generate, train_and_test_sets
 from ._model import ModelSpec, NeuralODE
 from ._report import report
 from ._segments import check_segment_length
@@ -93,3 +93,13 @@ def train_options(config: dict) -> dict:
     return {"loss": config["loss"]["name"], "nmse_weight": config["loss"]["nmse_weight"],
             "batch_size": config["batch_size"], "chunk_size": config["solver"]["chunk_size"],
             "clip": config["clip"]}
+
+
+def test_set_from_config(dataset: dict, n_orbits: int, data_root) -> tuple[OrbitDataset, str]:
+    """A test set of `n_orbits` orbits drawn like the `dataset` group's test sets (its family,
+    element ranges and `test_seed`), loaded from the cache under `data_root` or generated
+    once; and its label (the cache file's stem, unique per parameter set)."""
+    family, planar = dataset["family"], dataset["planar"]
+    ranges = family_ranges(family, planar, **{k: v for k, v in dataset.items() if k not in DATASET_KEYS})
+    test = load_or_generate(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges)
+    return test, dataset_path(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges).stem

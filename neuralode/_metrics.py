@@ -54,7 +54,8 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     **Returns:** a dict of scalars (`accel_pct_*`, `angle_deg_*`, `radial_sign_error_pct`,
     `loglog_slope`, `final_position_error_km_*`, `propagation_failures`) and arrays
     (`accel_pct_error [n, points]`, `accel_pct_per_orbit [n]`, `angle_deg [n, points]`,
-    `final_position_error_km [n]`).
+    `final_position_error_km [n]`, and, for the log-log figure, `radius [n, points]` and the
+    predicted `accel_norm [n, points]` in canonical units).
     """
     dtype = model.field.mlp.layers[0].weight.dtype
     acc, ys = _predict(model, jnp.asarray(t, dtype), jnp.asarray(y, dtype), max_steps)
@@ -66,7 +67,8 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
     r = np.linalg.norm(y[..., :3], axis=-1)
     outward = np.sum(acc * y[..., :3], -1) > 0
-    log_a = np.log(np.maximum(np.linalg.norm(acc, axis=-1), 1e-300)).ravel()
+    acc_norm = np.linalg.norm(acc, axis=-1)
+    log_a = np.log(np.maximum(acc_norm, 1e-300)).ravel()
     # undefined where every point has the same radius (circular orbits)
     slope = float(np.polyfit(np.log(r).ravel(), log_a, 1)[0]) if np.ptp(np.log(r)) > 1e-6 else np.nan
     final_err = np.linalg.norm(ys[:, -1, :3] - y[:, -1, :3], axis=-1) * length_km
@@ -86,5 +88,7 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
         "accel_pct_per_orbit": pct.mean(axis=1),
         "angle_deg": angle,
         "final_position_error_km": final_err,
+        "radius": r,
+        "accel_norm": acc_norm,
     })
     return out

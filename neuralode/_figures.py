@@ -1,0 +1,136 @@
+"""The figures researchers draw from result files, with matplotlib (Agg).
+
+Each takes `groups`, configuration label -> its runs' result files (best run first), in the
+order to show them, and writes one PNG at `out`. They read only what `report` stores under
+`metrics/<test set>/` and `datasets`, so they work on any result file of this package.
+"""
+
+import pathlib
+import re
+
+import h5py
+import numpy as np
+
+
+def _test_sets(f: h5py.File) -> list[str]:
+    """The test sets of a result file, fewest orbits first."""
+    names = list(f["metrics"]) if "metrics" in f else []
+    return sorted(names, key=lambda n: (int(m.group(1)) if (m := re.search(r"_(\d+)_test", n)) else 0, n))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
+    """log|a| against log r per configuration and test set: the median of the predicted |a|
+    in radius bins (its best run), the truth (|a| = 1/r^2, slope -2), the fitted slope (mean
+    over the configuration's runs) in the legend and a dashed line at the largest radius of the
+    training set. The lower row shows |a| r^2 (1 for the truth): a learned field that turns
+    1/r beyond some radius rises there as r."""
+    plt = _pyplot()
+    data = {}
+    for label, paths in groups.items():
+        with h5py.File(paths[0], "r") as f:
+            sets = [s for s in _test_sets(f) if "radius" in f["metrics"][s]]
+            if not sets:
+                continue
+            data[label] = {s: (f["metrics"][s]["radius"][()].ravel(), f["metrics"][s]["accel_norm"][()].ravel())
+                           for s in sets}
+            max_r = f["datasets"].attrs.get("train_max_radius", np.nan) if "datasets" in f else np.nan
+        slopes = []
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                slopes.append({s: float(f["metrics"][s].attrs["loglog_slope"]) for s in _test_sets(f)})
+        data[label]["_meta"] = (float(max_r), slopes)
+    if not data:
+        raise ValueError("no result file holds the predicted |a| at its test points (metrics/<set>/radius)")
+    sets = list(dict.fromkeys(s for d in data.values() for s in d if s != "_meta"))
+    fig, axes = plt.subplots(2, len(sets), figsize=(4.6 * len(sets), 7), squeeze=False, sharex="col",
+                             gridspec_kw={"height_ratios": [2, 1]})
+    for col, name in enumerate(sets):
+        top, bottom = axes[0, col], axes[1, col]
+        radii = np.concatenate([d[name][0] for d in data.values() if name in d])
+        grid = np.geomspace(radii.min(), radii.max(), 50)
+        top.loglog(grid, grid**-2.0, color="k", lw=1, ls="--", label="truth (slope -2)")
+        bottom.axhline(1.0, color="k", lw=1, ls="--")
+        for i, (label, d) in enumerate(data.items()):
+            if name not in d:
+                continue
+            r, a = d[name]
+            centers, median = _binned_median(r, a, bins)
+            slopes = np.array([s.get(name, np.nan) for s in d["_meta"][1]], float)
+            slope = (f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
+                     if np.isfinite(slopes).any() else "n/a")
+            color = f"C{i % 10}"
+            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3, label=f"{label}: slope {slope}")
+            bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
+            max_r = d["_meta"][0]
+            if np.isfinite(max_r):
+                for ax in (top, bottom):
+                    ax.axvline(max_r, color=color, ls="--", lw=0.9, alpha=0.8)
+        top.set_title(name, fontsize=9)
+        top.set_ylabel("|a| predicted (canonical)")
+        bottom.set_ylabel("|a| r²  (truth: 1)")
+        bottom.set_xlabel("r (Earth radii); dashed: largest training radius")
+        top.legend(fontsize=6.5, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return pathlib.Path(out)
+
+
+def _binned_median(r: np.ndarray, a: np.ndarray, bins: int):
+    ok = np.isfinite(r) & np.isfinite(a) & (r > 0) & (a > 0)
+    r, a = r[ok], a[ok]
+    if r.size == 0:
+        return np.array([]), np.array([])
+    if np.ptp(np.log(r)) < 1e-9:  # circular orbits: one radius
+        return np.array([r.mean()]), np.array([np.median(a)])
+    edges = np.geomspace(r.min(), r.max() * (1 + 1e-12), bins + 1)
+    index = np.digitize(r, edges) - 1
+    centers, medians = [], []
+    for b in range(bins):
+        inside = a[index == b]
+        if inside.size:
+            centers.append(np.sqrt(edges[b] * edges[b + 1]))
+            medians.append(np.median(inside))
+    return np.array(centers), np.array(medians)
+
+
+def per_orbit_figure(groups: dict[str, list], out) -> pathlib.Path:
+    """Box plots of the per-orbit mean acceleration error (%), one box per configuration (its
+    runs' orbits pooled), one panel per test set."""
+    plt = _pyplot()
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for label, paths in groups.items():
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                for name in _test_sets(f):
+                    x = f["metrics"][name]["accel_pct_per_orbit"][()]
+                    values.setdefault(name, {}).setdefault(label, np.array([]))
+                    values[name][label] = np.concatenate([values[name][label], x[np.isfinite(x)]])
+    if not values:
+        raise ValueError("no result file holds per-orbit errors (metrics/<set>/accel_pct_per_orbit)")
+    labels = list(groups)
+    fig, axes = plt.subplots(1, len(values), figsize=(max(4.5, 0.55 * len(labels) + 2) * len(values), 4.2),
+                             squeeze=False)
+    for ax, (name, per_label) in zip(axes[0], values.items()):
+        shown = [label for label in labels if per_label.get(label, np.array([])).size]
+        ax.boxplot([per_label[label] for label in shown], showfliers=True, flierprops={"markersize": 2})
+        ax.set_xticks(range(1, len(shown) + 1), [label.split(" ")[0] for label in shown], fontsize=8)
+        pooled = np.concatenate([per_label[label] for label in shown]) if shown else np.array([1.0])
+        if pooled.min() > 0 and pooled.max() > 10 * pooled.min():
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("configuration (rank)")
+        ax.set_ylabel("per-orbit mean acceleration error (%)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return pathlib.Path(out)
