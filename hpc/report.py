@@ -433,7 +433,8 @@ def _page(sweep, table, configs, names, metrics, metric, spec, spec_from, figure
              "<table class=counts><tr>" + "".join(f"<th>{e(k)}</th>" for k in counts) + "<th>total</th></tr><tr>"
              + "".join(f"<td>{v}</td>" for v in counts.values()) + f"<td>{len(table)}</td></tr></table>"]
     if active:
-        parts.append(f"<p class=note>{active} runs have not finished (or their state is unknown): this report "
+        parts.append(f"<p class=note>{active} run{' has' if active == 1 else 's have'} not finished (or "
+                     "their state is unknown): this report "
                      "shows the results that exist now.</p>")
     if bad:
         parts.append(f"<h3>Runs that did not complete ({len(bad)})</h3><table id=failures><tr><th>run</th>"

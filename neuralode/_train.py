@@ -263,6 +263,11 @@ def train(
     start = None
     at, saved = (0, 0), None  # where training (re)starts: phase, step within it
     if resume is not None:
+        missing = [k for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
+                   if k not in resume]
+        if missing:
+            raise ValueError(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])}); "
+                             "delete it to start over")
         at, saved = (int(resume["phase"]), int(resume["step"])), resume
         losses, phases = list(resume["losses"]), list(resume["phases"])
         health = {name: list(resume[f"health/{name}"]) for name in HEALTH}
