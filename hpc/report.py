@@ -156,6 +156,29 @@ def aggregate(table: list[dict], params: list[str], metrics: list[str], spec: Sp
     return list(groups.values())
 
 
+def independent(table: list[dict], params: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`params` less those that follow another: a parameter whose values split the runs exactly
+    as another's do (`curriculum.phases` when its learning rate is `${lr}` and `lr` is swept)
+    adds no configuration; of such, the one with the shortest values is kept.
+    Returns the parameters kept and {dropped: the parameter it follows}."""
+    keyed = [r for r in table if any(k.startswith("config.") for k in r)]
+
+    def longest(p):  # the parameter with the shortest values is kept: `lr`, not `curriculum.phases`
+        return max((len(_show(r.get(p))) for r in keyed), default=0)
+
+    kept, follows, partitions = [], {}, {}
+    for p in sorted(params, key=lambda p: (longest(p), params.index(p))):
+        labels: dict[str, int] = {}
+        partition = tuple(labels.setdefault(json.dumps(r.get(p), sort_keys=True, default=str), len(labels))
+                          for r in keyed)
+        if partition in partitions:
+            follows[p] = partitions[partition]
+            continue
+        partitions[partition] = p
+        kept.append(p)
+    return [p for p in params if p in kept], {k[len("config."):]: v[len("config."):] for k, v in follows.items()}
+
+
 def rank(configs: list[Config], metric: str, goal) -> list[Config]:
     """Best first by the mean of `metric`; configurations without a value last."""
     def key(config):
@@ -187,7 +210,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     spec, spec_from = load_spec(sweep, options.app)
     table, columns = rows(sweep)
     seed = f"config.{spec.seed}"
-    params = [c for c in columns if c.startswith("config.") and c != seed]
+    params, follows = independent(table, [c for c in columns if c.startswith("config.") and c != seed])
     names = [p[len("config."):] for p in params]
     metric_columns = [c for c in columns if any(fnmatch.fnmatch(c, p) for p in spec.columns)
                       and any(_finite(r.get(c)) for r in table)]
@@ -233,7 +256,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     for figure in spec.figures if groups else ():
         attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path))
 
-    page = _page(sweep, table, configs, names, metric_columns, metric, spec, spec_from, figures, errors,
+    page = _page(sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors,
                  options, len(top))
     (out_dir / "report.html").write_text(page)
     return {"html": out_dir / "report.html", "figures": [out_dir / f for _, f, _ in figures], "errors": errors,
@@ -309,10 +332,13 @@ def _draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | No
         cmap = matplotlib.colormaps["viridis"].copy()
         cmap.set_bad("#d0d0d0")
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
-        ax.set_xticks(range(len(xs)), xs, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(ys)), ys, fontsize=8)
-        ax.set_xlabel(x)
-        if y:
+        first_column, last_row = ax.get_subplotspec().is_first_col(), ax.get_subplotspec().is_last_row()
+        ax.set_xticks(range(len(xs)), xs if last_row or len(shown) - shown.index(panel) <= ncols else [],
+                      rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(ys)), ys if first_column else [], fontsize=8)
+        if last_row or len(shown) - shown.index(panel) <= ncols:
+            ax.set_xlabel(x)
+        if y and first_column:
             ax.set_ylabel(y)
         ax.set_title(" ".join(f"{f}={v}" for f, v in zip(facets, panel)) or metric, fontsize=9)
         if grid.size <= 100:
@@ -363,7 +389,7 @@ def _draw_histories(path, top: list[Config], sweep: Sweep, spec: Spec) -> None:
                     warnings.simplefilter("ignore", RuntimeWarning)
                     median, low, high = np.nanmedian(stack, 0), np.nanmin(stack, 0), np.nanmax(stack, 0)
             color = f"C{i % 10}"
-            ax.plot(steps, median, color=color, lw=1.2, label=f"#{i + 1} {config.label} (n={len(stack)})")
+            ax.plot(steps, median, color=color, lw=1.0, label=f"#{i + 1} (n={len(stack)})")
             if len(stack) > 1:
                 ax.fill_between(steps, low, high, color=color, alpha=0.2, lw=0)
     for ax, curve in zip(axes[:, 0], spec.curves):
@@ -372,7 +398,7 @@ def _draw_histories(path, top: list[Config], sweep: Sweep, spec: Spec) -> None:
         if curve.log and any(line.get_ydata().size and np.nanmax(line.get_ydata()) > 0 for line in ax.lines):
             ax.set_yscale("log")
         ax.set_ylabel(curve.label)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[0, 0].legend(fontsize=7, loc="upper right", ncols=2)
     axes[-1, 0].set_xlabel("step")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -419,7 +445,7 @@ def _write_configs_csv(path, configs, names, metrics) -> None:
 MAX_ROWS = 500  # configurations shown on the page; configs.csv has all
 
 
-def _page(sweep, table, configs, names, metrics, metric, spec, spec_from, figures, errors, options, n_top) -> str:
+def _page(sweep, table, configs, names, follows, metrics, metric, spec, spec_from, figures, errors, options, n_top) -> str:
     e = html.escape
     counts: dict[str, int] = {}
     for row in table:
@@ -448,7 +474,8 @@ def _page(sweep, table, configs, names, metrics, metric, spec, spec_from, figure
     if metric is None:
         parts.append("<p>No run has completed yet: nothing to rank.</p>")
     else:
-        varying = ", ".join(names) if names else "none"
+        varying = (", ".join(names) if names else "none") + "".join(
+            f"; {k} follows {v}" for k, v in follows.items())
         parts.append(f"<p>Ranked by the mean of <code>{e(metric)}</code> (goal: {e(str(spec.goal(metric)))}). "
                      f"Parameters that vary: {e(varying)}; aggregated over <code>{e(spec.seed)}</code>: mean, "
                      "sample std, n (runs with a value) and best. All rows and full precision: "
@@ -469,6 +496,9 @@ def _page(sweep, table, configs, names, metrics, metric, spec, spec_from, figure
     if figures or errors:
         parts.append(f"<h2>Figures</h2><p>Histories and the application's figures show the top {n_top} "
                      "configurations (<code>--top</code>), numbered by rank.</p>")
+    if figures and n_top:
+        parts.append("<p id=legend>" + "<br>".join(f"#{i + 1}: {e(c.label)}" for i, c in
+                                                    enumerate([c for c in configs if c.completed][:n_top])) + "</p>")
     for title, file, caption in figures:
         parts.append(f"<figure><h3>{e(title)}</h3><img src='{e(file)}' alt='{e(title)}'>"
                      f"<figcaption>{e(caption)}</figcaption></figure>")
@@ -506,7 +536,7 @@ table {{ border-collapse: collapse; margin: .5em 0; font-size: 13px }}
 th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right }}
 th {{ background: #f2f2f2 }}
 td:nth-child(-n+2) {{ text-align: left }}
-.wide {{ overflow-x: auto }}
+.wide {{ overflow: auto; max-height: 70vh }}
 .meta, .note {{ color: #555 }}
 .error {{ color: #a00 }}
 figure {{ margin: 1.5em 0 }}

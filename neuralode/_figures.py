@@ -1,7 +1,8 @@
 """The figures researchers draw from result files, with matplotlib (Agg).
 
 Each takes `groups`, configuration label -> its runs' result files (best run first), in the
-order to show them, and writes one PNG at `out`. They read only what `report` stores under
+order to show them, and writes one PNG at `out`. Labels `#<rank> <parameters>` are shown as
+`#<rank>` (the report's table says which configuration that is). They read only what `report` stores under
 `metrics/<test set>/` and `datasets`, so they work on any result file of this package.
 """
 
@@ -34,6 +35,8 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
     training set. The lower row shows |a| r^2 (1 for the truth): a learned field that turns
     1/r beyond some radius rises there as r."""
     plt = _pyplot()
+    import matplotlib.ticker
+
     data = {}
     for label, paths in groups.items():
         with h5py.File(paths[0], "r") as f:
@@ -52,7 +55,7 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
         raise ValueError("no result file holds the predicted |a| at its test points (metrics/<set>/radius)")
     sets = list(dict.fromkeys(s for d in data.values() for s in d if s != "_meta"))
     fig, axes = plt.subplots(2, len(sets), figsize=(4.6 * len(sets), 7), squeeze=False, sharex="col",
-                             gridspec_kw={"height_ratios": [2, 1]})
+                             gridspec_kw={"height_ratios": [2, 1]}, layout="constrained")
     for col, name in enumerate(sets):
         top, bottom = axes[0, col], axes[1, col]
         radii = np.concatenate([d[name][0] for d in data.values() if name in d])
@@ -68,21 +71,29 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             slope = (f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
                      if np.isfinite(slopes).any() else "n/a")
             color = f"C{i % 10}"
-            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3, label=f"{label}: slope {slope}")
+            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3, label=f"{_short(label)}: slope {slope}")
             bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
             max_r = d["_meta"][0]
             if np.isfinite(max_r):
                 for ax in (top, bottom):
                     ax.axvline(max_r, color=color, ls="--", lw=0.9, alpha=0.8)
+        ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if radii.min() / 1.1 <= t <= radii.max() * 1.1]
+        for ax in (top, bottom):
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         top.set_title(name, fontsize=9)
         top.set_ylabel("|a| predicted (canonical)")
         bottom.set_ylabel("|a| r²  (truth: 1)")
         bottom.set_xlabel("r (Earth radii); dashed: largest training radius")
         top.legend(fontsize=6.5, loc="lower left")
-    fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return pathlib.Path(out)
+
+
+def _short(label: str) -> str:
+    """A label's first word: the rank (`#3`) when labels are `#<rank> <parameters>`."""
+    return label.split(" ")[0] if label.startswith("#") else label
 
 
 def _binned_median(r: np.ndarray, a: np.ndarray, bins: int):
@@ -119,18 +130,17 @@ def per_orbit_figure(groups: dict[str, list], out) -> pathlib.Path:
         raise ValueError("no result file holds per-orbit errors (metrics/<set>/accel_pct_per_orbit)")
     labels = list(groups)
     fig, axes = plt.subplots(1, len(values), figsize=(max(4.5, 0.55 * len(labels) + 2) * len(values), 4.2),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax, (name, per_label) in zip(axes[0], values.items()):
         shown = [label for label in labels if per_label.get(label, np.array([])).size]
         ax.boxplot([per_label[label] for label in shown], showfliers=True, flierprops={"markersize": 2})
-        ax.set_xticks(range(1, len(shown) + 1), [label.split(" ")[0] for label in shown], fontsize=8)
+        ax.set_xticks(range(1, len(shown) + 1), [_short(label) for label in shown], fontsize=8)
         pooled = np.concatenate([per_label[label] for label in shown]) if shown else np.array([1.0])
         if pooled.min() > 0 and pooled.max() > 10 * pooled.min():
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("configuration (rank)")
         ax.set_ylabel("per-orbit mean acceleration error (%)")
-    fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return pathlib.Path(out)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Set up ./.venv with the test extras if needed, start the local Slurm cluster (as root, where
-# apt-get can install it), and run the whole test suite. Extra arguments go to pytest.
+# Set up ./.venv with the test extras if needed, start the local Slurm cluster and install headless
+# Chromium (as root, where apt-get can install them), and run the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 . "$(dirname "$0")/venv.sh" dev "[dev]"
 if [ "$(id -u)" = 0 ]; then
     MAX_ARRAY_SIZE=4 bash hpc/testing/local_cluster.sh start  # small, so grid splitting is tested
+    bash scripts/install_browser.sh || echo "Chromium did not install: the browser test will say why."
 else
-    echo "Not root: the Slurm tests will be skipped (they need hpc/testing/local_cluster.sh)."
+    echo "Not root: the Slurm and browser tests will be skipped (they need hpc/testing/local_cluster.sh"
+    echo "and scripts/install_browser.sh)."
 fi
 python -m pytest "$@"
