@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("target", help="a run id (or its start), a result file, a sweep id or `latest`")
-    parser.add_argument("overrides", nargs="*", help="dataset=..., dataset.<key>=..., n_orbits=..., metrics.max_steps=...")
+    parser.add_argument("overrides", nargs="*",
+                        help="dataset=..., dataset.<key>=..., n_orbits=..., metrics.max_steps=...")
     parser.add_argument("--best-of", action="append", default=[], metavar="PARAM",
                         help="in a sweep: the best run for each value of PARAM (repeatable: for each combination); "
                         "default: the one best run")

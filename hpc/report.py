@@ -181,20 +181,24 @@ def independent(table: list[dict], params: list[str]) -> tuple[list[str], dict[s
 
 def rank(configs: list[Config], metric: str, goal) -> list[Config]:
     """Best first by the mean of `metric`; configurations without a value last."""
-    def key(config):
-        mean = config.stats[metric]["mean"]
-        if not math.isfinite(mean):
-            return (1, 0.0)
-        return (0, mean if goal == "min" else -mean if goal == "max" else abs(mean - goal))
-    return sorted(configs, key=key)
+    return sorted(configs, key=lambda c: _goal_key(c.stats[metric]["mean"], goal))
+
+
+def _goal_key(value, goal) -> tuple:
+    """A sort key that puts the best value under `goal` first and non-numbers last."""
+    if not _finite(value):
+        return (1, 0.0)
+    return (0, value if goal == "min" else -value if goal == "max" else abs(value - goal))
 
 
 # ---------------------------------------------------------------------------------------------
 # The report
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Options:
+    """`hpc report`'s options (see its `--help`)."""
+
     metric: str | None = None
     x: str | None = None
     y: str | None = None
@@ -236,6 +240,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
 
     def attempt(title, name, caption, draw):
         path = out_dir / "figures" / f"{name}.png"
+        path.unlink(missing_ok=True)  # an earlier report's figure is not shown as this one's
         try:
             draw(path)
         except Exception as exc:  # a figure that cannot be drawn is named on the page, not fatal
@@ -246,7 +251,8 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
 
     top = [c for c in configs if c.completed][: options.top]
     if metric is not None and x is not None:
-        attempt(f"Heatmap of {_short(metric)} over {x}" + (f" and {y}" if y else ""), "heatmap", _heatmap_caption(facets, spec, metric),
+        title = f"Heatmap of {_short(metric)} over {x}" + (f" and {y}" if y else "")
+        attempt(title, "heatmap", _heatmap_caption(facets, spec, metric),
                 lambda path: _draw_heatmaps(path, configs, metric, x, y, facets))
     if spec.curves and top:
         attempt("Histories", "histories", "Median over seeds (line) and min-max (band); dotted lines mark "
@@ -257,22 +263,17 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
         attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path))
 
     page = _page(sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors,
-                 options, len(top))
+                 len(top))
     (out_dir / "report.html").write_text(page)
     return {"html": out_dir / "report.html", "figures": [out_dir / f for _, f, _ in figures], "errors": errors,
             "configs": configs, "runs": table}
 
 
 def _ranked_paths(config: Config, sweep: Sweep, metric: str | None, spec: Spec) -> list[pathlib.Path]:
+    """The result files of a configuration's completed runs, its best run first."""
     done = config.completed
     if metric is not None:
-        goal = spec.goal(metric)
-        ordered = []
-        for row in done:  # insertion by `is_better`: the best run first
-            at = next((i for i, other in enumerate(ordered) if is_better(row.get(metric), other.get(metric), goal)),
-                      len(ordered))
-            ordered.insert(at, row)
-        done = ordered
+        done = sorted(done, key=lambda r: _goal_key(r.get(metric), spec.goal(metric)))
     return [sweep.result_path(r["run_id"]) for r in done]
 
 
@@ -445,7 +446,7 @@ def _write_configs_csv(path, configs, names, metrics) -> None:
 MAX_ROWS = 500  # configurations shown on the page; configs.csv has all
 
 
-def _page(sweep, table, configs, names, follows, metrics, metric, spec, spec_from, figures, errors, options, n_top) -> str:
+def _page(sweep, table, configs, names, follows, metrics, metric, spec, spec_from, figures, errors, n_top) -> str:
     e = html.escape
     counts: dict[str, int] = {}
     for row in table:
@@ -480,8 +481,9 @@ def _page(sweep, table, configs, names, follows, metrics, metric, spec, spec_fro
                      f"Parameters that vary: {e(varying)}; aggregated over <code>{e(spec.seed)}</code>: mean, "
                      "sample std, n (runs with a value) and best. All rows and full precision: "
                      "<a href=configs.csv>configs.csv</a>; one row per run: <a href=runs.csv>runs.csv</a>.</p>")
-        head1 = "<tr><th rowspan=2>#</th>" + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names) + \
-            "<th rowspan=2>runs</th>" + "".join(f"<th colspan=4 title='{e(m)}'>{e(_short(m))}</th>" for m in metrics) + "</tr>"
+        head1 = ("<tr><th rowspan=2>#</th>" + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names)
+                 + "<th rowspan=2>runs</th>"
+                 + "".join(f"<th colspan=4 title='{e(m)}'>{e(_short(m))}</th>" for m in metrics) + "</tr>")
         head2 = "<tr>" + "<th>mean</th><th>std</th><th>n</th><th>best</th>" * len(metrics) + "</tr>"
         body = []
         for i, c in enumerate(configs[:MAX_ROWS]):
@@ -492,7 +494,8 @@ def _page(sweep, table, configs, names, follows, metrics, metric, spec, spec_fro
             body.append(f"<tr><td>{i + 1}</td>{cells}<td>{len(c.completed)}/{len(c.runs)}</td>{stats}</tr>")
         parts.append(f"<div class=wide><table id=configs>{head1}{head2}{''.join(body)}</table></div>")
         if len(configs) > MAX_ROWS:
-            parts.append(f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; configs.csv has all.</p>")
+            parts.append(f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; "
+                         "configs.csv has all.</p>")
     if figures or errors:
         parts.append(f"<h2>Figures</h2><p>Histories and the application's figures show the top {n_top} "
                      "configurations (<code>--top</code>), numbered by rank.</p>")

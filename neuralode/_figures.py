@@ -77,7 +77,8 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             if np.isfinite(max_r):
                 for ax in (top, bottom):
                     ax.axvline(max_r, color=color, ls="--", lw=0.9, alpha=0.8)
-        ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if radii.min() / 1.1 <= t <= radii.max() * 1.1]
+        ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+                 if radii.min() / 1.1 <= t <= radii.max() * 1.1]
         for ax in (top, bottom):
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
