@@ -282,6 +282,9 @@ def _heatmap_axes(names: list[str], options: Options, spec: Spec):
         if value is not None and value not in names:
             raise ValueError(f"`{flag} {value}` is not a parameter that varies in this sweep; those that vary "
                              f"are: {', '.join(names) or 'none (every run has the same parameters)'}.")
+    chosen = [v for v in (options.x, options.y, *(options.facet or ())) if v is not None]
+    if len(set(chosen)) < len(chosen):
+        raise ValueError(f"`--x`, `--y` and `--facet` must name different parameters, got {', '.join(chosen)}.")
     preferred = [n for n in spec.heatmap if n in names] + [n for n in names if n not in spec.heatmap]
     x = options.x or next((n for n in preferred if n != options.y), None)
     y = options.y or next((n for n in preferred if n not in (x,)), None)

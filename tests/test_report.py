@@ -216,6 +216,8 @@ def test_bad_options_name_what_varies_before_writing(sweep, tmp_path):
     with pytest.raises(ValueError, match=r"`--x widht` is not a parameter that varies in this sweep; those that "
                                          r"vary are: width"):
         report.build(s, tmp_path / "r", report.Options(x="widht"))
+    with pytest.raises(ValueError, match=r"`--x`, `--y` and `--facet` must name different parameters, got width, width"):
+        report.build(s, tmp_path / "r", report.Options(x="width", y="width"))
     with pytest.raises(ValueError, match=r"`--metric nope` is not a metric of this sweep; its metrics are: metrics\."):
         report.build(s, tmp_path / "r", report.Options(metric="nope"))
     assert not (tmp_path / "r").exists()
