@@ -28,7 +28,7 @@ import numpy as np
 
 from . import status
 from .sweep import Sweep
-from .table import finite as _finite, is_better, resolve_metric, rows
+from .table import finite as _finite, goal_key, resolve_metric, rows
 
 Groups = dict[str, list[pathlib.Path]]  # a configuration's label -> the result files of its runs, best first
 
@@ -142,10 +142,7 @@ def aggregate(table: list[dict], params: list[str], metrics: list[str], spec: Sp
             goal = spec.goal(column)
             finite = [r for r in config.completed if _finite(r.get(column))]
             x = np.array([r[column] for r in finite], float)
-            best = None
-            for r in finite:
-                if best is None or is_better(r[column], best[column], goal):
-                    best = r
+            best = min(finite, key=lambda r: goal_key(r[column], goal), default=None)
             config.stats[column] = {
                 "mean": float(x.mean()) if x.size else math.nan,
                 "std": float(x.std(ddof=1)) if x.size > 1 else math.nan,
@@ -181,14 +178,7 @@ def independent(table: list[dict], params: list[str]) -> tuple[list[str], dict[s
 
 def rank(configs: list[Config], metric: str, goal) -> list[Config]:
     """Best first by the mean of `metric`; configurations without a value last."""
-    return sorted(configs, key=lambda c: _goal_key(c.stats[metric]["mean"], goal))
-
-
-def _goal_key(value, goal) -> tuple:
-    """A sort key that puts the best value under `goal` first and non-numbers last."""
-    if not _finite(value):
-        return (1, 0.0)
-    return (0, value if goal == "min" else -value if goal == "max" else abs(value - goal))
+    return sorted(configs, key=lambda c: goal_key(c.stats[metric]["mean"], goal))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +263,7 @@ def _ranked_paths(config: Config, sweep: Sweep, metric: str | None, spec: Spec) 
     """The result files of a configuration's completed runs, its best run first."""
     done = config.completed
     if metric is not None:
-        done = sorted(done, key=lambda r: _goal_key(r.get(metric), spec.goal(metric)))
+        done = sorted(done, key=lambda r: goal_key(r.get(metric), spec.goal(metric)))
     return [sweep.result_path(r["run_id"]) for r in done]
 
 

@@ -71,17 +71,12 @@ def resolve_metric(columns, wanted) -> str:
                      f"{shown or 'none (no run has a result yet)'}.")
 
 
-def is_better(a: float, b: float, goal="min") -> bool:
-    """Whether `a` beats `b` under `goal`: `min`, `max`, or a number to be close to; NaN never wins."""
-    if not finite(a):
-        return False
-    if not finite(b):
-        return True
-    if goal == "min":
-        return a < b
-    if goal == "max":
-        return a > b
-    return abs(a - goal) < abs(b - goal)
+def goal_key(value, goal="min") -> tuple:
+    """A sort key that puts the best value under `goal` first (`min`, `max`, or a number to be
+    close to) and anything that is not a finite number last."""
+    if not finite(value):
+        return (1, 0.0)
+    return (0, value if goal == "min" else -value if goal == "max" else abs(value - goal))
 
 
 def finite(value) -> bool:
@@ -91,13 +86,13 @@ def finite(value) -> bool:
 
 def best_runs(table: list[dict], metric: str, by=(), goal="min") -> dict[tuple, dict]:
     """The best completed row for each combination of the `by` columns (one group when none),
-    under `goal` (see `is_better`): {values of `by`: row}. Rows whose metric is missing or not
+    under `goal` (see `goal_key`): {values of `by`: row}. Rows whose metric is missing or not
     finite are never chosen."""
     best: dict[tuple, dict] = {}
     for row in table:
         if row["state"] != "completed" or not finite(row.get(metric)):
             continue
         key = tuple(json.dumps(row.get(c), sort_keys=True, default=str) for c in by)
-        if key not in best or is_better(row[metric], best[key][metric], goal):
+        if key not in best or goal_key(row[metric], goal) < goal_key(best[key][metric], goal):
             best[key] = row
     return best
