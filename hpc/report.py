@@ -28,7 +28,7 @@ import numpy as np
 
 from . import status
 from .sweep import Sweep
-from .table import finite as _finite, goal_key, resolve_metric, rows
+from .table import goal_key, number, resolve_metric, rows
 
 Groups = dict[str, list[pathlib.Path]]  # a configuration's label -> the result files of its runs, best first
 
@@ -129,7 +129,8 @@ class Config:
 def aggregate(table: list[dict], params: list[str], metrics: list[str], spec: Spec) -> list["Config"]:
     """Group the rows that have a config by the values of `params` (the `config.*` columns that
     vary, less the seed) and aggregate each metric over a group's completed runs: mean, sample
-    std (NaN for one value), n (finite values) and best (under `spec.goal`)."""
+    std (NaN for one value), n (values that are numbers: infinities count, NaN does not) and
+    best (under `spec.goal`)."""
     groups: dict[str, Config] = {}
     for row in table:
         if not any(k.startswith("config.") for k in row):
@@ -140,12 +141,12 @@ def aggregate(table: list[dict], params: list[str], metrics: list[str], spec: Sp
     for config in groups.values():
         for column in metrics:
             goal = spec.goal(column)
-            finite = [r for r in config.completed if _finite(r.get(column))]
-            x = np.array([r[column] for r in finite], float)
-            best = min(finite, key=lambda r: goal_key(r[column], goal), default=None)
+            valued = [r for r in config.completed if number(r.get(column))]
+            x = np.array([r[column] for r in valued], float)
+            best = min(valued, key=lambda r: goal_key(r[column], goal), default=None)
             config.stats[column] = {
                 "mean": float(x.mean()) if x.size else math.nan,
-                "std": float(x.std(ddof=1)) if x.size > 1 else math.nan,
+                "std": float(x.std(ddof=1)) if x.size > 1 and np.isfinite(x).all() else math.nan,
                 "n": int(x.size),
                 "best": best[column] if best else math.nan,
                 "best_run": best["run_id"] if best else "",
@@ -207,7 +208,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     params, follows = independent(table, [c for c in columns if c.startswith("config.") and c != seed])
     names = [p[len("config."):] for p in params]
     metric_columns = [c for c in columns if any(fnmatch.fnmatch(c, p) for p in spec.columns)
-                      and any(_finite(r.get(c)) for r in table)]
+                      and any(number(r.get(c)) for r in table)]
     have_results = any(r["state"] == "completed" for r in table)
     metric = resolve_metric(columns, options.metric or spec.metric) if (have_results or options.metric) else None
     if metric is not None:
@@ -508,7 +509,9 @@ def _short(column: str) -> str:
 
 
 def _num(value) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and math.isinf(value):
+        return "&infin;" if value > 0 else "&minus;&infin;"
+    if isinstance(value, float) and math.isnan(value):
         return "&ndash;"
     return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
 

@@ -73,24 +73,26 @@ def resolve_metric(columns, wanted) -> str:
 
 def goal_key(value, goal="min") -> tuple:
     """A sort key that puts the best value under `goal` first (`min`, `max`, or a number to be
-    close to) and anything that is not a finite number last."""
-    if not finite(value):
+    close to) and anything that is not a number (NaN, None, text) last. Infinities are ordered:
+    `inf` is the best under `max` (a radius beyond every test point)."""
+    if not number(value):
         return (1, 0.0)
     return (0, value if goal == "min" else -value if goal == "max" else abs(value - goal))
 
 
-def finite(value) -> bool:
-    """Whether `value` is a finite number (not a bool, None or text)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def number(value) -> bool:
+    """Whether `value` is a number that can be ranked: finite or infinite, not NaN (nor a bool,
+    None or text)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def best_runs(table: list[dict], metric: str, by=(), goal="min") -> dict[tuple, dict]:
     """The best completed row for each combination of the `by` columns (one group when none),
-    under `goal` (see `goal_key`): {values of `by`: row}. Rows whose metric is missing or not
-    finite are never chosen."""
+    under `goal` (see `goal_key`): {values of `by`: row}. Rows whose metric is missing or NaN
+    are never chosen."""
     best: dict[tuple, dict] = {}
     for row in table:
-        if row["state"] != "completed" or not finite(row.get(metric)):
+        if row["state"] != "completed" or not number(row.get(metric)):
             continue
         key = tuple(json.dumps(row.get(c), sort_keys=True, default=str) for c in by)
         if key not in best or goal_key(row[metric], goal) < goal_key(best[key][metric], goal):

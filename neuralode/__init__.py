@@ -18,19 +18,20 @@ from ._datasets import dataset_path as dataset_path, train_and_test_sets as trai
 from ._segments import Segments as Segments, check_segment_length as check_segment_length
 from ._segments import segment as segment
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
-from ._heads import OUTPUT_HEADS as OUTPUT_HEADS
+from ._heads import HEAD_ALIASES as HEAD_ALIASES, OUTPUT_HEADS as OUTPUT_HEADS
 from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralODE as NeuralODE
 from ._losses import LOSSES as LOSSES
-from ._curriculum import Phase as Phase
+from ._curriculum import Phase as Phase, phases_from_strategy as phases_from_strategy
 from ._replay import solve_batch as solve_batch
 from ._train import HEALTH as HEALTH, StallRule as StallRule, StallWatch as StallWatch
 from ._train import TrainResult as TrainResult, make_step as make_step, optimizer as optimizer
 from ._train import train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
-from ._metrics import true_acceleration as true_acceleration
+from ._metrics import critical_radius as critical_radius, true_acceleration as true_acceleration
 from ._io import load_model as load_model, save_model as save_model
 from ._report import evaluation as evaluation, report as report, scalars as scalars
 from ._figures import loglog_figure as loglog_figure, per_orbit_figure as per_orbit_figure
-from ._config import check_config as check_config, phases_from_config as phases_from_config
+from ._config import canonical_config as canonical_config, check_config as check_config
+from ._config import phases_from_config as phases_from_config
 from ._config import spec_from_config as spec_from_config, train_from_config as train_from_config
 from ._config import test_set_from_config as test_set_from_config, train_options as train_options

@@ -6,8 +6,9 @@ import json
 
 import jax
 
-from ._curriculum import Phase
+from ._curriculum import STRATEGIES, Phase, phases_from_strategy
 from ._datasets import OrbitDataset, dataset_path, family_ranges, load_or_generate, train_and_test_sets
+from ._heads import HEAD_ALIASES
 from ._model import ModelSpec, NeuralODE
 from ._report import report
 from ._segments import check_segment_length
@@ -17,8 +18,18 @@ from ._units import CanonicalUnits
 # Top-level keys that are `ModelSpec` fields; the `solver` group gives the rest.
 MODEL_KEYS = ("width", "depth", "activation", "feature_layer", "output_head", "rtol", "atol", "planar_constraint")
 # Dataset keys that are not element ranges.
-DATASET_KEYS = ("family", "planar", "train_seed", "test_seed", "test_sizes")
+DATASET_KEYS = ("family", "planar", "rotated", "train_seed", "test_seed", "test_sizes")
 SIZES = ("batch_size", "n_orbits")
+
+
+def canonical_config(config: dict) -> dict:
+    """`config` with one name per head: an `output_head` given by the study's name
+    (`mlp_4D_logmag_unit_exp`) becomes the registry's (`logmag_unit_exp`), so both give one run
+    id and `hpc diff` and reports show one name. Unknown names are left for `check_config`."""
+    head = config.get("output_head")
+    if head in HEAD_ALIASES:
+        return {**config, "output_head": HEAD_ALIASES[head]}
+    return config
 
 
 def spec_from_config(config: dict) -> ModelSpec:
@@ -30,7 +41,15 @@ def spec_from_config(config: dict) -> ModelSpec:
 
 
 def phases_from_config(config: dict) -> list[Phase]:
-    return [Phase(**phase) for phase in config["curriculum"]["phases"]]
+    """The curriculum's phases: `curriculum.phases`, or built from the study's `*_strategy` lists
+    (`phases_from_strategy`)."""
+    curriculum = config["curriculum"]
+    if set(curriculum) == {"phases"}:
+        return [Phase(**phase) for phase in curriculum["phases"]]
+    if set(curriculum) == set(STRATEGIES):
+        return phases_from_strategy(**curriculum)
+    raise ValueError(f"`curriculum` must hold either `phases` or the lists {', '.join(STRATEGIES)}; "
+                     f"it holds {', '.join(sorted(curriculum)) or 'nothing'}.")
 
 
 # Keys no check reads: a grid over them (seeds) is checked once per distinct rest.
@@ -58,18 +77,19 @@ def _check(config: dict, overridden) -> None:
     spec_from_config(config)
     optimizer(config["clip"])
     data = config["dataset"]
-    family_ranges(**{k: v for k, v in data.items() if k not in DATASET_KEYS[2:]})
+    family_ranges(**{k: v for k, v in data.items() if k not in DATASET_KEYS[3:]})
     sizes = data["test_sizes"]
     if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
         raise ValueError(f"`dataset.test_sizes` must be a list of positive integers, got {sizes!r}.")
     phases = phases_from_config(config)
     for phase in phases:
         check_segment_length(phase.segment_length)
-    if "segment_length" in overridden and all(p.segment_length != config["segment_length"] for p in phases):
-        raise ValueError(
-            f"`segment_length`={config['segment_length']} is not used by this curriculum: its phases set their "
-            f"own ({sorted({p.segment_length for p in phases})}). Choose a curriculum that reads it "
-            f"(curriculum=lofi or hifi) or set curriculum.phases.<n>.segment_length.")
+    for name in ("segment_length", "lr"):  # a short name the curriculum never reads would change nothing
+        if name in overridden and all(getattr(p, name) != config[name] for p in phases):
+            raise ValueError(
+                f"`{name}`={config[name]} is not used by this curriculum: its phases set their own "
+                f"({sorted({getattr(p, name) for p in phases})}). Choose a curriculum that reads it "
+                f"(curriculum=lofi or hifi) or set it in the curriculum (curriculum.phases.<n>.{name}).")
 
 
 def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None, resume: dict | None = None,
@@ -100,6 +120,7 @@ def test_set_from_config(dataset: dict, n_orbits: int, data_root) -> tuple[Orbit
     element ranges and `test_seed`), loaded from the cache under `data_root` or generated
     once; and its label (the cache file's stem, unique per parameter set)."""
     family, planar = dataset["family"], dataset["planar"]
-    ranges = family_ranges(family, planar, **{k: v for k, v in dataset.items() if k not in DATASET_KEYS})
+    ranges = family_ranges(family, planar, dataset["rotated"],
+                           **{k: v for k, v in dataset.items() if k not in DATASET_KEYS})
     test = load_or_generate(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges)
     return test, dataset_path(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges).stem

@@ -1,4 +1,4 @@
-"""Curricula: lists of training phases."""
+"""Curricula: lists of training phases, given as such or as the study's parallel strategy lists."""
 
 import dataclasses
 import math
@@ -26,8 +26,8 @@ class Phase:
         if self.lr_end is not None and not self.lr_end > 0:
             raise ValueError(f"phase `lr_end` must be > 0 or null (a constant `lr`), got {self.lr_end!r}.")
         low, high = self.length
-        if not (0 < low <= 1 and 0 < high <= 1):
-            raise ValueError(f"phase `length` {list(self.length)} must be fractions in (0, 1].")
+        if not (0 <= low <= 1 and 0 < high <= 1):
+            raise ValueError(f"phase `length` {list(self.length)} must be fractions: start in [0, 1], end in (0, 1].")
 
     def points_used(self, step: int) -> int:
         """How many leading points of each segment step `step` of this phase uses (at least 2)."""
@@ -41,3 +41,26 @@ class Phase:
             return self.lr
         frac = step / max(self.steps - 1, 1)
         return self.lr_end + 0.5 * (self.lr - self.lr_end) * (1 + math.cos(math.pi * frac))
+
+
+STRATEGIES = ("steps_strategy", "lr_strategy", "segment_length_strategy", "length_strategy")
+
+
+def phases_from_strategy(steps_strategy, lr_strategy, segment_length_strategy, length_strategy) -> list[Phase]:
+    """The phases of a curriculum written as the study wrote it (and the diffrax neural-ODE
+    example does): parallel lists with one entry per phase, zipped. A list of one entry applies
+    to every phase. `length_strategy` entries are `[start, end]` fractions, as `Phase.length`.
+    Raises `ValueError` naming the list whose length does not fit."""
+    lists = dict(zip(STRATEGIES, (steps_strategy, lr_strategy, segment_length_strategy, length_strategy)))
+    for name, value in lists.items():
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"`curriculum.{name}` must be a non-empty list (one entry per phase), got {value!r}.")
+    count = max(len(v) for v in lists.values())
+    for name, value in lists.items():
+        if len(value) not in (1, count):
+            lengths = ", ".join(f"{k} {len(v)}" for k, v in lists.items())
+            raise ValueError(f"`curriculum.{name}` has {len(value)} entries; each strategy list needs one per "
+                             f"phase ({count}) or one for all ({lengths}).")
+    at = {name: (value * count if len(value) == 1 else value) for name, value in lists.items()}
+    return [Phase(steps=steps, lr=lr, segment_length=length, length=tuple(fraction))
+            for steps, lr, length, fraction in zip(*(at[name] for name in STRATEGIES))]

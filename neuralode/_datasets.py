@@ -29,22 +29,41 @@ class OrbitDataset:
         return self.y.shape[0]
 
 
-def family_ranges(family: str, planar: bool, **overrides) -> ElementRanges:
-    """The element ranges of a named family (`complex`, `circular`, `simple`), with overrides."""
-    lookup({name: name for name, _ in FAMILIES}, family, "dataset.family")
-    ranges = FAMILIES[(family, bool(planar))]
+def family_ranges(family: str, planar: bool, rotated: bool = False, **overrides) -> ElementRanges:
+    """The element ranges of a named family (`complex`, `circular`, `simple`), with overrides.
+
+    Planar orbits have their periapsis on +x, as the study's do; `rotated` ones point every way.
+    3D orbits are always randomly oriented: they need `rotated`."""
+    lookup({name: name for name, _, _ in FAMILIES}, family, "dataset.family")
+    _check_orientation(planar, rotated)
+    ranges = FAMILIES[(family, bool(planar), bool(rotated))]
     overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items() if v is not None}
     return dataclasses.replace(ranges, **overrides)
 
 
-def dataset_name(family: str, planar: bool, n: int, split: str) -> str:
-    """The community's naming, e.g. `complex_TBP_planar_10_train`."""
-    return f"{family}_TBP_{'planar' if planar else '3D'}_{n}_{split}"
+def _check_orientation(planar, rotated) -> None:
+    if not isinstance(rotated, bool):
+        raise ValueError(f"`dataset.rotated` must be true or false, got {rotated!r}.")
+    if not planar and not rotated:
+        raise ValueError("`dataset.rotated`=false needs a planar dataset: 3D orbits are always randomly "
+                         "oriented (set dataset.rotated=true, or choose a planar dataset).")
+
+
+def dataset_name(family: str, planar: bool, n: int, split: str, rotated: bool = False) -> str:
+    """The community's naming, e.g. `complex_TBP_planar_10_train` (periapsis on +x, as the study's
+    planar sets); randomly oriented planar sets are `complex_TBP_planar_rotated_10_train`."""
+    shape = ("planar_rotated" if rotated else "planar") if planar else "3D"
+    return f"{family}_TBP_{shape}_{n}_{split}"
 
 
 def _params(family, planar, n, seed, ranges) -> dict:
     return {"family": family, "planar": bool(planar), "n_orbits": int(n), "seed": int(seed),
             "points": POINTS_PER_ORBIT, "ranges": dataclasses.asdict(ranges)}
+
+
+def _rotated(planar: bool, ranges: ElementRanges) -> bool:
+    """Whether orbits drawn from `ranges` are turned at random about z (3D orbits always are)."""
+    return not planar or ranges.argp[1] > ranges.argp[0]
 
 
 def _params_hash(params: dict) -> str:
@@ -57,11 +76,12 @@ DEFAULT_SEEDS = {"train": 0, "test": 1}
 def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
                  ranges: ElementRanges | None = None) -> pathlib.Path:
     """Where `load_or_generate` caches a dataset: `root/datasets/<name>.h5` for a family's
-    default ranges and the split's default seed (train 0, test 1), else
+    default ranges (aligned or rotated) and the split's default seed (train 0, test 1), else
     `<name>-<hash of the parameters>.h5`, so two parameter sets never share a file."""
-    default = family_ranges(family, planar)
-    ranges = default if ranges is None else ranges
-    name = dataset_name(family, planar, n, split)
+    ranges = family_ranges(family, planar, not planar) if ranges is None else ranges
+    rotated = _rotated(planar, ranges)
+    default = family_ranges(family, planar, rotated)
+    name = dataset_name(family, planar, n, split, rotated)
     if ranges != default or seed != DEFAULT_SEEDS.get(split):
         name = f"{name}-{_params_hash(_params(family, planar, n, seed, ranges))}"
     return pathlib.Path(root) / "datasets" / f"{name}.h5"
@@ -70,9 +90,9 @@ def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
 def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
                      ranges: ElementRanges | None = None) -> OrbitDataset:
     """Read the cached dataset (see `dataset_path`), or generate and write it atomically first."""
-    ranges = family_ranges(family, planar) if ranges is None else ranges
+    ranges = family_ranges(family, planar, not planar) if ranges is None else ranges
     params = _params(family, planar, n, seed, ranges)
-    name = dataset_name(family, planar, n, split)
+    name = dataset_name(family, planar, n, split, _rotated(planar, ranges))
     path = dataset_path(root, family, planar, n, seed, split, ranges)
     if path.exists():
         try:
@@ -104,6 +124,7 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
                 "name": name, "params_hash": _params_hash(params), "params_json": json.dumps(params),
                 "family": params["family"], "planar": params["planar"], "seed": params["seed"],
                 "n_orbits": params["n_orbits"], "units": "km, km/s, s",
+                "rotated": _rotated(params["planar"], ElementRanges(**params["ranges"])),
                 "mu_km3_s2": MU_EARTH,
             })
             for key, (low, high) in ((k, v) for k, v in params["ranges"].items() if k != "nu0"):
@@ -121,12 +142,12 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
             os.remove(tmp)
 
 
-def train_and_test_sets(root, family: str, planar: bool, n_train: int, *, train_seed: int = 0,
-                        test_seed: int = 1, test_sizes=(1, 10, 100),
+def train_and_test_sets(root, family: str, planar: bool, n_train: int, *, rotated: bool = False,
+                        train_seed: int = 0, test_seed: int = 1, test_sizes=(1, 10, 100),
                         **ranges) -> tuple[OrbitDataset, list[OrbitDataset]]:
     """The training set of `n_train` orbits and one test set per size in `test_sizes`, from
-    the family's element ranges with `ranges` overrides (`a=(low, high)`, ...; `None` keeps
-    the family's), each loaded from the cache under `root` or generated once."""
-    chosen = family_ranges(family, planar, **ranges)
+    the family's element ranges (see `family_ranges`) with `ranges` overrides (`a=(low, high)`,
+    ...; `None` keeps the family's), each loaded from the cache under `root` or generated once."""
+    chosen = family_ranges(family, planar, rotated, **ranges)
     train = load_or_generate(root, family, planar, n_train, train_seed, "train", chosen)
     return train, [load_or_generate(root, family, planar, n, test_seed, "test", chosen) for n in test_sizes]

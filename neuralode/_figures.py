@@ -14,8 +14,8 @@ import numpy as np
 
 
 def _test_sets(f: h5py.File) -> list[str]:
-    """The test sets of a result file, fewest orbits first."""
-    names = list(f["metrics"]) if "metrics" in f else []
+    """The test sets of a result file (not its training set's metrics), fewest orbits first."""
+    names = [n for n in f["metrics"] if "_test" in n] if "metrics" in f else []
     return sorted(names, key=lambda n: (int(m.group(1)) if (m := re.search(r"_(\d+)_test", n)) else 0, n))
 
 
@@ -31,9 +31,11 @@ def _pyplot():
 def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
     """log|a| against log r per configuration and test set: the median of the predicted |a|
     in radius bins (its best run), the truth (|a| = 1/r^2, slope -2), the fitted slope (mean
-    over the configuration's runs) in the legend and a dashed line at the largest radius of the
-    training set. The lower row shows |a| r^2 (1 for the truth): a learned field that turns
-    1/r beyond some radius rises there as r."""
+    over the configuration's runs) in the legend, a dashed line at the largest radius of the
+    training set and a dotted one at the best run's critical radius (where the learned field
+    stops falling as 1/r^2, `critical_radius`; none when it holds out to the last test point).
+    The lower row shows |a| r^2 (1 for the truth): a learned field that turns 1/r beyond some
+    radius rises there as r."""
     plt = _pyplot()
     import matplotlib.ticker
 
@@ -43,7 +45,8 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             sets = [s for s in _test_sets(f) if "radius" in f["metrics"][s]]
             if not sets:
                 continue
-            data[label] = {s: (f["metrics"][s]["radius"][()].ravel(), f["metrics"][s]["accel_norm"][()].ravel())
+            data[label] = {s: (f["metrics"][s]["radius"][()].ravel(), f["metrics"][s]["accel_norm"][()].ravel(),
+                               float(f["metrics"][s].attrs.get("critical_radius", np.nan)))
                            for s in sets}
             max_r = f["datasets"].attrs.get("train_max_radius", np.nan) if "datasets" in f else np.nan
         slopes = []
@@ -65,14 +68,19 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
         for i, (label, d) in enumerate(data.items()):
             if name not in d:
                 continue
-            r, a = d[name]
+            r, a, critical = d[name]
             centers, median = _binned_median(r, a, bins)
             slopes = np.array([s.get(name, np.nan) for s in d["_meta"][1]], float)
             slope = (f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
                      if np.isfinite(slopes).any() else "n/a")
             color = f"C{i % 10}"
-            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3, label=f"{_short(label)}: slope {slope}")
+            shown = f"{critical:.3g}" if np.isfinite(critical) else "beyond the data" if critical > 0 else "n/a"
+            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3,
+                       label=f"{_short(label)}: slope {slope}, r_c {shown}")
             bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
+            if np.isfinite(critical):
+                for ax in (top, bottom):
+                    ax.axvline(critical, color=color, ls=":", lw=1.2)
             max_r = d["_meta"][0]
             if np.isfinite(max_r):
                 for ax in (top, bottom):
@@ -85,7 +93,7 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
         top.set_title(name, fontsize=9)
         top.set_ylabel("|a| predicted (canonical)")
         bottom.set_ylabel("|a| r²  (truth: 1)")
-        bottom.set_xlabel("r (Earth radii); dashed: largest training radius")
+        bottom.set_xlabel("r (Earth radii); dashed: largest training radius; dotted: critical radius")
         top.legend(fontsize=6.5, loc="lower left")
     fig.savefig(out, dpi=90)
     plt.close(fig)

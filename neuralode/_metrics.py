@@ -36,33 +36,79 @@ def distribution_stats(x: np.ndarray) -> dict[str, float]:
     }
 
 
+def critical_radius(radius: np.ndarray, accel_norm: np.ndarray, *, bins: int = 24, slope_above: float = -1.5,
+                    min_points: int = 10) -> float:
+    """Where a learned field stops falling as 1/r^2: the radius beyond which its local log-log
+    slope stays above `slope_above` (the truth's is -2; a field that turns 1/r has -1).
+
+    The points (`radius`, predicted `accel_norm`) are put in `bins` equal bins of log r; bins
+    with fewer than `min_points` are left out. The local slope between neighbouring bins'
+    median log|a| belongs to the geometric midpoint of their centres; the critical radius is
+    the innermost midpoint of the outermost run of slopes above `slope_above`. `inf` when the
+    outermost slope is below it (the field holds out to the largest radius), `nan` when fewer
+    than two bins have points (circular orbits: one radius).
+    """
+    ok = np.isfinite(radius) & np.isfinite(accel_norm) & (radius > 0) & (accel_norm > 0)
+    log_r, log_a = np.log(radius[ok]), np.log(accel_norm[ok])
+    if log_r.size == 0 or np.ptp(log_r) < 1e-6:
+        return float("nan")
+    edges = np.linspace(log_r.min(), log_r.max() + 1e-12, bins + 1)
+    index = np.digitize(log_r, edges) - 1
+    centers, medians = [], []
+    for b in range(bins):
+        inside = log_a[index == b]
+        if inside.size >= min_points:
+            centers.append(0.5 * (edges[b] + edges[b + 1]))
+            medians.append(np.median(inside))
+    if len(centers) < 2:
+        return float("nan")
+    centers, medians = np.array(centers), np.array(medians)
+    slopes = np.diff(medians) / np.diff(centers)
+    midpoints = 0.5 * (centers[1:] + centers[:-1])
+    holding = np.flatnonzero(slopes <= slope_above)
+    if holding.size and holding[-1] == len(slopes) - 1:
+        return float("inf")
+    first = holding[-1] + 1 if holding.size else 0
+    return float(np.exp(midpoints[first]))
+
+
 @eqx.filter_jit
 def _predict(model: NeuralODE, t, y, max_steps: int):
-    acc = jax.vmap(jax.vmap(model.field.acceleration))(y)
+    accelerations = jax.vmap(jax.vmap(model.field.acceleration))
     ys, _ = jax.vmap(lambda ts, y0: model.solve(ts, y0, max_steps=max_steps))(t, y[:, 0])
-    return acc, ys
+    return accelerations(y), ys, accelerations(ys)
+
+
+def _pct_error(acc: np.ndarray, a_true: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(acc - a_true, axis=-1) / np.linalg.norm(a_true, axis=-1) * 100
 
 
 def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float = 1.0,
              max_steps: int = 16384) -> dict:
     """Compare `model` with the truth on orbits `t [n, points]`, `y [n, points, 6]`.
 
-    Accelerations are compared at the true states; the trajectory is propagated from each
-    orbit's initial state over the whole orbit. `length_km` converts the final position
-    error into km.
+    Accelerations are compared at the true states (`accel_pct_*`). The trajectory is also
+    propagated from each orbit's initial state over the whole orbit, and the model's
+    acceleration along it is compared with the true one at each time step (`along_accel_pct_*`,
+    the study's score; over the orbits whose propagation succeeded). `length_km` converts the
+    final position error into km. `critical_radius` (canonical units) is where the predicted
+    |a| stops falling as 1/r^2 (see `critical_radius`).
 
-    **Returns:** a dict of scalars (`accel_pct_*`, `angle_deg_*`, `radial_sign_error_pct`,
-    `loglog_slope`, `final_position_error_km_*`, `propagation_failures`) and arrays
-    (`accel_pct_error [n, points]`, `accel_pct_per_orbit [n]`, `angle_deg [n, points]`,
-    `final_position_error_km [n]`, and, for the log-log figure, `radius [n, points]` and the
-    predicted `accel_norm [n, points]` in canonical units).
+    **Returns:** a dict of scalars (`accel_pct_*`, `along_accel_pct_mean`/`_median`,
+    `angle_deg_*`, `radial_sign_error_pct`, `loglog_slope`, `critical_radius`,
+    `final_position_error_km_*`, `propagation_failures`) and arrays (`accel_pct_error [n,
+    points]`, `along_accel_pct_error [n, points]`, `accel_pct_per_orbit [n]`, `angle_deg [n,
+    points]`, `final_position_error_km [n]`, and, for the log-log figure, `radius [n, points]`
+    and the predicted `accel_norm [n, points]` in canonical units).
     """
     dtype = model.field.mlp.layers[0].weight.dtype
-    acc, ys = _predict(model, jnp.asarray(t, dtype), jnp.asarray(y, dtype), max_steps)
-    acc, ys = np.asarray(acc, np.float64), np.asarray(ys, np.float64)
+    acc, ys, acc_along = (np.asarray(x, np.float64)
+                          for x in _predict(model, jnp.asarray(t, dtype), jnp.asarray(y, dtype), max_steps))
     a_true = true_acceleration(y)
     a_norm = np.linalg.norm(a_true, axis=-1)
-    pct = np.linalg.norm(acc - a_true, axis=-1) / a_norm * 100
+    pct = _pct_error(acc, a_true)
+    along = _pct_error(acc_along, a_true)
+    along_stats = distribution_stats(along)
     cos = np.sum(acc * a_true, -1) / np.maximum(np.linalg.norm(acc, axis=-1) * a_norm, 1e-300)
     angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
     r = np.linalg.norm(y[..., :3], axis=-1)
@@ -81,10 +127,14 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
         "angle_deg_max": float(np.max(angle)),
         "radial_sign_error_pct": float(100 * np.mean(outward)),
         "loglog_slope": slope,
+        "critical_radius": critical_radius(r, acc_norm),
+        "along_accel_pct_mean": along_stats["mean"],
+        "along_accel_pct_median": along_stats["median"],
         "final_position_error_km_mean": float(np.nanmean(final_err)) if np.isfinite(final_err).any() else np.nan,
         "final_position_error_rel_mean": float(np.nanmean(final_rel)) if np.isfinite(final_rel).any() else np.nan,
         "propagation_failures": int(np.sum(~np.isfinite(final_err))),
         "accel_pct_error": pct,
+        "along_accel_pct_error": along,
         "accel_pct_per_orbit": pct.mean(axis=1),
         "angle_deg": angle,
         "final_position_error_km": final_err,

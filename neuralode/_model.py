@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from ._features import FEATURE_LAYERS
-from ._heads import OUTPUT_HEADS
-from ._registry import lookup
+from ._heads import HEAD_ALIASES, OUTPUT_HEADS
+from ._registry import canonical, lookup
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -59,7 +59,8 @@ class ModelSpec:
     def __post_init__(self):
         lookup(ACTIVATIONS, self.activation, "activation")
         lookup(FEATURE_LAYERS, self.feature_layer, "feature_layer")
-        lookup(OUTPUT_HEADS, self.output_head, "output_head")
+        # the study's head names are accepted; the spec keeps one name per head
+        object.__setattr__(self, "output_head", canonical(OUTPUT_HEADS, HEAD_ALIASES, self.output_head, "output_head"))
         lookup(SOLVERS, self.solver, "solver")
         lookup(ADJOINTS, self.adjoint, "adjoint")
         lookup(DTYPES, self.dtype, "dtype")

@@ -40,22 +40,24 @@ class ElementRanges:
             )
 
 
-def _planar(r: ElementRanges) -> ElementRanges:
-    return dataclasses.replace(r, inclination=(0.0, 0.0), raan=(0.0, 0.0))
+def _planar(r: ElementRanges, rotated: bool) -> ElementRanges:
+    """The study's planar orbits: i = 0 and no rotation of the orbital plane, so RAAN and the
+    argument of periapsis are 0 (undefined for i = 0) and every periapsis lies on +x.
+    `rotated` turns each orbit by a random angle about z: periapses in every direction."""
+    return dataclasses.replace(r, inclination=(0.0, 0.0), raan=(0.0, 0.0),
+                               argp=(0.0, 2 * np.pi) if rotated else (0.0, 0.0))
 
 
 _COMPLEX = ElementRanges()
 _CIRCULAR = ElementRanges(e=(0.0, 0.0))
 _SIMPLE = ElementRanges(a=(7000.0, 8000.0), e=(0.0, 0.1), inclination=(0.0, np.pi / 6))
 
-FAMILIES: dict[tuple[str, bool], ElementRanges] = {
-    ("complex", False): _COMPLEX,
-    ("complex", True): _planar(_COMPLEX),
-    ("circular", False): _CIRCULAR,
-    ("circular", True): _planar(_CIRCULAR),
-    ("simple", False): _SIMPLE,
-    ("simple", True): _planar(_SIMPLE),
-}
+# (family, planar, rotated) -> ranges; 3D orbits are always randomly oriented (rotated).
+FAMILIES: dict[tuple[str, bool, bool], ElementRanges] = {}
+for _name, _ranges in (("complex", _COMPLEX), ("circular", _CIRCULAR), ("simple", _SIMPLE)):
+    FAMILIES[(_name, False, True)] = _ranges
+    FAMILIES[(_name, True, False)] = _planar(_ranges, rotated=False)
+    FAMILIES[(_name, True, True)] = _planar(_ranges, rotated=True)
 
 
 def solve_kepler(mean_anomaly: np.ndarray, e: np.ndarray) -> np.ndarray:

@@ -11,13 +11,13 @@ from ._units import CanonicalUnits
 def report(result: TrainResult, train_set: OrbitDataset, test_sets: list[OrbitDataset], *,
            max_steps: int = 16384, units: CanonicalUnits = CanonicalUnits()) -> dict:
     """The tree of a run's result file: `history` and `training` (`TrainResult.tree`),
-    `metrics/<test set>` (`evaluate` on each, propagating with at most `max_steps` solver
-    steps), `units` and the `datasets` used, with the training set's smallest and largest
-    radius (canonical units: where the learned field was taught)."""
-    tree = {**result.tree(), **evaluation(result.model, test_sets, max_steps=max_steps, units=units)}
+    `metrics/<set>` (`evaluate` on each test set and on the training set itself, propagating
+    with at most `max_steps` solver steps), `units` and the `datasets` used, with the training
+    set's smallest and largest radius (canonical units: where the learned field was taught)."""
+    tree = {**result.tree(), **evaluation(result.model, [train_set, *test_sets], max_steps=max_steps, units=units)}
     radius = np.linalg.norm(units.to_canonical(train_set.t, train_set.y)[1][..., :3], axis=-1)
-    tree["datasets"].update(train=train_set.name, train_min_radius=float(radius.min()),
-                            train_max_radius=float(radius.max()))
+    tree["datasets"].update(train=train_set.name, test=[d.name for d in test_sets],
+                            train_min_radius=float(radius.min()), train_max_radius=float(radius.max()))
     return tree
 
 

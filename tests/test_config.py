@@ -11,6 +11,7 @@ import neuralode
 import train
 
 CONF = pathlib.Path(train.__file__).parent / "conf"
+RUN_ID = "3d907088ea69"  # the default run's
 
 
 def _compose(*overrides):
@@ -18,7 +19,7 @@ def _compose(*overrides):
         return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
 
 
-@pytest.mark.parametrize("group", ["dataset", "model", "curriculum", "loss", "cluster"])
+@pytest.mark.parametrize("group", ["dataset", "model", "curriculum", "loss", "cluster", "sweep"])
 def test_every_option_composes(group):
     options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
     assert options
@@ -78,8 +79,59 @@ def test_run_id_ignores_where_it_ran():
 
 
 def test_run_ids_stay_stable():
-    # Results are found by id: a change here orphans every existing result file.
-    assert train.place(_compose())[0] == "be720b71c5a4"
+    # Results are found by id: a change here orphans every existing result file. (It changed
+    # once, from be720b71c5a4, when the planar data took the study's orientation: README.)
+    assert train.place(_compose())[0] == RUN_ID
+
+
+def test_the_studys_head_names_give_the_same_run():
+    alias = train.canonical(_compose("output_head=mlp_4D_logmag_unit_exp"))
+    assert alias["output_head"] == "logmag_unit_exp" and train.place(alias)[0] == RUN_ID
+    assert train.prepare(_compose("output_head=mlp_4D_logmag_unit_exp"))[0] == RUN_ID
+    assert train.prepare(_compose("output_head=mlp_4D"))[0] == train.prepare(_compose("output_head=mag_dir"))[0]
+
+
+def test_datasets_are_oriented_as_the_studys_unless_rotated():
+    assert _compose()["dataset"]["rotated"] is False
+    assert _compose("dataset=complex_planar_rotated")["dataset"]["rotated"] is True
+    assert _compose("dataset=complex_3d")["dataset"]["rotated"] is True
+    assert train.place(_compose("dataset=complex_planar_rotated"))[0] != RUN_ID
+    with pytest.raises(ValueError, match="`dataset.rotated`=false needs a planar dataset"):
+        train.prepare(_compose("dataset=complex_3d", "dataset.rotated=false"))
+
+
+def test_a_strategy_curriculum_is_its_explicit_phases():
+    lists = _compose("curriculum=strategy", "curriculum.segment_length_strategy=[10]")
+    explicit = _compose("curriculum=lofi", "curriculum.phases=[{steps: 1000, lr: 1e-3, segment_length: 10, "
+                        "length: [0, 0.1]}, {steps: 1000, lr: 1e-3, segment_length: 10, length: [0, 1]}, "
+                        "{steps: 1000, lr: 1e-4, segment_length: 10, length: [0, 1]}]")
+    phases = neuralode.phases_from_config(lists)
+    assert phases == neuralode.phases_from_config(explicit)
+    assert [(p.steps, p.lr, p.segment_length, p.length) for p in phases] == [
+        (1000, 1e-3, 10, (0, 0.1)), (1000, 1e-3, 10, (0, 1)), (1000, 1e-4, 10, (0, 1))]
+    assert phases[0].points_used(0) == 2 and phases[1].points_used(999) == 10
+    # the short names reach it: segment_length and lr feed its lists
+    by_name = neuralode.phases_from_config(_compose("curriculum=strategy", "segment_length=4", "lr=3e-3"))
+    assert [(p.segment_length, p.lr) for p in by_name] == [(4, 3e-3), (4, 3e-3), (4, 1e-4)]
+    assert lists["loss"]["name"] == "percent_error_plus_nmse"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["curriculum.lr_strategy=[1e-3,1e-4]"], r"`curriculum.lr_strategy` has 2 entries; each strategy list needs "
+                                             r"one per phase \(3\) or one for all"),
+    (["curriculum.steps_strategy=[]"], r"`curriculum.steps_strategy` must be a non-empty list"),
+    (["+curriculum.phases=[]"], r"`curriculum` must hold either `phases` or the lists"),
+    (["curriculum.segment_length_strategy=[1]"], r"`segment_length`=1 yields no usable segment"),
+])
+def test_bad_strategy_lists_are_rejected_before_submission(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train.prepare(_compose("curriculum=strategy", *overrides))
+
+
+def test_a_learning_rate_the_curriculum_ignores_is_rejected():
+    with pytest.raises(ValueError, match=r"`lr`=0.003 is not used by this curriculum"):
+        train.prepare(_compose("curriculum=lofi", "curriculum.phases.0.lr=1e-3", "lr=3e-3"), ["lr=3e-3"])
+    train.prepare(_compose("curriculum=strategy", "lr=3e-3"), ["lr=3e-3"])  # its first two phases read it
 
 
 @pytest.mark.parametrize("override, message", [

@@ -40,6 +40,30 @@ def test_each_seed_has_its_own_file_and_corrupt_caches_say_so(tmp_path):
         load_or_generate(tmp_path, "simple", True, 2, 5, "train")
 
 
+def test_rotated_planar_sets_have_names_of_their_own(tmp_path):
+    aligned = load_or_generate(tmp_path, "complex", True, 3, 0, "train")
+    ranges = neuralode.family_ranges("complex", True, rotated=True)
+    rotated = load_or_generate(tmp_path, "complex", True, 3, 0, "train", ranges)
+    assert rotated.name == "complex_TBP_planar_rotated_3_train" and aligned.name == "complex_TBP_planar_3_train"
+    assert neuralode.dataset_path(tmp_path, "complex", True, 3, 0, "train", ranges).exists()
+    assert rotated.attrs["rotated"] and not aligned.attrs["rotated"]
+    assert list(rotated.attrs["range_argp"]) == [0.0, 2 * np.pi] and list(aligned.attrs["range_argp"]) == [0.0, 0.0]
+    train, (test,) = neuralode.train_and_test_sets(tmp_path, "complex", True, 3, rotated=True, test_sizes=[2])
+    assert (train.name, test.name) == ("complex_TBP_planar_rotated_3_train", "complex_TBP_planar_rotated_2_test")
+    np.testing.assert_array_equal(train.y, rotated.y)
+
+
+def test_a_cache_written_with_other_ranges_is_regenerated(tmp_path):
+    # a file of this name from before (random orientation) is not the study's data: its hash differs
+    path = neuralode.dataset_path(tmp_path, "complex", True, 3, 0, "train")
+    old = load_or_generate(tmp_path, "complex", True, 3, 0, "train", neuralode.family_ranges("complex", True, True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    neuralode.dataset_path(tmp_path, "complex", True, 3, 0, "train",
+                           neuralode.family_ranges("complex", True, True)).rename(path)
+    new = load_or_generate(tmp_path, "complex", True, 3, 0, "train")
+    assert not new.attrs["rotated"] and not np.allclose(new.y, old.y)
+
+
 def test_train_and_test_differ(tmp_path):
     train = load_or_generate(tmp_path, "circular", False, 2, 0, "train")
     test = load_or_generate(tmp_path, "circular", False, 2, 1, "test")

@@ -1,9 +1,12 @@
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neuralode import FEATURE_LAYERS, OUTPUT_HEADS, ModelSpec
+import neuralode
+from neuralode import FEATURE_LAYERS, HEAD_ALIASES, OUTPUT_HEADS, ModelSpec
 
 STATE = jnp.array([2.0, 0.0, 0.0, 0.0, 0.7, 0.1])  # on +x, moving mostly along +y
 
@@ -20,6 +23,62 @@ def test_spherical_features():
     rtn, _ = FEATURE_LAYERS["sph_4D_rinv_vel_rtn"]
     out = rtn(jnp.array([0.0, 3.0, 0.0, 0.5, 0.2, 0.0]))
     np.testing.assert_allclose(out[-2:], [0.2, 0.5], rtol=1e-6)  # radial, transverse speed
+
+
+def test_the_studys_feature_layers():
+    sq = math.sqrt(0.5)  # |v| of STATE
+    vinv, size = FEATURE_LAYERS["sph_4D_rinv_vinv"]
+    np.testing.assert_allclose(vinv(STATE), [0.5, 1, 0, 0, 0, 0.7 / sq, 0.1 / sq, 1 / sq], rtol=1e-6)
+    assert size == 8
+    harmonics, size = FEATURE_LAYERS["sph_4D_rinv_vel_harmonics"]
+    y = jnp.array([1.0, 2.0, 2.0, 0.1, 0.2, 0.3])  # r = 3, r_hat = (1, 2, 2) / 3
+    expected = [1 / 3, 1 / 3, 2 / 3, 2 / 3, 0.1, 0.2, 0.3, 2 / 9, 4 / 9, 2 / 9, 1 / 9 - 4 / 9, 3 * 4 / 9 - 1]
+    np.testing.assert_allclose(harmonics(y), expected, rtol=1e-6)
+    assert size == 12
+
+
+M = jnp.array([-0.5, 3.0, -4.0, 0.0])  # m0 = -0.5, raw direction (3, -4, 0) of length 5
+RAW, UNIT = np.array([3.0, -4.0, 0.0]), np.array([0.6, -0.8, 0.0])
+SOFTPLUS, SIGMOID, EXP = math.log(1 + math.exp(-0.5)), 1 / (1 + math.exp(0.5)), math.exp(-0.5)
+TANH_UNIT = np.tanh(RAW) / np.linalg.norm(np.tanh(RAW))
+# head -> the acceleration for M at STATE (r = 2), computed by hand from each head's definition
+EXPECTED = {
+    "simple": np.array([-0.5, 3.0, -4.0]),  # three outputs
+    "mag_dir": 0.5 * RAW,
+    "signed": -0.5 * RAW,
+    "unit": 0.5 * UNIT,
+    "signed_unit": -0.5 * UNIT,
+    "unit_scaled": 0.5 / 4 * UNIT,
+    "softplus": SOFTPLUS * RAW,
+    "unit_softplus": SOFTPLUS * UNIT,
+    "sigmoid": SIGMOID * UNIT,
+    "logmag_exp": EXP * RAW,
+    "logmag_unit_exp": EXP * UNIT,
+    "logmag_unit_softplus": (SOFTPLUS + 1e-8) * UNIT,
+    "logmag_unit_tanh_exp": EXP * TANH_UNIT,
+    "logmag_unit_tanh_softplus": (SOFTPLUS + 1e-8) * TANH_UNIT,
+}
+
+
+@pytest.mark.parametrize("name", sorted(set(OUTPUT_HEADS) - {"rtn"}))
+def test_every_head_gives_its_documented_acceleration(name):
+    head, size = OUTPUT_HEADS[name]
+    np.testing.assert_allclose(head(M[:size], STATE), EXPECTED[name], rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("alias", sorted(HEAD_ALIASES))
+def test_the_studys_head_names_are_one_head_each(alias):
+    name = HEAD_ALIASES[alias]
+    assert ModelSpec(output_head=alias).output_head == name  # the spec (and a saved model) keeps one name
+    config = {"output_head": alias, "width": 64}
+    assert neuralode.canonical_config(config) == {"output_head": name, "width": 64}
+    head, size = OUTPUT_HEADS[name]
+    np.testing.assert_allclose(head(M[:size], STATE), EXPECTED[name], rtol=1e-6, atol=1e-12)
+
+
+def test_the_studys_mlp_4d_is_the_abs_form():
+    assert HEAD_ALIASES["mlp_4D"] == HEAD_ALIASES["mlp_4D_abs"] == "mag_dir"
+    assert HEAD_ALIASES["mlp_4D_softplus"] == HEAD_ALIASES["mlp_4D_accsoftplus"] == "softplus"
 
 
 @pytest.mark.parametrize("name", sorted(OUTPUT_HEADS))
@@ -48,7 +107,7 @@ def test_head_sign_conventions():
 
 
 @pytest.mark.parametrize("field,value,known", [
-    ("output_head", "logmag", "logmag_unit_exp, mag_dir, rtn"),
+    ("output_head", "logmag", "logmag_unit_exp, .*mag_dir, rtn, sigmoid"),
     ("feature_layer", "polar", "cartesian, sph_4D_rinv_vel"),
     ("activation", "swish", "elu, gelu, leaky_relu"),
     ("solver", "euler", "bosh3, dopri5"),
@@ -56,3 +115,8 @@ def test_head_sign_conventions():
 def test_unknown_names_list_known_ones(field, value, known):
     with pytest.raises(ValueError, match=f"`{field}` '{value}'; known values: .*{known}"):
         ModelSpec(**{field: value})
+
+
+def test_an_unknown_head_lists_the_studys_names_too():
+    with pytest.raises(ValueError, match=r"known values: .*signed_unit.*\(also accepted, the study's names: mlp_4D, "):
+        ModelSpec(output_head="mlp_4D_nonsense")

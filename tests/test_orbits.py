@@ -8,7 +8,7 @@ from neuralode._orbits import MIN_ALTITUDE
 
 @pytest.mark.parametrize("family,planar", [("complex", True), ("complex", False), ("circular", False), ("simple", True)])
 def test_energy_and_angular_momentum_conserved(family, planar):
-    t, y, _ = generate_orbits(20, seed=3, ranges=neuralode.family_ranges(family, planar))
+    t, y, _ = generate_orbits(20, seed=3, ranges=neuralode.family_ranges(family, planar, rotated=not planar))
     energy = specific_energy(y)
     h = angular_momentum(y)
     assert np.max(np.abs(energy / energy[:, :1] - 1)) < 1e-9
@@ -36,12 +36,42 @@ def test_sampling_is_one_degree_of_mean_anomaly_over_one_period():
 def test_planar_orbits_stay_in_plane_and_3d_do_not():
     _, y, _ = generate_orbits(5, seed=0, ranges=neuralode.family_ranges("complex", True))
     assert np.all(y[..., 2] == 0) and np.all(y[..., 5] == 0)
-    _, y3, _ = generate_orbits(5, seed=0, ranges=neuralode.family_ranges("complex", False))
+    _, y3, _ = generate_orbits(5, seed=0, ranges=neuralode.family_ranges("complex", False, rotated=True))
     assert np.any(np.abs(y3[..., 2]) > 1.0)
 
 
+def _periapsis_angle(y):
+    """The direction of each orbit's eccentricity vector (toward its periapsis), degrees from +x."""
+    r, v = y[:, 0, :3], y[:, 0, 3:]
+    e_vec = np.cross(v, np.cross(r, v)) / neuralode.MU_EARTH - r / np.linalg.norm(r, axis=-1, keepdims=True)
+    return np.degrees(np.arctan2(e_vec[:, 1], e_vec[:, 0])), np.linalg.norm(e_vec, axis=-1)
+
+
+def test_planar_periapses_lie_on_plus_x_as_the_studys_and_rotated_ones_do_not():
+    _, y, el = generate_orbits(200, seed=0, ranges=neuralode.family_ranges("complex", True))
+    angle, e = _periapsis_angle(y)
+    np.testing.assert_allclose(e, el["e"], atol=1e-9)
+    eccentric = e > 1e-3  # a circular orbit's periapsis is undefined
+    np.testing.assert_allclose(angle[eccentric], 0.0, atol=1e-6)
+    assert np.all(el["argp"] == 0) and np.all(el["raan"] == 0)
+    _, y_rot, el_rot = generate_orbits(200, seed=0, ranges=neuralode.family_ranges("complex", True, rotated=True))
+    angle_rot, _ = _periapsis_angle(y_rot)
+    assert np.ptp(angle_rot[eccentric]) > 300  # every direction
+    np.testing.assert_allclose(np.radians(angle_rot[eccentric]) % (2 * np.pi), el_rot["argp"][eccentric], atol=1e-6)
+    # the same draws, turned about z: shapes and phases are the aligned set's
+    np.testing.assert_array_equal(el_rot["a"], el["a"])
+    np.testing.assert_allclose(np.linalg.norm(y_rot[..., :3], axis=-1), np.linalg.norm(y[..., :3], axis=-1))
+    assert np.all(y_rot[..., 2] == 0)
+
+
+def test_3d_orbits_are_always_randomly_oriented():
+    with pytest.raises(ValueError, match="`dataset.rotated`=false needs a planar dataset"):
+        neuralode.family_ranges("complex", False, rotated=False)
+    assert neuralode.family_ranges("complex", False, rotated=True).argp == (0.0, 2 * np.pi)
+
+
 def test_reproducible_by_seed():
-    ranges = neuralode.family_ranges("complex", False)
+    ranges = neuralode.family_ranges("complex", False, rotated=True)
     a = generate_orbits(4, seed=7, ranges=ranges)[1]
     b = generate_orbits(4, seed=7, ranges=ranges)[1]
     c = generate_orbits(4, seed=8, ranges=ranges)[1]

@@ -273,6 +273,20 @@ def test_seeds_aggregate_and_goals_rank():
     assert {k: r["run_id"] for k, r in best_runs(table, "m", ["config.width"]).items()} == {("8",): "r0", ("16",): "r2"}
 
 
+def test_an_infinite_critical_radius_is_the_best_and_counts():
+    # inf: the learned field holds 1/r^2 beyond every test radius; NaN: no value at all
+    table = [{"run_id": f"r{i}", "state": "completed", "config.width": w, "config.seed": s, "rc": v}
+             for i, (w, s, v) in enumerate([(8, 0, 9.5), (8, 1, float("inf")), (16, 0, 10.0), (16, 1, float("nan"))])]
+    spec = report.Spec(goals={"rc": "max"})
+    configs = report.rank(report.aggregate(table, ["config.width"], ["rc"], spec), "rc", "max")
+    assert [c.params for c in configs] == [{"width": 8}, {"width": 16}]
+    eight, sixteen = configs
+    assert eight.stats["rc"]["mean"] == math.inf and eight.stats["rc"]["n"] == 2 and eight.stats["rc"]["best_run"] == "r1"
+    assert math.isnan(eight.stats["rc"]["std"]) and sixteen.stats["rc"]["n"] == 1
+    assert best_runs(table, "rc", goal="max")[()]["run_id"] == "r1"
+    assert report._num(math.inf) == "&infin;" and report._num(math.nan) == "&ndash;"
+
+
 def test_metric_names_resolve_to_one_column():
     columns = ["run_id", "config.width", "metrics.a_1_test.accel_pct_mean", "metrics.a_100_test.accel_pct_mean"]
     assert resolve_metric(columns, "metrics.a_1_test.accel_pct_mean") == "metrics.a_1_test.accel_pct_mean"

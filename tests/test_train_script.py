@@ -36,9 +36,15 @@ def test_smoke_run_writes_one_complete_result(results):
         for name in ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test"):
             m = f["metrics"][name]
             for key in ("accel_pct_mean", "accel_pct_median", "accel_pct_bowley", "angle_deg_mean",
-                        "radial_sign_error_pct", "loglog_slope", "final_position_error_km_mean"):
+                        "radial_sign_error_pct", "loglog_slope", "final_position_error_km_mean",
+                        "along_accel_pct_mean", "along_accel_pct_median"):
                 assert np.isfinite(m.attrs[key]) or key == "final_position_error_km_mean", key
             assert m["accel_pct_per_orbit"].shape == (int(name.split("_")[3]),)
+            assert m["along_accel_pct_error"].shape == m["accel_pct_error"].shape
+            assert not np.isnan(m.attrs["critical_radius"])  # a radius, or inf beyond every test point
+        # the training orbits are scored too, as the study ranks runs by them
+        assert f["metrics"]["complex_TBP_planar_2_train"].attrs["accel_pct_mean"] >= 0
+        assert f["datasets"].attrs["train"] == "complex_TBP_planar_2_train"
         meta = f["metadata"]
         assert meta.attrs["wall_time_s"] > 0 and meta["versions"].attrs["jax"]
         assert f["units"].attrs["length_km"] == pytest.approx(neuralode.R_EARTH)
@@ -94,3 +100,20 @@ def test_bad_sweep_input_is_one_message_and_writes_nothing(results):
     done = run_train("-m", *TINY, "batch_size=0,8", f"results_root={results}", check=False)
     assert done.returncode == 2 and "`batch_size` must be a positive integer, got 0" in done.stderr
     assert not results.exists()
+
+
+def test_the_notebooks_sweep_plans_as_one_command(results):
+    done = run_train("-m", "sweep=notebook_2BP_12_10", "hydra/launcher=manifest", f"results_root={results}")
+    (sweep,) = (results / "notebook_2BP_12_10" / "sweeps").iterdir()
+    lines = (sweep / "manifest.txt").read_text().splitlines()
+    assert len(lines) == 288 and "Planned 288 runs" in done.stdout
+    configs = [yaml.safe_load(p.read_text()) for p in sorted((sweep / "configs").iterdir())]
+    assert len(configs) == 288  # one distinct run id per grid point
+    assert {tuple(c["curriculum"]["segment_length_strategy"]) for c in configs} == {(4,), (10,), (18,)}
+    assert {c["n_orbits"] for c in configs} == {1, 10, 100} and {c["depth"] for c in configs} == {2, 4}
+    assert {c["output_head"] for c in configs} == {"signed", "unit", "unit_softplus", "logmag_unit_exp"}
+    assert {c["feature_layer"] for c in configs} == {"sph_4D_rinv_vel", "sph_4D_rinv_vinv"}
+    first = configs[0]
+    assert first["curriculum"]["lr_strategy"] == [1e-3, 1e-3, 1e-4] and first["loss"]["name"] == "percent_error_plus_nmse"
+    assert first["curriculum"]["length_strategy"] == [[0, 0.1], [0, 1], [0, 1]] and first["width"] == 64
+    assert first["dataset"]["rotated"] is False and first["planar_constraint"] is True
