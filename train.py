@@ -103,9 +103,9 @@ def _figure(name: str):
 # What `hpc report` shows of a sweep of this app (it finds `REPORT` in the sweep's entry module).
 REPORT = Spec(
     metric=("metrics.*_100_test.accel_pct_mean", "metrics.*_test.accel_pct_mean"),  # the 100-orbit test set's
-    columns=("metrics.*.accel_pct_mean", "metrics.*.along_accel_pct_mean", "metrics.*.loglog_slope",
-             "metrics.*.critical_radius", "training.final_loss", "eval.*.accel_pct_mean", "eval.*.loglog_slope",
-             "eval.*.critical_radius"),
+    columns=("metrics.*.accel_pct_mean", "metrics.*_test.along_accel_pct_mean", "metrics.*_test.loglog_slope",
+             "metrics.*_test.critical_radius", "training.final_loss", "eval.*.accel_pct_mean",
+             "eval.*.loglog_slope", "eval.*.critical_radius"),
     # the truth's slope is -2 (the best is the closest); a field that holds 1/r^2 further out is better
     goals={"*.loglog_slope": -2.0, "*.critical_radius": "max"},
     heatmap=("output_head", "feature_layer"),
