@@ -88,10 +88,11 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     """Compare `model` with the truth on orbits `t [n, points]`, `y [n, points, 6]`.
 
     Accelerations are compared at the true states (`accel_pct_*`). The trajectory is also
-    propagated from each orbit's initial state over the whole orbit, and the model's
-    acceleration along it is compared with the true one at each time step (`along_accel_pct_*`,
-    the study's score; over the orbits whose propagation succeeded). `length_km` converts the
-    final position error into km. `critical_radius` (canonical units) is where the predicted
+    propagated from each orbit's initial state over the whole orbit, and at every time step the
+    model's acceleration at the state it reached is compared with the true law's at that state
+    (`along_accel_pct_*`, the study's score: the field's error where the model actually goes;
+    over the orbits whose propagation succeeded). How far the trajectory drifts from the true
+    orbit is the final position error. `length_km` converts it into km. `critical_radius` (canonical units) is where the predicted
     |a| stops falling as 1/r^2 (see `critical_radius`).
 
     **Returns:** a dict of scalars (`accel_pct_*`, `along_accel_pct_mean`/`_median`,
@@ -107,7 +108,7 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     a_true = true_acceleration(y)
     a_norm = np.linalg.norm(a_true, axis=-1)
     pct = _pct_error(acc, a_true)
-    along = _pct_error(acc_along, a_true)
+    along = _pct_error(acc_along, true_acceleration(ys))
     along_stats = distribution_stats(along)
     cos = np.sum(acc * a_true, -1) / np.maximum(np.linalg.norm(acc, axis=-1) * a_norm, 1e-300)
     angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))

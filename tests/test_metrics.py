@@ -32,23 +32,25 @@ def test_along_the_orbit_equals_at_the_true_states_for_the_true_field(exact_fiel
         out = neuralode.evaluate(exact_field, t, y)
     assert out["accel_pct_mean"] < 1e-5  # the field itself is exact
     assert out["propagation_failures"] == 0
-    # propagated with rtol 1e-6, the orbit stays on the truth, and so does its acceleration
-    assert out["along_accel_pct_mean"] == pytest.approx(out["accel_pct_mean"], abs=1e-2)
-    np.testing.assert_allclose(out["along_accel_pct_error"], out["accel_pct_error"], atol=0.1)
+    # wherever the propagation goes, the exact field is exact there too
+    np.testing.assert_allclose(out["along_accel_pct_error"], out["accel_pct_error"], atol=1e-5)
+    assert out["along_accel_pct_mean"] == pytest.approx(out["accel_pct_mean"], abs=1e-6)
+    assert out["final_position_error_km_mean"] < 1e-4  # and stays on the orbit (length_km=1: Earth radii)
     assert out["critical_radius"] == np.inf  # 1/r^2 out to the last test point
     assert out["loglog_slope"] == pytest.approx(-2.0, abs=1e-6)
 
 
-def test_along_the_orbit_error_grows_with_a_wrong_field(exact_field, tmp_path):
+def test_along_the_orbit_error_is_the_fields_error_where_the_model_goes(exact_field, tmp_path):
     test = neuralode.load_or_generate(tmp_path, "complex", True, 3, 1, "test")
     t, y = CanonicalUnits().to_canonical(test.t, test.y)
-    # 2 % too strong everywhere: 2 % at the true states, more once the orbit drifts off them
+    # 2 % too strong everywhere: 2 % at any state, though its orbits drift off the true ones
     stronger = eqx.tree_at(lambda m: m.field.mlp.layers[0].bias, exact_field,
                            exact_field.field.mlp.layers[0].bias.at[0].set(1.02))
     with jax.enable_x64(True):
         out = neuralode.evaluate(stronger, t, y)
     assert out["accel_pct_mean"] == pytest.approx(2.0, rel=1e-4)
-    assert out["along_accel_pct_mean"] > 5 * out["accel_pct_mean"]
+    assert out["along_accel_pct_mean"] == pytest.approx(2.0, rel=1e-4)
+    assert out["final_position_error_km_mean"] > 0.1  # the drift shows in the position (Earth radii), not here
 
 
 def _test_radii():
