@@ -26,7 +26,7 @@ os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is 
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
                "segment_length", "n_orbits", "seed", "rtol", "atol", "clip", "planar_constraint")
-GROUPS = ("dataset", "model", "curriculum", "loss", "cluster")
+GROUPS = ("dataset", "model", "curriculum", "loss", "cluster", "sweep")
 FILE_FORMAT = "neuralode-hpc-result/1"  # the root `format` attribute of every result file
 PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
 HOW_NOT_WHAT = ("progress", "jax_cache")  # keys that do not change what a run computes
@@ -68,9 +68,12 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     resume = checkpoint.load()
     if resume is not None:
         print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
-    result, tree = neuralode.train_from_config(
-        config, root, checkpoint=checkpoint, resume=resume,
-        callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+    try:
+        result, tree = neuralode.train_from_config(
+            config, root, checkpoint=checkpoint, resume=resume,
+            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+    except neuralode.CheckpointMismatch as exc:
+        raise hpc.UnusableCheckpoint(str(exc)) from exc
     progress.close()
     return hpc.Outcome(result.status, tree, result.message,
                        metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
@@ -120,9 +123,12 @@ REPORT = Spec(
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     prepare_batch_task(OmegaConf.to_container(cfg.cluster, resolve=True), os.getcwd())  # before JAX is imported
-    with user_errors():  # the traceback is in the result file
-        status = train(cfg)["status"]
+    with user_errors():
+        prepare(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().overrides.task)  # bad input: nothing written
+        status = train(cfg)["status"]  # a failure in training: one line, the traceback is in the result file
     if status not in ("completed", "skipped", "busy"):
         sys.exit(3)
 

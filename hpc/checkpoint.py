@@ -30,6 +30,11 @@ def checkpoint_path(result_path) -> pathlib.Path:
     return pathlib.Path(result_path).with_suffix(SUFFIX)
 
 
+class UnusableCheckpoint(ValueError):
+    """Raised by a workload whose checkpoint does not fit its run (another model, another
+    version of the code): `hpc.execute` moves the checkpoint aside, and a rerun starts over."""
+
+
 class Checkpoint:
     """The checkpoint at `path`: due every `every_s` seconds and/or `every_steps` steps (either
     `None`: never on that count), and at once after a stop signal."""
@@ -71,8 +76,7 @@ class Checkpoint:
                 f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
                              else None)
         except OSError as exc:
-            aside = self.path.with_name(self.path.name + ".corrupt")
-            self.path.replace(aside)
+            aside = self.set_aside("corrupt")
             print(f"Checkpoint {self.path} does not read ({exc}); moved to {aside}, starting over.", flush=True)
             return None
         self.saved_step = int(np.asarray(out.get("losses", ())).shape[0])
@@ -81,6 +85,12 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def set_aside(self, why: str) -> pathlib.Path:
+        """Move the checkpoint to `<name>.<why>` (kept for a look, never resumed from)."""
+        aside = self.path.with_name(f"{self.path.name}.{why}")
+        self.path.replace(aside)
+        return aside
 
     @contextlib.contextmanager
     def signals(self):

@@ -3,7 +3,9 @@
 import argparse
 import csv
 import json
+import os
 import pathlib
+import signal
 import sys
 
 from . import launch, layout, slurm, status
@@ -55,7 +57,11 @@ def cmd_failed(args) -> int:
 
 
 def cmd_resubmit(args) -> int:
-    sweep = _sweep(args)
+    with launch.exclusive(find(args.sweep, args.root)) as sweep:  # one submitter; the record read afresh
+        return _resubmit(sweep, args.set or [])
+
+
+def _resubmit(sweep: Sweep, changes: list[str]) -> int:
     states = status.run_states(sweep)
     unknown = [s for s in states if s.status == "unknown"]
     if unknown:
@@ -66,16 +72,12 @@ def cmd_resubmit(args) -> int:
     if not run_ids:
         print("Nothing to resubmit: every run is completed, pending, running or planned.")
         return 0
-    import yaml
-
-    cluster = yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster") or {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        cluster[key] = yaml.safe_load(value)
-    if any(sub["kind"] in ("slurm", "manifest") for sub in sweep.submissions):
-        cluster["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
+    cluster = launch.resubmit_profile(sweep, run_ids, changes)
+    print("Resubmitting with the sweep's own cluster settings: " + launch.describe_profile(cluster)
+          + " (--set KEY=VALUE changes one).")
     how = launch.submit_mode(cluster)
-    job_ids = launch.submit(sweep, run_ids, cluster, str(pathlib.Path.cwd()), how)
+    # the sweep's own directory: its entry module imports from there, whatever this shell's
+    job_ids = launch.submit(sweep, run_ids, cluster, sweep.workdir or str(pathlib.Path.cwd()), how)
     where = (f"{len(job_ids)} array job(s) {', '.join(job_ids)}" if job_ids
              else "no array job (the cluster's job limit)" if how == "slurm" else "local processes")
     print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
@@ -206,6 +208,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, slurm.SlurmUnreachable) as exc:
         print(f"hpc {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hpc status --runs | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

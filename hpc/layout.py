@@ -8,22 +8,33 @@ is also noted in a per-user index (`$HPC_STATE_DIR`, default `~/.local/state/hpc
 `hpc status latest` finds it days later wherever its root was, e.g. a cluster profile's scratch.
 """
 
+import functools
 import os
 import pathlib
 import tempfile
 
 
+@functools.cache
 def default_app() -> str:
     """The name of the installed distribution that ships `hpc` (`[project] name` in its
-    pyproject.toml), so that a second workload packaging `hpc` gets roots of its own name."""
+    pyproject.toml), so that a second workload packaging `hpc` gets roots of its own name.
+    Asked once per process: it reads every installed distribution's metadata (0.1-0.7 s)."""
     from importlib import metadata
 
     return (metadata.packages_distributions().get("hpc") or ["hpc"])[0]
 
 
+# Set in every task of a sweep, from its record: the root the sweep was planned in.
+ROOT_VARIABLE = "HPC_RESULTS_ROOT"
+
+
 def results_root(configured: str | os.PathLike | None = None, app: str | None = None) -> pathlib.Path:
-    """`configured` if given, else `$SCRATCH/<app>` when `SCRATCH` is set (`app`: default
+    """In a sweep's task, the sweep's own root (`$HPC_RESULTS_ROOT`, which the task sets from
+    the sweep's record), whatever the environment it was submitted from or runs in. Elsewhere
+    `configured` if given, else `$SCRATCH/<app>` when `SCRATCH` is set (`app`: default
     `default_app()`), else `./scratch`."""
+    if os.environ.get(ROOT_VARIABLE):
+        return pathlib.Path(os.environ[ROOT_VARIABLE])
     if configured:
         return pathlib.Path(configured).expanduser()
     scratch = os.environ.get("SCRATCH")

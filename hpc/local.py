@@ -38,6 +38,15 @@ def driver_alive(driver: dict | None) -> bool | None:
 _DRIVER = {"pid": None}
 
 
+def _start_worker(parent: int, cpu_sets) -> None:
+    """In a new worker: take CPUs of its own, as a Slurm task gets (so a run computes here
+    exactly as it does there), and watch the driver."""
+    cpus = cpu_sets.get()
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+    _watch_parent(parent)
+
+
 def _watch_parent(parent: int) -> None:
     """In a worker: once the driver is gone, stop (SIGTERM lets a training run checkpoint)."""
     _DRIVER["pid"] = parent
@@ -88,20 +97,33 @@ def _worker(args) -> None:
         os._exit(1)  # the driver is gone: take no further run
 
 
+def _usable_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def workers_for(n_runs: int, cpus_per_task: int) -> int:
-    return max(1, min(n_runs, (os.cpu_count() or 1) // max(1, cpus_per_task)))
+    return max(1, min(n_runs, len(_usable_cpus()) // max(1, cpus_per_task)))
+
+
+def cpu_sets(workers: int, cpus_per_task: int) -> list[list[int]]:
+    """The CPUs of each worker: `cpus_per_task` of this process's usable CPUs each, disjoint."""
+    usable = _usable_cpus()
+    return [usable[i * cpus_per_task:(i + 1) * cpus_per_task] for i in range(workers)]
 
 
 def run_pool(sweep: Sweep, position: int) -> None:
     """Run the runs of local submission `position` of `sweep`, in parallel processes (at
     most one per `cpus_per_task` cores), each run's output in its log file. Blocks."""
     sub = sweep.submissions[position]
-    settings = task_settings(sub["cluster"], sub["workdir"])
+    settings = task_settings(sub["cluster"], sub["workdir"], sweep.results_root)
     workers = workers_for(len(sub["runs"]), settings["cpus"])
     context = multiprocessing.get_context("spawn")
     jobs = [(sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r)) for r in sub["runs"]]
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_watch_parent,
-                                                initargs=(os.getpid(),)) as pool:
+    sets = context.Queue()
+    for cpus in cpu_sets(workers, settings["cpus"]):
+        sets.put(cpus)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                initargs=(os.getpid(), sets)) as pool:
         list(pool.map(_worker, jobs))
 
 
@@ -115,7 +137,7 @@ def start(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> None
     position = len(sweep.submissions) - 1
     sweep.submissions[position].update(workdir=workdir, workers=workers, driver=driver)
     sweep.save()
-    why = "cluster.submit=local" if cluster.get("submit") == "local" else "no Slurm controller answers here"
+    why = "cluster.submit=local" if cluster.get("submit") == "local" else "Slurm is not installed here"
     logs = sweep.path / "logs"
     if not detach:
         print(f"Running {len(run_ids)} runs locally ({why}) in {workers} processes; logs in {logs}.", flush=True)

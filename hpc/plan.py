@@ -33,7 +33,8 @@ def write_plan(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str, sc
             signal=f"B:USR2@{signal_before_s(cluster)}", requeue=True)  # B: python is the batch shell (exec)
         text = array_script(templates, cluster.get("name", "default"), directive_lines=lines,
                             setup=list(cluster.get("setup") or []), activation=activation,
-                            sweep_dir=str(sweep.path), workdir=workdir, entry_script=script, offset=start)
+                            sweep_dir=str(sweep.path), workdir=workdir, entry_script=script, offset=start,
+                            results_root=sweep.results_root)
         path = sweep.path / ("array.sbatch" if part == 0 else f"array-{part}.sbatch")
         path.write_text(text)
         scripts.append(path)

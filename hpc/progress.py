@@ -19,13 +19,16 @@ class Progress:
             mode = "bar" if self.stream.isatty() else "log"
         self.mode, self.total, self.desc, self.every_s = mode, total, desc, every_s
         self.start = self.last = time.monotonic()
+        self.first = None  # the step before this process's first update (a resumed run starts late)
         self.bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, file=self.stream, unit="step")
 
     def update(self, step: int, **fields) -> None:
+        if self.first is None:  # rates count the steps this process made, not those it resumed from
+            self.first, self.start = step - 1, time.monotonic()
+            if self.mode == "bar":
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, initial=self.first, desc=self.desc, file=self.stream, unit="step")
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix({k: _fmt(v) for k, v in fields.items()}, refresh=False)
@@ -33,7 +36,7 @@ class Progress:
         now = time.monotonic()
         if self.mode == "log" and (now - self.last >= self.every_s or step == self.total):
             self.last = now
-            rate = step / (now - self.start) if now > self.start else 0.0
+            rate = (step - self.first - 1) / (now - self.start) if now > self.start else 0.0
             extra = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
             print(f"[{self.desc}] step {step}/{self.total} {rate:.2f} steps/s {extra}", file=self.stream, flush=True)
 

@@ -25,12 +25,12 @@ from importlib import metadata
 import h5py
 
 from . import slurm
-from .checkpoint import Checkpoint, checkpoint_path
+from .checkpoint import Checkpoint, UnusableCheckpoint, checkpoint_path
 from .claim import Busy, Claim
 from .hygiene import THREAD_VARIABLES
 from .layout import check_writable
 from .slurmenv import slurm_info
-from .store import FORMAT, clean_stale, is_completed, write_note, write_result
+from .store import FORMAT, clean_stale, drop_note, is_completed, reserve_note, write_note, write_result
 
 
 @dataclasses.dataclass
@@ -142,23 +142,29 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
         if not force and is_completed(path):  # finished by another copy while this one queued
             print(f"Skipping run {run_id}: a completed result exists at {path}.")
             return {"status": "skipped", "run_id": run_id, "path": str(path)}
+        reserve_note(path)  # should the disk fill up, the note saying so still fits
         with checkpoint.signals():
             outcome = work(checkpoint)
         if outcome.status == "interrupted":
             outcome = _interrupted(outcome, checkpoint, info, lifeline.max_requeues)
             if outcome.status in ("requeued", "interrupted"):
+                drop_note(path)
                 return {"status": outcome.status, "run_id": run_id, "path": str(path)}
         finish(outcome)
         if outcome.status != "timeout":
             checkpoint.remove()
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}" + (
-            f" (checkpoint at step {checkpoint.saved_step} kept: a resubmit resumes it)" if checkpoint.path.exists() else "")
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, UnusableCheckpoint) and checkpoint.path.exists():
+            message += f"; it was moved to {checkpoint.set_aside('unusable').name}: a resubmit starts over"
+        elif checkpoint.path.exists():
+            message += f" (checkpoint at step {checkpoint.saved_step} kept: a resubmit resumes it)"
         try:
             finish(Outcome("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
                            message=message))
         except OSError as write_error:  # full disk, quota: leave a note, and the log says it too
-            why = f"could not write the result file {path}: {write_error}; the run failed with {message}"
+            why = (f"the run failed ({message}) and its result could not be written ({write_error})"
+                   if not isinstance(exc, OSError) else f"the run failed: {message}; nor could its result be written")
             print(why, file=sys.stderr, flush=True)
             write_note(path, why)
         raise

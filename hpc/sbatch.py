@@ -104,8 +104,9 @@ def render(base: str, cluster: str | None, values: dict[str, str]) -> str:
 
 
 def array_script(templates: pathlib.Path, cluster_name: str, *, directive_lines: list[str], setup: list[str],
-                 activation: list[str], sweep_dir: str, workdir: str, entry_script: str, offset: int) -> str:
-    """The sbatch script for one array of a manifest sweep."""
+                 activation: list[str], sweep_dir: str, workdir: str, entry_script: str, offset: int,
+                 results_root: str) -> str:
+    """The sbatch script for one array of a manifest sweep; its runs write under `results_root`."""
     base = (templates / "base.sbatch").read_text()
     own = templates / f"{cluster_name}.sbatch"
     return render(base, own.read_text() if own.exists() else None, {
@@ -113,6 +114,7 @@ def array_script(templates: pathlib.Path, cluster_name: str, *, directive_lines:
         "setup": "\n".join(setup) if setup else ":",
         "activate": "\n".join(activation) if activation else ":",
         "sweep_dir": shlex.quote(sweep_dir),
+        "results_root": shlex.quote(results_root),
         "workdir": shlex.quote(workdir),
         "entry_script": shlex.quote(entry_script),
         "offset": str(int(offset)),

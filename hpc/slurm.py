@@ -23,14 +23,32 @@ def _run(*cmd: str, timeout: float | None = None) -> subprocess.CompletedProcess
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or QUERY_TIMEOUT_S)
 
 
+def installed() -> bool:
+    """Whether Slurm's commands are on this machine (whether or not a controller answers)."""
+    return bool(shutil.which("sbatch") and shutil.which("sinfo"))
+
+
+def unanswered() -> str | None:
+    """Why no Slurm controller answers here (`sinfo` missing, failing or hanging), or `None`
+    when one does."""
+    if not installed():
+        return "Slurm's commands (sbatch, sinfo) are not installed on this machine"
+    timeout = min(15, QUERY_TIMEOUT_S)
+    try:
+        done = _run("sinfo", "-h", "-o", "%P", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"`sinfo` did not answer within {timeout:.0f} s"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"`sinfo` could not run ({exc})"
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        return f"`sinfo` failed: {said[-1] if said else f'exit code {done.returncode}'}"
+    return None
+
+
 def available() -> bool:
     """Whether this machine can submit to a Slurm controller that answers."""
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
-    try:
-        return _run("sinfo", "-h", "-o", "%P", timeout=min(15, QUERY_TIMEOUT_S)).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    return unanswered() is None
 
 
 def config() -> dict[str, str]:
@@ -217,9 +235,13 @@ def live_jobs() -> set[str]:
 
 
 def _run_quietly(*cmd: str) -> str | None:
-    """A query that may fail for reasons other than an outage (sacct without accounting)."""
+    """A query that may fail for reasons other than an outage (sacct without accounting). One
+    that hangs is an outage: raises `SlurmUnreachable` at once, rather than asking the next
+    command to hang as long."""
     try:
         done = _run(*cmd)
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmUnreachable(f"`{cmd[0]}` did not answer within {QUERY_TIMEOUT_S:.0f} s") from exc
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 and done.stdout.strip() else None

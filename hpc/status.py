@@ -8,11 +8,12 @@ without a result are `unknown`, never lost; `lost` is kept for runs nobody can a
 """
 
 import dataclasses
+import datetime
 import time
 
 from . import claim, local, slurm
 from .checkpoint import checkpoint_path
-from .store import read_note, read_status
+from .store import is_completed, read_note, read_status
 from .sweep import Sweep
 
 STATES = ("planned", "deferred", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
@@ -44,20 +45,25 @@ class RunState:
 
 def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
     """({submission position: [task id per run]}, {task id: Slurm state}, why Slurm is
-    unreachable or "") for the sweep's Slurm and plain-sbatch submissions."""
-    job_ids = {s["job_id"] for s in sweep.submissions if s["kind"] == "slurm"}
-    names = {s["job_name"] for s in sweep.submissions if s["kind"] == "manifest"}
+    unreachable or "") for the sweep's Slurm and plain-sbatch submissions. Submissions whose job
+    id the record lacks (plain sbatch; a submitter killed between `sbatch` and saving the
+    record) are found by their job name, which is unique to the sweep and the submission."""
+    job_ids = {s["job_id"] for s in sweep.submissions if s["kind"] == "slurm" and s["job_id"]}
+    by_names = [s for s in sweep.submissions if s["kind"] in ("slurm", "manifest") and not s["job_id"]]
     try:
-        found = slurm.tasks(job_ids, names)
+        found = slurm.tasks(job_ids, {s["job_name"] for s in by_names if s.get("job_name")})
     except slurm.SlurmUnreachable as exc:
         return {}, {}, str(exc)
     by_name = {(t.name, t.index): t.task_id for t in found.values()}
     tasks = {}
     for n, sub in enumerate(sweep.submissions):
-        if sub["kind"] == "slurm":
+        if sub["kind"] == "slurm" and sub["job_id"]:
             tasks[n] = sub.get("tasks") or []
-        elif sub["kind"] == "manifest":
-            tasks[n] = [by_name.get((sub["job_name"], i), "") for i in range(len(sub["runs"]))]
+        elif sub in by_names:
+            name, count = sub.get("job_name"), len(sub["runs"])
+            # submitit sends a batch of one run as a plain job: no array index
+            tasks[n] = [by_name.get((name, i)) or (by_name.get((name, None), "") if count == 1 else "")
+                        for i in range(count)]
     return tasks, {t.task_id: t.state for t in found.values()}, ""
 
 
@@ -85,15 +91,26 @@ def run_states(sweep: Sweep) -> list[RunState]:
         kind = latest.submission["kind"] if latest is not None else None
         job = tasks.get(latest.position, [])[latest.index] if latest is not None and tasks.get(latest.position) else ""
         slurm_state = states.get(job) if job else None
+        path = sweep.result_path(run_id)
+        if slurm.ACTIVE.get(slurm_state) == "pending" and is_completed(path):
+            # requeued after it finished (a late `scontrol requeue`): it will skip; the result stands
+            out.append(RunState(run_id, "completed", f"its task is {slurm_state} again; it will skip the run", job))
+            continue
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue
-        path = sweep.result_path(run_id)
         owner = claim.read(claim.claim_path(path))
         if owner and owners.alive(owner):  # trained now: by another submission, a rerun, a local process
             out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
             continue
         if path.exists():
+            if slurm_state in slurm.FINAL and _older_than(path, latest.submission):
+                # the latest task failed before writing: that is the news, not the earlier result
+                hint = HINTS.get(slurm.FINAL[slurm_state], "")
+                out.append(RunState(run_id, slurm.FINAL[slurm_state],
+                                    f"Slurm {slurm_state}: its latest task ended without writing a result (the "
+                                    f"result file is from an earlier try){hint}; see its Slurm log", job))
+                continue
             out.append(_from_file(run_id, path, job))
             continue
         note = read_note(path)
@@ -111,6 +128,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
             out.append(RunState(run_id, "unknown", f"Slurm unreachable: {unreachable}", job))
         elif kind == "manifest" and not job:
             out.append(RunState(run_id, "planned", f"not submitted yet: sbatch {latest.submission.get('script')}"))
+        elif kind == "slurm" and not latest.submission["job_id"] and not job:
+            out.append(RunState(run_id, "lost", "its submission was interrupted before Slurm took it (no job named "
+                                                f"{latest.submission.get('job_name')}); `hpc resubmit` sends it"))
         elif slurm_state in slurm.FINAL:
             if slurm_state == "FAILED" and _log_says_oom(sweep, job):
                 slurm_state = "OUT_OF_MEMORY"  # the job step was; the batch script around it just failed
@@ -130,6 +150,12 @@ def run_states(sweep: Sweep) -> list[RunState]:
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
+
+
+def _older_than(path, submission: dict) -> bool:
+    """Whether the file at `path` was last written before `submission` was made."""
+    submitted = datetime.datetime.fromisoformat(submission["submitted"]).timestamp()
+    return path.stat().st_mtime < submitted
 
 
 OOM_SIGNS = ("oom-kill event", "Out Of Memory", "oom_kill")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, ensure_room
 from .ids import flatten
 
 FORMAT = "hpc-result/1"  # a workload may name its own (`write_result(..., file_format=...)`)
@@ -71,6 +71,7 @@ def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: s
         summary = json.dumps(_summary(f), default=str)
         if len(summary) < SUMMARY_MAX:  # one attribute to read instead of hundreds (`read_summary`)
             f.attrs[SUMMARY] = summary
+    ensure_room(path, image.getbuffer().nbytes)
     with atomic_path(path) as tmp:
         tmp.write_bytes(image.getbuffer())
     note_path(path).unlink(missing_ok=True)
@@ -82,22 +83,48 @@ def note_path(path) -> pathlib.Path:
     return pathlib.Path(path).with_suffix(".note")
 
 
-def write_note(path, message: str) -> bool:
-    """Leave `message` beside the result file `path` could not be written to (a full disk,
-    a quota). Best effort: returns whether it was written."""
+NOTE_BYTES = 4096  # reserved at the start of a run, so that a full disk still leaves room for why
+
+
+def reserve_note(path) -> None:
+    """Reserve the space of a note beside the result file `path` while its run trains (a
+    note that says nothing yet: `read_note` ignores it). Best effort."""
     try:
-        note_path(path).write_text(json.dumps({"status": "failed", "message": message}))
-        return True
+        note_path(path).write_text(json.dumps({"status": "reserved"}).ljust(NOTE_BYTES))
     except OSError:
         note_path(path).unlink(missing_ok=True)
+
+
+def write_note(path, message: str) -> bool:
+    """Leave `message` beside the result file `path` could not be written to (a full disk,
+    a quota), over the reserved space where there is some (rewriting allocated blocks needs
+    none). Best effort: returns whether it was written."""
+    text = json.dumps({"status": "failed", "message": message[:NOTE_BYTES - 64]})
+    note = note_path(path)
+    try:
+        if note.exists() and note.stat().st_size >= len(text):
+            with open(note, "r+") as handle:  # in place, no truncation: no new blocks needed
+                handle.write(text.ljust(note.stat().st_size))
+        else:
+            note.write_text(text)
+        return True
+    except OSError:
         return False
 
 
+def drop_note(path) -> None:
+    """Remove the note (reserved or written) beside the result file `path`."""
+    note_path(path).unlink(missing_ok=True)
+
+
 def read_note(path) -> dict | None:
+    """What a run that could not write its result left beside it (`None`: nothing, or only
+    reserved space)."""
     try:
-        return json.loads(note_path(path).read_text())
+        note = json.loads(note_path(path).read_text())
     except (OSError, ValueError):
         return None
+    return note if note.get("status") != "reserved" else None
 
 
 def is_completed(path) -> bool:

@@ -46,6 +46,7 @@ class Sweep:
     def create(cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "") -> "Sweep":
         now = datetime.datetime.now().astimezone()
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+        results_root = pathlib.Path(results_root).resolve()  # found and written to from any directory
         path = layout.sweep_dir(results_root, experiment, sweep_id)
         (path / "configs").mkdir(parents=True)
         layout.remember_sweep(path)
@@ -72,12 +73,15 @@ class Sweep:
         return layout.result_path(self.results_root, self.experiment, run_id)
 
     def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict,
-                       tasks: list[str] | None = None, save: bool = True) -> None:
-        """Record a submission; `tasks` are the Slurm task ids of `run_ids`, in order."""
-        self.submissions.append({"kind": kind, "job_id": job_id, "runs": list(run_ids), "tasks": tasks or [],
-                                 "cluster": cluster, "submitted": datetime.datetime.now().astimezone().isoformat()})
+                       tasks: list[str] | None = None, save: bool = True, **more) -> dict:
+        """Record a submission (`more`: its `job_name`, ...); `tasks` are the Slurm task ids of
+        `run_ids`, in order. Returns the record's entry."""
+        entry = {"kind": kind, "job_id": job_id, "runs": list(run_ids), "tasks": tasks or [], "cluster": cluster,
+                 "submitted": datetime.datetime.now().astimezone().isoformat(), **more}
+        self.submissions.append(entry)
         if save:
             self.save()
+        return entry
 
     def latest_submission(self, run_id: str) -> "Placement | None":
         """Where `run_id` was last submitted."""

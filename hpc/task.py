@@ -6,7 +6,7 @@ import re
 import sys
 import tempfile
 
-from . import slurm
+from . import layout, slurm
 from .hygiene import private_tmp, task_env_vars
 from .slurmenv import slurm_info
 
@@ -18,13 +18,14 @@ class RunFailed(RuntimeError):
 PREPARED = "HPC_TASK_PREPARED"
 
 
-def task_settings(cluster: dict, workdir: str) -> dict:
-    """What `hpc.task.apply_task_env` needs, from a cluster profile."""
+def task_settings(cluster: dict, workdir: str, results_root: str | None = None) -> dict:
+    """What `hpc.task.apply_task_env` needs, from a cluster profile and the sweep's record (its
+    results root and the directory it was launched from)."""
     return {"cpus": int(cluster.get("cpus_per_task") or 1),
             "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
             "tmp_base": cluster.get("node_local_tmp"),
             "xla_flags": cluster.get("xla_flags") or "",
-            "workdir": workdir}
+            "workdir": workdir, "results_root": results_root}
 
 
 def prepare_batch_task(cluster: dict, workdir: str) -> None:
@@ -64,9 +65,12 @@ def bind_to_allocation(cpus: int) -> None:
 def apply_task_env(settings: dict) -> None:
     """Apply `task_env_vars` and a private temporary directory to this process (once).
 
-    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `xla_flags`. Must run
-    before JAX is imported.
+    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `xla_flags`, and
+    `results_root`, which every run of the task writes under (`hpc.layout.results_root`). Must
+    run before JAX is imported.
     """
+    if settings.get("results_root"):
+        os.environ[layout.ROOT_VARIABLE] = str(settings["results_root"])
     if os.environ.get(PREPARED):
         return
     info = slurm_info()
@@ -85,8 +89,9 @@ def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
     """Prepare the environment, then call `entry` (`"module:function"`) with the config.
 
     `settings` as for `apply_task_env`, plus `workdir` (put on `sys.path` so `module`
-    imports). Raises `RunFailed` when the function reports a status other than completed or
-    skipped, so Slurm records the task as failed.
+    imports). Raises `RunFailed` when the function reports a status other than completed,
+    skipped, busy or requeued (the task put itself back in the queue: healthy), so Slurm records
+    the task as failed.
     """
     apply_task_env(settings)
     if settings.get("workdir") and settings["workdir"] not in sys.path:
@@ -96,6 +101,6 @@ def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
     from omegaconf import OmegaConf
 
     out = fn(OmegaConf.create(config_yaml))
-    if out.get("status") not in ("completed", "skipped", "busy"):  # busy: another copy trains it
+    if out.get("status") not in ("completed", "skipped", "busy", "requeued"):  # busy: another copy trains it
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out

@@ -24,7 +24,8 @@ from ._losses import LOSSES as LOSSES
 from ._curriculum import Phase as Phase, phases_from_strategy as phases_from_strategy
 from ._replay import solve_batch as solve_batch
 from ._train import HEALTH as HEALTH, StallRule as StallRule, StallWatch as StallWatch
-from ._train import TrainResult as TrainResult, make_step as make_step, optimizer as optimizer
+from ._train import CheckpointMismatch as CheckpointMismatch, TrainResult as TrainResult
+from ._train import make_step as make_step, optimizer as optimizer
 from ._train import train as train
 from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
 from ._metrics import critical_radius as critical_radius, true_acceleration as true_acceleration

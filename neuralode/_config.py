@@ -62,8 +62,11 @@ def check_config(config: dict, overridden=()) -> None:
     `ValueError` naming the bad field and what it allows. `overridden`: the keys the user set
     (a `segment_length` the curriculum does not read is an error, not a silent no-op).
     A config that passed once is not checked again."""
-    key = json.dumps([{k: v for k, v in config.items() if k not in UNCHECKED}, "segment_length" in overridden],
-                     sort_keys=True, default=str)
+    seed = config["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
+    key = json.dumps([{k: v for k, v in config.items() if k not in UNCHECKED},
+                      sorted({"segment_length", "lr"} & set(overridden))], sort_keys=True, default=str)
     if key not in _passed:
         _check(config, overridden)
         _passed.add(key)

@@ -4,6 +4,10 @@ import dataclasses
 import math
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """One phase: `steps` optimizer steps on segments of `segment_length` points, of which the
@@ -18,13 +22,16 @@ class Phase:
     lr_end: float | None = None
 
     def __post_init__(self):
+        if not isinstance(self.length, (list, tuple)) or len(self.length) != 2 or not all(map(_number, self.length)):
+            raise ValueError(f"phase `length` must be [start, end] fractions, got {self.length!r}.")
         object.__setattr__(self, "length", tuple(self.length))  # a config gives a list
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
             raise ValueError(f"phase `steps` must be a positive integer, got {self.steps!r}.")
-        if not self.lr > 0:
-            raise ValueError(f"phase `lr` must be > 0, got {self.lr!r}.")
-        if self.lr_end is not None and not self.lr_end > 0:
-            raise ValueError(f"phase `lr_end` must be > 0 or null (a constant `lr`), got {self.lr_end!r}.")
+        if not (_number(self.lr) and self.lr > 0):
+            raise ValueError(f"phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, "
+                             f"got {self.lr!r}.")
+        if self.lr_end is not None and not (_number(self.lr_end) and self.lr_end > 0):
+            raise ValueError(f"phase `lr_end` must be a number > 0 or null (a constant `lr`), got {self.lr_end!r}.")
         low, high = self.length
         if not (0 <= low <= 1 and 0 < high <= 1):
             raise ValueError(f"phase `length` {list(self.length)} must be fractions: start in [0, 1], end in (0, 1].")

@@ -89,7 +89,10 @@ def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
 
 def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
                      ranges: ElementRanges | None = None) -> OrbitDataset:
-    """Read the cached dataset (see `dataset_path`), or generate and write it atomically first."""
+    """Read the cached dataset (see `dataset_path`), or generate and write it atomically first.
+    A cache file that does not read (truncated, say) or holds other parameters is generated
+    again and replaced atomically: generation is deterministic, so concurrent tasks doing so
+    write the same file."""
     ranges = family_ranges(family, planar, not planar) if ranges is None else ranges
     params = _params(family, planar, n, seed, ranges)
     name = dataset_name(family, planar, n, split, _rotated(planar, ranges))
@@ -99,8 +102,9 @@ def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: 
             with h5py.File(path, "r") as f:
                 if f.attrs.get("params_hash") == _params_hash(params):
                     return _read(f, name)
-        except OSError as exc:
-            raise OSError(f"Dataset cache {path} is unreadable ({exc}); delete it to regenerate.") from exc
+        except (OSError, KeyError) as exc:
+            print(f"Dataset cache {path} does not read ({type(exc).__name__}: {exc}); generating it again.",
+                  flush=True)
     t, y, elements = generate_orbits(n, seed, ranges)
     _write(path, name, t, y, elements, params)
     with h5py.File(path, "r") as f:
@@ -117,6 +121,9 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
     # Concurrent array tasks may generate the same set at once: each writes its own temporary
     # file and renames it into place, so readers only ever see a complete file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(fd, 0o666 & ~mask)  # as `open` would: the lab's group reads the shared cache
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -137,6 +144,8 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
                 group[key] = value
             group.attrs["units"] = "a: km; angles: rad"
         os.replace(tmp, path)
+    except OSError as exc:  # HDF5's own message names neither the file nor a full disk
+        raise OSError(exc.errno, f"could not write the dataset cache {path} ({exc}; a full disk?)") from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -18,6 +18,10 @@ from ._replay import _divisor, map_in_groups, solve_batch
 from ._segments import Segments, segment
 
 
+class CheckpointMismatch(ValueError):
+    """`train(resume=...)` was handed a state saved by another model, optimizer or version."""
+
+
 # Per-step training health, recorded in `TrainResult.health` (and a result file's /history).
 HEALTH = ("grad_norm", "update_norm", "failed_segments", "solver_steps", "moment_max")
 
@@ -199,7 +203,8 @@ def _restore(arrays: dict, like):
     leaves, treedef = jax.tree_util.tree_flatten(params)
     saved = sorted(k for k in arrays if k.startswith("state/"))
     if len(saved) != len(leaves) or any(np.shape(arrays[k]) != leaf.shape for k, leaf in zip(saved, leaves)):
-        raise ValueError("the checkpoint does not match this model and optimizer (another config?)")
+        raise CheckpointMismatch("the checkpoint does not match this model and optimizer (another config, "
+                                 "or another version of the code?)")
     new = [jnp.asarray(arrays[k], leaf.dtype) for k, leaf in zip(saved, leaves)]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, new), static)
 
@@ -266,8 +271,8 @@ def train(
         missing = [k for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
                    if k not in resume]
         if missing:
-            raise ValueError(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])}); "
-                             "delete it to start over")
+            raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks "
+                                     f"{', '.join(missing[:3])})")
         at, saved = (int(resume["phase"]), int(resume["step"])), resume
         losses, phases = list(resume["losses"]), list(resume["phases"])
         health = {name: list(resume[f"health/{name}"]) for name in HEALTH}

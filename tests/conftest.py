@@ -40,6 +40,29 @@ def run_train(*overrides, cwd=ROOT, check=True):
     return done
 
 
+def run_id_of(*overrides) -> str:
+    """The run id `python train.py <overrides>` gives, composed as it composes."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import train
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return train.place(OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True))[0]
+
+
+def foreign_checkpoint(path) -> None:
+    """A checkpoint of some other model at `path` (`<run id>.ckpt`): the run fails when it
+    tries to resume from it."""
+    import h5py
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["state/0"] = np.zeros(3)
+        f["losses"] = np.zeros(2)
+
+
 def hpc_cli(*args, root, check=True):
     """Run the `hpc` command in a subprocess, as a user would."""
     import subprocess

@@ -21,6 +21,16 @@ def test_log_lines_when_not_a_terminal():
     assert "steps/s loss=0.1235 phase=0" in lines[-1]
 
 
+def test_a_resumed_run_counts_only_its_own_steps(monkeypatch):
+    clock = iter([0.0, 10.0, 10.0, 12.0, 14.0])  # construction, then one tick per update
+    monkeypatch.setattr("hpc.progress.time.monotonic", lambda: next(clock))
+    out = io.StringIO()
+    progress = Progress(2000, stream=out, every_s=0.0)
+    for step in (1001, 1021, 1041):  # resumed at step 1000, 10 steps/s
+        progress.update(step)
+    assert out.getvalue().splitlines()[-1].startswith("[train] step 1041/2000 10.00 steps/s")
+
+
 def test_bar_on_a_terminal():
     out = Terminal()
     progress = Progress(3, desc="train y", stream=out)

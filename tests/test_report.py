@@ -12,11 +12,8 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-import train
-from conftest import ROOT, TINY, hpc_cli
+from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of
 from hpc import report
 from hpc.claim import Claim
 from hpc.store import write_result
@@ -28,21 +25,12 @@ SETS = ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test")
 METRIC = f"metrics.{SETS[0]}.accel_pct_mean"  # no 100-orbit set here: the report falls back to the first
 
 
-def _run_id(*overrides) -> str:
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        config = OmegaConf.to_container(compose("config", overrides=[*GRID, *overrides]), resolve=True)
-    return train.place(config)[0]
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """The sweep, its results root, and the run that failed."""
     root = tmp_path_factory.mktemp("report") / "results"
-    bad = _run_id("width=16", "seed=1")
-    (root / "rep").mkdir(parents=True)
-    with h5py.File(root / "rep" / f"{bad}.ckpt", "w") as f:  # a checkpoint of some other model
-        f["state/0"] = np.zeros(3)
-        f["losses"] = np.zeros(2)
+    bad = run_id_of(*GRID, "width=16", "seed=1")
+    foreign_checkpoint(root / "rep" / f"{bad}.ckpt")
     cache = f"jax_cache={ROOT / '.pytest_cache' / 'jax'}"
     done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *GRID, "width=8,16", "seed=0,1",
                            "cluster=local", f"results_root={root}", "experiment=rep", cache],

@@ -81,8 +81,65 @@ def test_checkpoints_are_kept_until_a_final_result_and_stale_temporaries_go(tmp_
 def test_a_full_disk_ends_in_a_clear_failed_status(tmpfs):
     path = tmpfs("size=1m") / "exp" / "r1.h5"
     big = np.random.default_rng(0).random(400_000)  # 3.2 MB that do not compress
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=f"disk full writing {path}"):
         _execute(path, lambda c: Outcome("completed", {"history": {"loss": big}}))
     summary = hpc.read_summary(path)  # the small failed result fits
-    assert summary["status"] == "failed" and "No space left on device" in summary["message"]
+    assert summary["status"] == "failed" and f"disk full writing {path}" in summary["message"]
     assert [p.name for p in path.parent.iterdir()] == ["r1.h5"]  # no temporaries, no claim, no checkpoint
+
+
+def test_a_disk_that_fills_during_the_run_still_says_why(tmpfs):
+    root = tmpfs("size=1m")
+    path = root / "exp" / "r1.h5"
+
+    def work(checkpoint):
+        with open(root / "filler", "wb") as filler:  # another job fills the file system
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        checkpoint.save({"losses": np.zeros(50_000)})  # now nothing fits: not the checkpoint, not a result
+        return Outcome("completed", {})
+
+    with pytest.raises(OSError, match=f"disk full writing {path.with_suffix('.ckpt')}"):
+        _execute(path, work)
+    assert not path.exists()
+    note = hpc.store.read_note(path)  # written into the space reserved when the run started
+    assert note["status"] == "failed" and f"disk full writing {path.with_suffix('.ckpt')}" in note["message"]
+    assert "nor could its result be written" in note["message"]
+
+
+def test_results_and_notes_honour_the_umask(tmp_path):
+    import os
+    import stat
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    path = tmp_path / "exp" / "r1.h5"
+    seen = {}
+
+    def work(checkpoint):
+        checkpoint.save({"losses": np.zeros(3)})
+        seen.update(checkpoint=mode(checkpoint.path), claim=mode(path.with_suffix(".claim")),
+                    note=mode(hpc.store.note_path(path)))
+        return Outcome("completed", {})
+
+    old = os.umask(0o027)  # a lab's shared scratch: the group reads, others do not
+    try:
+        _execute(path, work)
+        import neuralode
+
+        data = neuralode.dataset_path(tmp_path, "simple", True, 2, 0, "train")
+        neuralode.load_or_generate(tmp_path, "simple", True, 2, 0, "train")
+        from hpc.sweep import Sweep
+
+        sweep = Sweep.create(tmp_path, "exp", "train:train")
+        sweep.add_run("r1", [], "seed: 1\n")
+        sweep.save()
+    finally:
+        os.umask(old)
+    assert seen == {"checkpoint": 0o640, "claim": 0o640, "note": 0o640}
+    assert mode(path) == mode(data) == mode(sweep.path / "sweep.json") == mode(sweep.path / "configs" / "r1.yaml") == 0o640

@@ -21,7 +21,7 @@ def test_array_script_matches_golden(cluster, environment):
     text = array_script(ROOT / "jobs", cluster, directive_lines=directives(**ZARATAN),
                         setup=["module load python"], activation=activation_lines(environment),
                         sweep_dir="/scratch/exp/sweeps/s", workdir="/home/u/neuralode-hpc",
-                        entry_script="train.py", offset=1000)
+                        entry_script="train.py", offset=1000, results_root="/scratch/neuralode-hpc")
     golden = GOLDEN / f"array_{cluster}.sbatch"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)

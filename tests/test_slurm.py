@@ -10,8 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-import neuralode
-from conftest import TINY, hpc_cli, run_train
+from conftest import TINY, foreign_checkpoint, hpc_cli, run_id_of, run_train
 from hpc.sweep import Sweep, find
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -38,7 +37,7 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
     assert {line.split("ArrayTaskId=")[1].split()[0] for line in shown.splitlines()} <= {"0", "1", "2", "3", "0-3%1", "1-3%1", "2-3%1", "3"}
     assert "ArrayJobId=" + job in shown
     # the profile reached sbatch: name, time limit, CPUs, throttle
-    assert f"JobName=grid-{sweep.sweep_id}" in shown and "TimeLimit=01:00:00" in shown, shown
+    assert f"JobName=grid-{sweep.sweep_id}-s0" in shown and "TimeLimit=01:00:00" in shown, shown
     assert re.search(r"NumCPUs=1\b", shown) and "%1" in shown, shown
 
     early = hpc_cli("status", "latest", root=results).stdout  # while tasks are pending (throttled to 1)
@@ -81,23 +80,21 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
 
 
 def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster):
-    bad = neuralode.dataset_path(results, "complex", True, 3, 5, "train")
-    bad.parent.mkdir(parents=True)
-    bad.write_bytes(b"corrupt cache on scratch")
+    bad_run = run_id_of(*GRID_TINY, "n_orbits=3", "dataset.train_seed=5")
+    foreign_checkpoint(results / "iso" / f"{bad_run}.ckpt")
     run_train("-m", *GRID_TINY, "n_orbits=2,3", "dataset.train_seed=0,5", f"results_root={results}",
               "experiment=iso")
     assert _wait(results).returncode == 1
     assert "completed 3" in hpc_cli("status", "latest", root=results).stdout
     done = hpc_cli("failed", "latest", root=results, check=False)
     failed = done.stdout
-    assert done.returncode == 1 and "1 of 4 runs did not complete" in failed and "unreadable" in failed and "n_orbits=3" in failed
-    sweep = _sweep(results)
-    bad_run = [r for r, v in sweep.runs.items() if "n_orbits=3" in v["overrides"] and "dataset.train_seed=5" in v["overrides"]][0]
+    assert done.returncode == 1 and "1 of 4 runs did not complete" in failed and "n_orbits=3" in failed
+    assert "checkpoint does not match" in failed and "a resubmit starts over" in failed and "delete" not in failed
     with h5py.File(results / "iso" / f"{bad_run}.h5") as f:
         assert f.attrs["status"] == "failed" and "Traceback" in f["error"].attrs["traceback"]
+    assert (results / "iso" / f"{bad_run}.ckpt.unusable").exists()  # set aside, never resumed from
     stamps = {p.name: p.stat().st_mtime_ns for p in (results / "iso").glob("*.h5") if p.stem != bad_run}
 
-    bad.unlink()  # fix the cause
     out = hpc_cli("resubmit", "latest", root=results).stdout
     assert "Resubmitted 1 runs" in out
     assert _wait(results).returncode == 0

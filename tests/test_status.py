@@ -98,3 +98,44 @@ def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down)
     refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
     assert refused.returncode == 2 and "no Slurm controller answers" in refused.stderr
     assert len(Sweep.load(sweep.path).submissions) == 1  # nothing submitted, nothing run here
+
+
+def test_a_slurm_that_does_not_answer_is_an_outage_not_a_local_run(tmp_path, slurm_down):
+    from conftest import TINY, run_train
+
+    results = tmp_path / "results"
+    done = run_train("-m", *TINY, "seed=7", f"results_root={results}", check=False)
+    assert done.returncode == 2 and "no Slurm controller answers on this machine" in done.stderr
+    assert "Traceback" not in done.stderr and "Running" not in done.stdout
+    assert not results.exists()  # nothing trained here, nothing written
+
+
+def test_a_hung_controller_costs_one_timeout(tmp_path, slurm_down):
+    import time
+
+    if slurm_down != "hang":
+        pytest.skip("the failing controller answers at once")
+    sweep = _sweep(tmp_path, kind="slurm", runs=("a",))
+    tic = time.monotonic()
+    assert run_states(Sweep.load(sweep.path))[0].status == "unknown"
+    assert time.monotonic() - tic < 2 * slurm.QUERY_TIMEOUT_S  # sacct hung: scontrol is not asked too
+
+
+def test_a_pipe_closed_early_is_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    sweep = _sweep(tmp_path, runs=tuple(f"r{i:04d}" for i in range(3000)))
+    shell = f"{sys.executable} -m hpc.cli --root {tmp_path} status {sweep.path} --runs | head -n 1"
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=os.path.dirname(__file__))
+    assert done.stdout.startswith("r0000") and done.stderr == ""
+
+
+def test_an_interrupted_submission_is_lost_with_its_reason(tmp_path):
+    sweep = Sweep.create(tmp_path, "exp", "train:train")
+    sweep.add_run("a", ["x=a"], "x: 1\n")
+    sweep.add_submission("slurm", None, ["a"], {}, job_name="exp-s-s0")  # killed before `sbatch` answered
+    if not slurm.available():
+        pytest.skip("needs a Slurm controller to ask for the job name")
+    (state,) = run_states(Sweep.load(sweep.path))
+    assert state.status == "lost" and "interrupted before Slurm took it" in state.reason

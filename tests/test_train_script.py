@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import neuralode
-from conftest import TINY, run_train
+from conftest import TINY, foreign_checkpoint, run_id_of, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -75,20 +75,50 @@ def test_misspelled_key_lists_short_names(results):
     assert not results.exists()
 
 
-def test_bad_choice_and_segment_length_fail_with_a_failed_result(results):
-    done = run_train(*TINY, "output_head=logmag", f"results_root={results}", "experiment=bad", check=False)
-    assert done.returncode == 2 and "known values:" in done.stderr and "logmag_unit_exp" in done.stderr
-    assert "Traceback" not in done.stderr  # one line; the result file keeps the traceback
-    with h5py.File(_only_result(results, "bad")) as f:
-        assert f.attrs["status"] == "failed" and "output_head" in f.attrs["message"]
-        assert "Traceback" in f["error"].attrs["traceback"]
-        assert f["config"].attrs["output_head"] == "logmag"
+@pytest.mark.parametrize("overrides, message", [
+    (["output_head=logmag"], "Unknown `output_head` 'logmag'; known values:"),
+    (["curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1"], "`segment_length`=400"),
+    (["seed=abc"], "`seed` must be an integer >= 0, got 'abc'."),
+    (["lr=abc"], "phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, got 'abc'."),
+])
+def test_a_single_run_with_bad_input_says_so_and_writes_nothing(results, overrides, message):
+    done = run_train(*TINY, *overrides, f"results_root={results}", "experiment=bad", check=False)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr  # one line
+    assert not results.exists()  # a typo leaves nothing behind
 
-    done = run_train(*TINY, "curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1",
-                     f"results_root={results}", "experiment=seg", check=False)
-    assert done.returncode != 0 and "`segment_length`=400" in done.stderr
-    with h5py.File(_only_result(results, "seg")) as f:
-        assert f.attrs["status"] == "failed" and "history" not in f
+
+def test_a_failure_in_training_leaves_a_failed_result(results):
+    # the input checks pass; what fails is the run: a checkpoint left by another model
+    foreign_checkpoint(results / "ckpt" / f"{run_id_of(*TINY, 'experiment=ckpt')}.ckpt")
+    done = run_train(*TINY, f"results_root={results}", "experiment=ckpt", check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "Error: the checkpoint does not match this training" in done.stderr
+    with h5py.File(_only_result(results, "ckpt")) as f:
+        assert f.attrs["status"] == "failed" and "Traceback" in f["error"].attrs["traceback"]
+        assert "a resubmit starts over" in f.attrs["message"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["seed=abc,1"], "`seed` must be an integer >= 0, got 'abc'."),
+    (["lr=abc,1e-3"], "phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0"),
+    (["seed=range(0,0)"], "the sweep has no runs"),
+    (["seed=0,1", "cluster.signal_before_s=120", "cluster.time_min=1"], "`cluster.signal_before_s`=120 warns"),
+])
+def test_bad_values_in_a_sweep_are_refused_before_anything_is_written(results, overrides, message):
+    done = run_train("-m", *TINY, *overrides, f"results_root={results}", check=False)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not results.exists()
+
+
+def test_a_full_disk_at_submission_leaves_no_half_written_sweep(tmpfs):
+    root = tmpfs("size=64k")
+    done = run_train("-m", *TINY, "seed=range(0,200)", "hydra/launcher=manifest", f"results_root={root}",
+                     check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"could not write the sweep's record under the results root {root}" in done.stderr
+    assert not list(root.glob("*/sweeps/*"))  # removed whole
 
 
 def test_bad_sweep_input_is_one_message_and_writes_nothing(results):
