@@ -4,8 +4,11 @@
     python bench/sweep_scale.py --sizes 1000 --no-submit
 
 For each size N, every time is the wall time of a whole process, as a user meets it:
-- `plan_s`: `python train.py -m "seed=range(0,N)" curriculum=smoke hydra/launcher=manifest`
-  (compose, check, write the sweep record, `configs/`, the manifest and the sbatch scripts);
+- `plan_scratch_s`: `SCRATCH=<dir> python train.py -m "seed=range(0,N)" curriculum=smoke
+  hydra/launcher=manifest`, as a cluster user types it: no `results_root`, the root comes
+  from `SCRATCH` (compose, check, write the sweep record, `configs/`, the manifest and the
+  sbatch scripts);
+- `plan_s`: the same with `results_root=<dir>` (and without `SCRATCH`);
 - `submit_held_s`: the same grid through submitit (`cluster.hold=true`: `sbatch --hold`),
   where a Slurm controller answers; the bench cancels the arrays afterwards;
 - `status_s`, `failed_s`, `collect_s`: `hpc status`, `hpc failed` and `hpc collect -o runs.csv`
@@ -59,9 +62,13 @@ def one_size(n: int, submit: bool, work: pathlib.Path) -> dict:
     from hpc import slurm
 
     out = {"runs": n}
+    scratch = {**os.environ, "SCRATCH": str(work / f"scratch-{n}")}
+    out["plan_scratch_s"], _ = timed([sys.executable, "train.py", "-m", f"seed=range(0,{n})", "curriculum=smoke",
+                                      "hydra/launcher=manifest"], env=scratch)
     root = work / f"plan-{n}"
     grid = [f"seed=range(0,{n})", "curriculum=smoke", f"results_root={root}"]
-    out["plan_s"], done = timed([sys.executable, "train.py", "-m", *grid, "hydra/launcher=manifest"])
+    plain = {k: v for k, v in os.environ.items() if k != "SCRATCH"}
+    out["plan_s"], done = timed([sys.executable, "train.py", "-m", *grid, "hydra/launcher=manifest"], env=plain)
     out["plan_arrays"] = done.stdout.count("  sbatch ")
     sweep_dir = pathlib.Path(re.search(r"record in (\S+)", done.stdout).group(1))
     if submit and slurm.available():

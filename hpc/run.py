@@ -99,8 +99,11 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
     - by SIGUSR2 (the time limit is near) in a Slurm task requeued fewer than
       `lifeline.max_requeues` times: the task requeues itself and the rerun resumes; no
       result is written. With no requeue left, the result is `timeout` with the partial history.
-    - by SIGTERM (`scancel`, preemption): nothing is written; Slurm's state tells which, and
-      a requeued or resubmitted run resumes from the checkpoint.
+    - by SIGTERM in a Slurm task being preempted: requeued (by Slurm, or by the task itself
+      when a grace time runs, as Slurm would not requeue a task that ends within it); no
+      result is written and the rerun resumes.
+    - by SIGTERM otherwise (`scancel`, a node shutdown): nothing is written; Slurm's state
+      tells which, and a resubmitted run resumes from the checkpoint.
     The checkpoint is removed once a final result (completed, non_finite, stalled) is written.
 
     At most one copy of a run trains at a time (`hpc.claim`): a run another live process
@@ -177,10 +180,16 @@ def _interrupted(outcome: Outcome, checkpoint: Checkpoint, info: dict, max_reque
     """What an interrupted run becomes: `requeued`, `interrupted` (nothing to write) or a
     `timeout` result."""
     step = checkpoint.saved_step
+    restarts = int(info.get("restart_count") or 0)
     if checkpoint.stop != "timeout":
+        preempted = slurm.preemption(info["job_id"], restarts) if "job_id" in info else None
+        if preempted == "preempted":  # within a grace time: Slurm would end the task without a requeue
+            slurm.requeue(info["job_id"])
+        if preempted:
+            print(f"Preempted: checkpoint at step {step}; the task is requeued and the rerun resumes.", flush=True)
+            return Outcome("requeued", {})
         print(f"Stopped by SIGTERM; checkpoint at step {step} in {checkpoint.path}.", flush=True)
         return Outcome("interrupted", {})
-    restarts = int(info.get("restart_count") or 0)
     if "job_id" in info and restarts < max_requeues:
         slurm.requeue(info["job_id"])
         print(f"Time limit near: checkpoint at step {step}; requeued task {info['job_id']} "

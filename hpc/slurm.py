@@ -222,6 +222,34 @@ def job_room(max_submit_jobs: int | None = None) -> int | None:
     return max(0, min(rooms)) if rooms else None
 
 
+def preemption(job_id: str, restart_count: int) -> str | None:
+    """Whether the job whose task got SIGTERM is being preempted: `requeued` (Slurm has put it
+    back in the queue already: its `Restarts` passed `restart_count`), `preempted` (selected
+    for preemption, `PreemptTime` set, within a grace time, and not requeued yet) or `None`
+    (cancelled, or Slurm cannot tell)."""
+    try:
+        shown = _ask("scontrol", "-o", "show", "job", str(job_id), timeout=10) or ""
+    except SlurmUnreachable:
+        return None
+    return preemption_shown(shown, restart_count)
+
+
+def preemption_shown(shown: str, restart_count: int) -> str | None:
+    """`preemption` from the `scontrol -o show job` line `shown` (pure).
+
+    >>> preemption_shown("JobId=7 JobState=COMPLETING Restarts=1 PreemptTime=None", 0)
+    'requeued'
+    >>> preemption_shown("JobId=7 JobState=RUNNING Restarts=1 PreemptTime=2026-12-02T00:11:45", 1)
+    'preempted'
+    >>> preemption_shown("JobId=7 JobState=CANCELLED Restarts=0 PreemptTime=None", 0) is None
+    True
+    """
+    fields = dict(f.split("=", 1) for f in shown.split() if "=" in f)
+    if int(fields.get("Restarts", "0") or 0) > restart_count:
+        return "requeued"
+    return "preempted" if fields.get("PreemptTime", "None") not in ("None", "Unknown", "") else None
+
+
 def show_job(job_id: str) -> str:
     """`scontrol show job -d <job id>`: the job's details, its CPU ids per node included."""
     return _ask("scontrol", "show", "job", "-d", str(job_id), timeout=10)

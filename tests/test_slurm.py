@@ -1,16 +1,19 @@
 """Sweeps on a real single-node Slurm cluster (slurmctld, slurmd, munge from Debian)."""
 
 import csv
+import os
 import pathlib
 import re
+import shutil
 import subprocess
+import sys
 import time
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import TINY, foreign_checkpoint, hpc_cli, run_id_of, run_train
+from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of, run_train
 from hpc.sweep import Sweep, find
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -104,18 +107,16 @@ def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster)
 
 
 def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_cluster):
-    run_train("-m", *GRID_TINY, "curriculum.phases.0.steps=2000", "seed=7,8", f"results_root={results}",
-              "experiment=cancel")
+    run_train("-m", *GRID_TINY, "curriculum.phases.0.steps=20000", "cluster.checkpoint_steps=20", "seed=7,8",
+              f"results_root={results}", "experiment=cancel")
     sweep = _sweep(results)
     task = sweep.submissions[0]["tasks"][0]
     assert task == f"{sweep.submissions[0]['job_id']}_0"
-    for _ in range(120):
-        state = subprocess.run(["squeue", "-h", "-r", "-j", task, "-o", "%T"],
-                               capture_output=True, text=True).stdout.split()
-        if state == ["RUNNING"]:
-            break
-        time.sleep(1)
-    time.sleep(3)
+    ckpt = results / "cancel" / f"{sweep.submissions[0]['runs'][0]}.ckpt"
+    deadline = time.monotonic() + 300
+    while _saved_steps(ckpt) == 0:  # training, inside the signal handlers
+        assert time.monotonic() < deadline, "the run never checkpointed"
+        time.sleep(0.2)
     subprocess.run(["scancel", task], check=True)
     subprocess.run(["scancel", sweep.submissions[0]["job_id"]], check=True)  # the other run is not needed
     _wait(results, timeout=120)
@@ -200,6 +201,7 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
         assert f.attrs["status"] == "timeout" and f["history"]["loss"].shape == (third,)
     log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
     assert "requeued task" in log and f"Resuming run {run_id} from its checkpoint at step {first}" in log
+    assert log.count("hpc.task.RunFailed:") == 1, log  # the time-limit requeue and the preemption are no errors; the timeout is
 
     assert "Resubmitted 1 runs" in hpc_cli("resubmit", "latest", root=results).stdout
     assert _wait(results).returncode == 0
@@ -209,6 +211,163 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
         np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
         assert f["history"]["loss"].shape == (1502,)
     assert not ckpt.exists()  # a completed run keeps no checkpoint
+
+
+@pytest.mark.parametrize("partition", ["scavenger", "scavenger_nograce"])
+def test_a_preempted_run_is_requeued_and_resumes(results, tmp_path, slurm_cluster, partition):
+    """On a partition Slurm preempts (PreemptMode=REQUEUE, GraceTime 30 s or none), a job of a
+    higher tier takes the node: the run checkpoints on SIGTERM, its task is requeued, and the
+    rerun resumes; its losses equal an uninterrupted run's."""
+    args = [*GRID_TINY, "curriculum.phases.0.steps=3000", "cluster.checkpoint_steps=25", "seed=4",
+            "experiment=preempt", f"cluster.cpus_per_task={_node_cpus()}"]  # the whole node, as the urgent job
+    reference = tmp_path / "reference"
+    run_train("-m", *args, f"results_root={reference}")
+    run_train("-m", *args, f"results_root={results}", f"cluster.partition={partition}")
+    sweep = _sweep(results)
+    (run_id,) = sweep.runs
+    task = sweep.submissions[0]["tasks"][0]
+    ckpt = results / "preempt" / f"{run_id}.ckpt"
+    deadline = time.monotonic() + 300
+    while _saved_steps(ckpt) == 0:
+        assert time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.2)
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(_node_cpus()), "--wrap", "sleep 1"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    for _ in range(1200):  # Slurm preempts on its scheduling pass (tens of seconds)
+        if _squeue_state(task) in (["PENDING"], []):
+            break
+        time.sleep(0.1)
+    assert _squeue_state(task) == ["PENDING"], "the preempted task was not requeued"
+    stopped_at = _saved_steps(ckpt)
+    subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
+    assert _wait(results).returncode == 0, hpc_cli("status", "latest", "--runs", root=results).stdout
+    assert _wait(reference).returncode == 0
+    log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
+    assert f"Resuming run {run_id} from its checkpoint at step {stopped_at}" in log, log
+    assert "Traceback" not in log  # a preemption is no error
+    with h5py.File(results / "preempt" / f"{run_id}.h5") as f, h5py.File(reference / "preempt" / f"{run_id}.h5") as g:
+        np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
+    subprocess.run(["scancel", urgent], capture_output=True)
+
+
+def test_one_run_id_trains_alike_on_slurm_and_in_a_local_pool(results, slurm_cluster):
+    """The same config, once as a Slurm array task and once in a local pool of as many workers
+    as there are CPUs: each on one CPU of its own, with the same thread settings, so the
+    losses are identical from step 1."""
+    args = [*GRID_TINY, "curriculum.phases.0.steps=40", "seed=21,22", "experiment=alike"]
+    run_train("-m", *args, f"results_root={results / 'slurm'}")
+    assert _wait(results / "slurm").returncode == 0
+    run_train("-m", *args, f"results_root={results / 'local'}", "cluster=local")
+    for path in sorted((results / "slurm" / "alike").glob("*.h5")):
+        with h5py.File(path) as f, h5py.File(results / "local" / "alike" / path.name) as g:
+            np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
+            assert g["metadata"]["threads"].attrs["cpus_usable"] == 1
+            if _cores_constrained():
+                assert f["metadata"]["threads"].attrs["cpus_usable"] == 1
+            assert dict(f["metadata"]["threads"].attrs) == dict(g["metadata"]["threads"].attrs)
+
+
+def _hpc_elsewhere(*args, cwd, env=None):
+    """`hpc` run as from another shell: another directory, its own environment."""
+    done = subprocess.run([sys.executable, "-m", "hpc.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_a_resubmit_uses_the_sweeps_root_and_directory_whatever_the_shell(tmp_path, slurm_cluster):
+    scratch = tmp_path / "scratch-a"
+    env = {**os.environ, "SCRATCH": str(scratch)}
+    root = scratch / "neuralode-hpc"  # $SCRATCH/<app>, as planned
+    args = [*GRID_TINY, "seed=0,1,2", "experiment=shell", "cluster.hold=true"]
+    bad = run_id_of(*GRID_TINY, "seed=1", "experiment=shell")
+    foreign_checkpoint(root / "shell" / f"{bad}.ckpt")  # that run fails the first time
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweep = Sweep.load(find("latest", root))
+    assert sweep.results_root == str(root)
+    subprocess.run(["scontrol", "release", sweep.submissions[0]["job_id"]], check=True)
+    assert _wait(root).returncode == 1
+    assert "completed 2" in hpc_cli("status", str(sweep.path), root=root).stdout
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plain = {k: v for k, v in os.environ.items() if k != "SCRATCH"}
+    plain["PYTHONPATH"] = str(ROOT)  # `hpc` itself is importable; `train` only from the sweep's own directory
+    out = _hpc_elsewhere("resubmit", str(sweep.path), cwd=elsewhere, env=plain).stdout
+    assert "Resubmitted 1 runs" in out and "Resubmitting with the sweep's own cluster settings:" in out
+    assert "hold" not in out
+    resubmitted = Sweep.load(sweep.path).submissions[-1]
+    assert resubmitted["cluster"]["hold"] is False and resubmitted["runs"] == [bad]
+    assert _wait(root).returncode == 0  # not held: it ran, from the sweep's directory, into its root
+    assert "completed 3" in hpc_cli("status", str(sweep.path), root=root).stdout
+    assert (root / "shell" / f"{bad}.h5").exists() and not (elsewhere / "scratch").exists()
+
+    # a late `scontrol requeue` of a finished task: the completed result stands
+    task = resubmitted["tasks"][0]
+    subprocess.run(["scontrol", "requeue", task], capture_output=True)
+    states = hpc_cli("status", str(sweep.path), "--runs", root=root).stdout
+    assert "completed 3" in states and "pending 0" in states, states
+    subprocess.run(["scancel", task], capture_output=True)
+
+
+def _cancelled_sweep(results, experiment):
+    """A sweep of two runs whose held array was cancelled: both to resubmit."""
+    run_train("-m", *GRID_TINY, "seed=31,32", f"results_root={results}", f"experiment={experiment}",
+              "cluster.hold=true")
+    sweep = _sweep(results)
+    subprocess.run(["scancel", sweep.submissions[0]["job_id"]], check=True)
+    for _ in range(100):
+        if "cancelled 2" in hpc_cli("status", str(sweep.path), root=results).stdout:
+            return sweep
+        time.sleep(0.2)
+    raise AssertionError("the cancelled runs did not show as cancelled")
+
+
+def test_two_resubmits_at_once_give_one_array_and_record_it(results, slurm_cluster):
+    sweep = _cancelled_sweep(results, "together")
+    cmd = [sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path), "--set", "hold=true"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    said = "".join(o for o, _ in outs)
+    assert said.count("Resubmitted 2 runs") == 1 and "Nothing to resubmit" in said, said
+    record = Sweep.load(sweep.path)
+    assert len(record.submissions) == 2  # the first array and one resubmission, both recorded
+    queued = subprocess.run(["squeue", "-h", "-o", "%j", "-u", "root"], capture_output=True, text=True).stdout.split()
+    assert queued.count(record.submissions[-1]["job_name"]) == 1 and len([q for q in queued if sweep.sweep_id in q]) == 1
+    subprocess.run(["scancel", record.submissions[-1]["job_id"]], check=True)
+    assert not (sweep.path / "submitting.claim").exists()
+
+
+def test_a_submitter_killed_after_sbatch_is_found(results, tmp_path, slurm_cluster):
+    sweep = _cancelled_sweep(results, "killed")
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    real = shutil.which("sbatch")
+    (wrapper / "sbatch").write_text(f'#!/bin/sh\nout=$({real} "$@")\ncode=$?\necho "$out"\nkill -9 $PPID\nexit $code\n')
+    (wrapper / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{wrapper}{os.pathsep}{os.environ['PATH']}"}
+    killed = subprocess.run([sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path),
+                             "--set", "hold=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9  # killed between sbatch and saving the job id
+    record = Sweep.load(sweep.path)
+    intent = record.submissions[-1]
+    assert intent["job_id"] is None and intent["job_name"].startswith(f"killed-{sweep.sweep_id}-s")
+    states = hpc_cli("status", str(sweep.path), "--runs", root=results).stdout
+    assert "pending 2" in states and "lost 0" in states, states  # found in Slurm by its name
+    again = hpc_cli("resubmit", str(sweep.path), root=results).stdout
+    assert "Nothing to resubmit" in again  # no second array
+    queued = subprocess.run(["squeue", "-h", "-o", "%i %j", "-u", "root"], capture_output=True, text=True).stdout
+    jobs = {line.split()[0].split("_")[0] for line in queued.splitlines() if intent["job_name"] in line}
+    assert len(jobs) == 1
+    subprocess.run(["scancel", *jobs], check=True)
+
+
+def _node_cpus() -> int:
+    return int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split()[0].rstrip("+"))
 
 
 def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster):

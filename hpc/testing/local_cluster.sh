@@ -6,7 +6,9 @@
 #   bash hpc/testing/local_cluster.sh status
 #
 # Needs root. Idempotent: `start` with everything running changes nothing. Partitions:
-# standard (default) and debug. MAX_ARRAY_SIZE (default 1001) sets MaxArraySize.
+# standard (default) and debug; scavenger (preemptible: requeued, GraceTime 30 s) and
+# scavenger_nograce (GraceTime 0), which jobs in urgent preempt. MAX_ARRAY_SIZE (default
+# 1001) sets MaxArraySize.
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -82,9 +84,14 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
 DefMemPerCPU=$((mem / cpus))
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=standard Nodes=$host Default=YES MaxTime=INFINITE State=UP
-PartitionName=debug Nodes=$host MaxTime=30 State=UP
+PartitionName=standard Nodes=$host Default=YES MaxTime=INFINITE State=UP PreemptMode=OFF
+PartitionName=debug Nodes=$host MaxTime=30 State=UP PreemptMode=OFF
+PartitionName=scavenger Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
+PartitionName=scavenger_nograce Nodes=$host MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 CONF
 )
     if [ ! -f "$CONF_DIR/slurm.conf" ] || [ "$conf" != "$(cat "$CONF_DIR/slurm.conf")" ]; then
