@@ -89,6 +89,8 @@ def evaluate_run(path: pathlib.Path, test: dict) -> pathlib.Path:
     test_set, label = neuralode.test_set_from_config(test["dataset"], test["n_orbits"], root)
     model = neuralode.load_model(path)
     tree = neuralode.evaluation(model, [test_set], max_steps=test["metrics"]["max_steps"])
+    # by its label, unique per parameter set: another seed or range of a family's set is another column
+    tree["metrics"] = {label: tree["metrics"][test_set.name]}
     config = {"evaluated_run": path.stem, **test}
     metadata = {"host": socket.gethostname(), "created": datetime.datetime.now().astimezone().isoformat(),
                 "result_file": str(path), "versions": hpc.run.versions(train.PACKAGES)}

@@ -191,6 +191,17 @@ def test_evaluating_the_best_run_of_each_width_writes_files_beside_them(sweep, t
     page = report.build(s, tmp_path / "with-evals")["html"].read_text()
     assert "eval.circular_TBP_3D_3_test.accel_pct_mean" in page
 
+    # the same family with another seed is another test set: a column of its own, not a clash
+    best = chosen[8]
+    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), best, "dataset=circular_3d", "n_orbits=3",
+                           "dataset.test_seed=9", "--root", str(root)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (other,) = [c for c in rows(s, all_config=True)[1] if c.startswith("eval.circular_TBP_3D_3_test-")
+                and c.endswith(".accel_pct_mean")]
+    row = {r["run_id"]: r for r in rows(s, all_config=True)[0]}[best]
+    assert row[other] != row[column] and row[column] == float(collected[best][column])
+
     wrong = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "latest", "--best-of", "widht",
                             "--root", str(root)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert wrong.returncode == 2 and "`--best-of widht` is not a parameter of this sweep" in wrong.stderr

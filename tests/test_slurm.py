@@ -423,3 +423,26 @@ def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
     assert f"deferred {deferred}" in hpc_cli("status", "latest", root=results).stdout  # never lost
     assert f"Resubmitted {deferred} runs as 1 array job(s)" in hpc_cli("resubmit", "latest", root=results).stdout
     assert _wait(results).returncode == 0
+
+
+def test_a_newer_slurm_failure_outranks_an_older_result(tmp_path, slurm_cluster):
+    """A resubmitted task that dies before writing (a broken environment, say) is reported as
+    that failure, not as the earlier result's state."""
+    from hpc.status import run_states
+    from hpc.store import write_result
+
+    sweep = Sweep.create(tmp_path, "exp", "train:train")
+    sweep.add_run("a", ["x=a"], "x: 1\n")
+    write_result(sweep.result_path("a"), status="failed", run_id="a", config={}, config_yaml="", metadata={},
+                 message="the first try's reason")
+    time.sleep(1.1)
+    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "exit 1"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    sweep.add_submission("slurm", job, ["a"], {}, [job])
+    for _ in range(300):
+        (state,) = run_states(Sweep.load(sweep.path))
+        if state.status not in ("pending", "running"):
+            break
+        time.sleep(0.2)
+    assert state.status == "failed" and "Slurm FAILED: its latest task ended without writing a result" in state.reason
+    assert "the first try's reason" not in state.reason
