@@ -213,16 +213,27 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
     assert not ckpt.exists()  # a completed run keeps no checkpoint
 
 
+def _preempt_args():
+    return [*GRID_TINY, "curriculum.phases.0.steps=3000", "cluster.checkpoint_steps=25", "seed=4",
+            "experiment=preempt", f"cluster.cpus_per_task={_node_cpus()}"]  # the whole node, as the urgent job
+
+
+@pytest.fixture(scope="module")
+def preempt_reference(tmp_path_factory, slurm_cluster):
+    """The uninterrupted run the preempted ones must equal."""
+    reference = tmp_path_factory.mktemp("reference")
+    run_train("-m", *_preempt_args(), f"results_root={reference}")
+    assert _wait(reference).returncode == 0
+    return reference
+
+
 @pytest.mark.parametrize("partition", ["scavenger", "scavenger_nograce"])
-def test_a_preempted_run_is_requeued_and_resumes(results, tmp_path, slurm_cluster, partition):
+def test_a_preempted_run_is_requeued_and_resumes(results, preempt_reference, partition):
     """On a partition Slurm preempts (PreemptMode=REQUEUE, GraceTime 30 s or none), a job of a
     higher tier takes the node: the run checkpoints on SIGTERM, its task is requeued, and the
     rerun resumes; its losses equal an uninterrupted run's."""
-    args = [*GRID_TINY, "curriculum.phases.0.steps=3000", "cluster.checkpoint_steps=25", "seed=4",
-            "experiment=preempt", f"cluster.cpus_per_task={_node_cpus()}"]  # the whole node, as the urgent job
-    reference = tmp_path / "reference"
-    run_train("-m", *args, f"results_root={reference}")
-    run_train("-m", *args, f"results_root={results}", f"cluster.partition={partition}")
+    reference = preempt_reference
+    run_train("-m", *_preempt_args(), f"results_root={results}", f"cluster.partition={partition}")
     sweep = _sweep(results)
     (run_id,) = sweep.runs
     task = sweep.submissions[0]["tasks"][0]
@@ -241,7 +252,6 @@ def test_a_preempted_run_is_requeued_and_resumes(results, tmp_path, slurm_cluste
     stopped_at = _saved_steps(ckpt)
     subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
     assert _wait(results).returncode == 0, hpc_cli("status", "latest", "--runs", root=results).stdout
-    assert _wait(reference).returncode == 0
     log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
     assert f"Resuming run {run_id} from its checkpoint at step {stopped_at}" in log, log
     assert "Traceback" not in log  # a preemption is no error
