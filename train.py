@@ -129,7 +129,7 @@ def main(cfg: DictConfig) -> None:
     with user_errors():
         prepare(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().overrides.task)  # bad input: nothing written
         status = train(cfg)["status"]  # a failure in training: one line, the traceback is in the result file
-    if status not in ("completed", "skipped", "busy"):
+    if status not in ("completed", "skipped", "busy", "requeued"):  # requeued: the task comes back
         sys.exit(3)
 
 

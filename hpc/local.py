@@ -4,7 +4,9 @@ The driver (the process that owns the pool) is recorded in the sweep's submissio
 `hpc status` can tell pending runs (driver alive, no claim yet) from running ones (a live
 claim) and lost ones (driver gone, no result). Workers stop when the driver dies: each
 checks its parent every second and sends itself SIGTERM (a training run checkpoints first).
-`detach` starts the driver as its own session and returns at once.
+`detach` starts the driver as its own session and returns at once. Each worker is pinned to
+`cpus_per_task` CPUs of its own and gets a Slurm task's thread settings, so a run computes
+here exactly as it does in a Slurm task.
 
     python -m hpc.local <sweep dir> <submission position>   # the detached driver
 """

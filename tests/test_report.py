@@ -114,6 +114,10 @@ def test_the_report_equals_the_result_files_and_names_the_failure(sweep, built):
             else:
                 assert math.isnan(float(c[f"{column}:std"]))
     assert {int(c["width"]): (int(c["completed"]), int(c["runs"])) for c in configs} == {8: (2, 2), 16: (1, 2)}
+    for name in SETS:  # the study's metrics too: along the orbit and the critical radius, per test set
+        assert f"metrics.{name}.along_accel_pct_mean:mean" in configs[0]
+        assert f"metrics.{name}.critical_radius:mean" in configs[0]
+    assert "metrics.complex_TBP_planar_2_train.accel_pct_mean:mean" in configs[0]  # the training orbits'
 
     page = (built / "report.html").read_text()
     tables = _tables(page)
