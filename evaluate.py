@@ -22,14 +22,10 @@ import sys
 import yaml
 
 import hpc
-from hpc.hints import user_errors
-from hpc.store import read_config_yaml, write_evaluation
-from hpc.sweep import Sweep, find, find_result
-from hpc.table import best_runs, resolve_metric, rows
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported
 
-import train  # noqa: E402  (the app's config directory, result format and report spec)
+from train import APP  # noqa: E402  (the application: its configs, result format, packages and report)
 
 READS = ("dataset", "n_orbits", "metrics")  # the config keys an evaluation reads
 
@@ -44,7 +40,7 @@ def test_config(overrides: list[str]) -> dict:
         if "=" not in item or key.split(".")[0] not in READS:
             raise ValueError(f"`{item}`: evaluate.py takes overrides of {', '.join(READS)} only "
                              "(e.g. dataset=complex_3d n_orbits=100 dataset.test_seed=7).")
-    with initialize_config_dir(str(train.CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(APP.conf_dir), version_base="1.3"):
         cfg = compose("config", overrides=["n_orbits=100", *overrides])
     config = OmegaConf.to_container(cfg, resolve=True)
     return {k: config[k] for k in READS}
@@ -54,13 +50,13 @@ def chosen_runs(target: str, root, best_of: list[str], every: bool, metric: str 
     """The result files to evaluate: one run (a file or run id), or from a sweep the best
     completed run (per value of the `best_of` parameters), or `every` completed run."""
     try:
-        return [find_result(target, root)]
+        return [hpc.find_result(target, root)]
     except FileNotFoundError as not_a_run:
         try:
-            sweep = Sweep.load(find(target, root))
+            sweep = hpc.Sweep.load(hpc.find_sweep(target, root))
         except FileNotFoundError:
             raise ValueError(f"{target!r} is neither a run ({not_a_run}) nor a sweep.") from None
-    table, columns = rows(sweep, all_config=True)
+    table, columns = hpc.rows(sweep, all_config=True)
     if every:
         return [sweep.result_path(r["run_id"]) for r in table if r["state"] == "completed"]
     for name in best_of:
@@ -68,8 +64,8 @@ def chosen_runs(target: str, root, best_of: list[str], every: bool, metric: str 
             known = sorted(c[len("config."):] for c in columns if c.startswith("config.") and "." not in c[7:])
             raise ValueError(f"`--best-of {name}` is not a parameter of this sweep; its parameters are: "
                              f"{', '.join(known)}.")
-    column = resolve_metric(columns, metric or train.REPORT.metric)
-    best = best_runs(table, column, [f"config.{n}" for n in best_of], train.REPORT.goal(column))
+    column = hpc.resolve_metric(columns, metric or APP.report.metric)
+    best = hpc.best_runs(table, column, [f"config.{n}" for n in best_of], APP.report.goal(column))
     if not best:
         raise ValueError(f"sweep {sweep.sweep_id} has no completed run with a finite {column}.")
     for key, row in best.items():
@@ -83,7 +79,7 @@ def evaluate_run(path: pathlib.Path, test: dict) -> pathlib.Path:
     evaluation file."""
     import neuralode
 
-    run = yaml.safe_load(read_config_yaml(path))
+    run = yaml.safe_load(hpc.read_config_yaml(path))
     root = path.parent.parent  # <results root>/<experiment>/<run id>.h5: the dataset cache's root
     neuralode.configure_jax(run["solver"]["dtype"] == "float64", run.get("jax_cache") or root / "jax-cache")
     test_set, label = neuralode.test_set_from_config(test["dataset"], test["n_orbits"], root)
@@ -93,9 +89,9 @@ def evaluate_run(path: pathlib.Path, test: dict) -> pathlib.Path:
     tree["metrics"] = {label: tree["metrics"][test_set.name]}
     config = {"evaluated_run": path.stem, **test}
     metadata = {"host": socket.gethostname(), "created": datetime.datetime.now().astimezone().isoformat(),
-                "result_file": str(path), "versions": hpc.run.versions(train.PACKAGES)}
-    return write_evaluation(path, label, status="completed", config=config, config_yaml=yaml.safe_dump(config),
-                            run_id=path.stem, metadata=metadata, tree=tree, file_format=train.FILE_FORMAT)
+                "result_file": str(path), "versions": hpc.versions(APP.packages)}
+    return hpc.write_evaluation(path, label, status="completed", config=config, config_yaml=yaml.safe_dump(config),
+                                run_id=path.stem, metadata=metadata, tree=tree, file_format=APP.file_format)
 
 
 def main(argv=None) -> int:
@@ -111,7 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--metric", default=None, help="rank a sweep's runs by this column or glob")
     parser.add_argument("--root", default=None, help="results root to search (default: as for `hpc`)")
     args = parser.parse_intermixed_args(argv)
-    with user_errors():
+    with hpc.user_errors():
         test = test_config(args.overrides)
         paths = chosen_runs(args.target, args.root, args.best_of, args.all, args.metric)
     failures = 0

@@ -15,11 +15,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import hpc
-from hpc.hints import explain, user_errors
-from hpc.ids import NOT_IDENTITY
-from hpc.progress import Progress
-from hpc.report import Curve, Figure, Spec
-from hpc.task import prepare_batch_task
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported: see its docstring
 
@@ -27,34 +22,26 @@ CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
                "segment_length", "n_orbits", "seed", "rtol", "atol", "clip", "planar_constraint")
 GROUPS = ("dataset", "model", "curriculum", "loss", "cluster", "sweep")
-FILE_FORMAT = "neuralode-hpc-result/1"  # the root `format` attribute of every result file
-PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf")
 HOW_NOT_WHAT = ("progress", "jax_cache")  # keys that do not change what a run computes
 
 
 def place(config: dict) -> tuple[str, pathlib.Path, pathlib.Path]:
-    """The run id, the results root (`results_root`, else the cluster profile's, else
-    `hpc.results_root()`) and the result file."""
-    root = hpc.results_root(config.get("results_root") or (config.get("cluster") or {}).get("results_root"))
-    rid = hpc.run_id(config, exclude=NOT_IDENTITY + HOW_NOT_WHAT)
+    """The run id, results root (`results_root`, the cluster's, or `APP.results_root()`) and result file."""
+    root = APP.results_root(config.get("results_root") or (config.get("cluster") or {}).get("results_root"))
+    rid = hpc.run_id(config, exclude=hpc.NOT_IDENTITY + HOW_NOT_WHAT)
     return rid, root, hpc.result_path(root, config["experiment"], rid)
 
 
 def canonical(config: dict) -> dict:
-    """The resolved config as the run records it: one name per head (`neuralode.canonical_config`:
-    the study's `mlp_4D_*` names become the registry's), so either name gives one run id."""
-    import neuralode
-
-    return neuralode.canonical_config(config)
+    """The config as a run records it: the study's `mlp_4D_*` head names made the registry's (one run id)."""
+    return __import__("neuralode").canonical_config(config)
 
 
 def prepare(config: dict, overrides=()) -> tuple[str, pathlib.Path]:
-    """Check one run's resolved config (composed with `overrides`) without training, as the
-    launcher does before submitting. Returns its run id and results root; raises `ValueError`
-    naming the bad field."""
-    import neuralode
-
-    neuralode.check_config(config, overridden={o.split("=", 1)[0].lstrip("+~") for o in overrides})
+    """Check one resolved config (composed with `overrides`) before submission: its run id and
+    results root, or a `ValueError` naming the bad field."""
+    overridden = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    __import__("neuralode").check_config(config, overridden=overridden)
     return place(canonical(config))[:2]
 
 
@@ -64,7 +51,7 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     rid, root, _ = place(config)
     neuralode.configure_jax(config["solver"]["dtype"] == "float64", config["jax_cache"] or root / "jax-cache")
     steps = sum(p.steps for p in neuralode.phases_from_config(config))
-    progress = Progress(steps, desc=f"train {rid}", mode=config["progress"])
+    progress = hpc.Progress(steps, desc=f"train {rid}", mode=config["progress"])
     resume = checkpoint.load()
     if resume is not None:
         print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
@@ -82,29 +69,24 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Run one configuration end to end and write its result file (`hpc.execute`).
-
-    **Returns:** `status`, `run_id`, `path`, `final_loss` and the scalar metrics; `status` is
-    `skipped` (and nothing else is given) when a completed result exists and `force` is false.
-    """
+    """Run one configuration end to end and write its result file (`hpc.execute`). **Returns:**
+    `status`, `run_id`, `path`, and the scalar metrics; `skipped` when a completed result exists."""
     config = canonical(OmegaConf.to_container(cfg, resolve=True))
     rid, _, path = place(config)
-    return hpc.execute(path, lambda checkpoint: _work(config, checkpoint), run_id=rid, config=config,
-                       config_yaml=OmegaConf.to_yaml(OmegaConf.create(config)), packages=PACKAGES,
-                       source_dir=CONF_DIR.parent, force=bool(config.get("force")), file_format=FILE_FORMAT,
-                       lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
+    return hpc.execute(path, lambda checkpoint: _work(config, checkpoint), app=APP, run_id=rid, config=config,
+                       config_yaml=OmegaConf.to_yaml(OmegaConf.create(config)), source_dir=CONF_DIR.parent,
+                       force=bool(config.get("force")), lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
 
 
-def _figure(name: str):
-    def draw(groups, out):
-        import neuralode  # JAX loads when a figure is drawn, not when `hpc report` starts
-
-        return getattr(neuralode, name)(groups, out)
-    return draw
+def _figure(name: str):  # neuralode (JAX) loads when a figure is drawn, not when `hpc report` starts
+    return lambda groups, out: getattr(__import__("neuralode"), name)(groups, out)
 
 
-# What `hpc report` shows of a sweep of this app (it finds `REPORT` in the sweep's entry module).
-REPORT = Spec(
+APP = hpc.App(
+    name="neuralode-hpc", entry=train, prepare=prepare, file_format="neuralode-hpc-result/1", conf_dir=CONF_DIR,
+    packages=("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf"),
+    failures=("non_finite", "stalled"), columns=("training.",),
+    report=hpc.Spec(  # what `hpc report` shows of a sweep
     metric=("metrics.*_100_test.accel_pct_mean", "metrics.*_test.accel_pct_mean"),  # the 100-orbit test set's
     columns=("metrics.*.accel_pct_mean", "metrics.*_test.along_accel_pct_mean", "metrics.*_test.loglog_slope",
              "metrics.*_test.critical_radius", "training.final_loss", "eval.*.accel_pct_mean",
@@ -112,35 +94,26 @@ REPORT = Spec(
     # the truth's slope is -2 (the best is the closest); a field that holds 1/r^2 further out is better
     goals={"*.loglog_slope": -2.0, "*.critical_radius": "max"},
     heatmap=("output_head", "feature_layer"),
-    curves=(Curve("history/loss", "loss", log=True), Curve("history/failed_segments", "failed segments")),
+    curves=(hpc.Curve("history/loss", "loss", log=True), hpc.Curve("history/failed_segments", "failed segments")),
     boundaries="history/phase_starts",
-    figures=(Figure("loglog", "log|a| against log r", _figure("loglog_figure"),
-                    "The best run of each configuration: median predicted |a| in radius bins against the truth "
-                    "1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius."),
-             Figure("per_orbit", "Per-orbit acceleration error", _figure("per_orbit_figure"),
-                    "Each orbit's mean acceleration error (%), all seeds of a configuration pooled.")))
+    figures=(hpc.Figure("loglog", "log|a| against log r", _figure("loglog_figure"),
+                        "The best run of each configuration: median predicted |a| in radius bins against the "
+                        "truth 1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius."),
+             hpc.Figure("per_orbit", "Per-orbit acceleration error", _figure("per_orbit_figure"),
+                        "Each orbit's mean acceleration error (%), all seeds of a configuration pooled."))))
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    prepare_batch_task(OmegaConf.to_container(cfg.cluster, resolve=True), os.getcwd())  # before JAX is imported
-    with user_errors():
-        prepare(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().overrides.task)  # bad input: nothing written
+    hpc.prepare_batch_task(OmegaConf.to_container(cfg.cluster, resolve=True), os.getcwd())  # before JAX is imported
+    with hpc.user_errors():
+        prepare(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().overrides.task)  # bad input: no file
         status = train(cfg)["status"]  # a failure in training: one line, the traceback is in the result file
-    if status not in ("completed", "skipped", "busy", "requeued"):  # requeued: the task comes back
+    if status not in hpc.TASK_OK:  # requeued: the task comes back
         sys.exit(3)
 
 
-def cli() -> None:
-    try:
-        main()
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            explain(sys.argv[1:], CONF_DIR, SHORT_NAMES, GROUPS)
-        raise
-
-
 if __name__ == "__main__":
-    cli()
+    hpc.hydra_cli(main, CONF_DIR, SHORT_NAMES, GROUPS)

@@ -4,7 +4,7 @@
 
 Each measurement submits one run of `curriculum=lofi` (width 32, batch 64) as a Slurm task
 with `cluster.cpus_per_task=N` to the cluster this machine talks to (the local test cluster:
-`hpc/testing/local_cluster.sh start`), waits until it trains (its first checkpoint), then
+`scripts/local_cluster.sh start`), waits until it trains (its first checkpoint), then
 samples the CPU time of its Python process (all threads, from /proc) over three 5-second
 windows, and cancels it. 100 % is one CPU kept busy; a task within its share stays at or
 under 100 x N %.

@@ -133,7 +133,8 @@ def accuracy(model, plain_model, t, y, lanes):
         return float(np.nanmax(err)), int(np.sum(~np.isfinite(err).all(axis=1)))
 
     plain, _ = eqx.filter_jit(lambda m, t, y0: jax.vmap(m.solve)(t, y0))(plain_model, t, y[:, 0])
-    ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], chunk_size=lanes)[0])(model, t, y[:, 0])
+    ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], chunk_size=lanes)[0])(
+        model, t, y[:, 0])
     (p_err, p_fail), (o_err, o_fail) = rel(plain), rel(ours)
     return {"straightforward_max_rel_error": p_err, "straightforward_failed": p_fail,
             "ours_max_rel_error": o_err, "ours_failed": o_fail}

@@ -57,13 +57,14 @@ class Checkpoint:
             return True
         return self.every_s is not None and time.monotonic() - self._last_time >= self.every_s
 
-    def save(self, arrays: dict, step: int | None = None) -> None:
-        """Write `arrays` (name -> array; `/` in a name makes groups) as the checkpoint."""
+    def save(self, arrays: dict, step: int) -> None:
+        """Write `arrays` (name -> array; `/` in a name makes groups) as the checkpoint of the
+        work done up to `step` (kept as the file's `step` attribute)."""
         with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["step"] = int(step)
             for name, value in arrays.items():
                 f.create_dataset(name, data=np.asarray(value))
-        steps = np.asarray(arrays.get("losses", ())).shape[0] if step is None else step
-        self._last_time, self._last_step, self.saved_step = time.monotonic(), steps, steps
+        self._last_time, self._last_step, self.saved_step = time.monotonic(), int(step), int(step)
 
     def load(self) -> dict | None:
         """The saved arrays, or `None` when there is no checkpoint. A checkpoint that does not
@@ -75,12 +76,12 @@ class Checkpoint:
             with h5py.File(self.path, "r") as f:
                 f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
                              else None)
+                step = int(f.attrs.get("step", 0))
         except OSError as exc:
             aside = self.set_aside("corrupt")
             print(f"Checkpoint {self.path} does not read ({exc}); moved to {aside}, starting over.", flush=True)
             return None
-        self.saved_step = int(np.asarray(out.get("losses", ())).shape[0])
-        self._last_step = self.saved_step
+        self.saved_step = self._last_step = step
         return out
 
     def remove(self) -> None:

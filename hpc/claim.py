@@ -13,7 +13,7 @@ import pathlib
 import socket
 
 from . import slurm
-from .slurmenv import slurm_info
+from .slurm.env import slurm_info
 
 SUFFIX = ".claim"
 

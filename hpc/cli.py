@@ -48,7 +48,7 @@ def cmd_wait(args) -> int:
 def cmd_failed(args) -> int:
     """Every run that did not complete and is not active, with its reason; exit 1 if any."""
     sweep = _sweep(args)
-    bad = [s for s in status.run_states(sweep) if s.status not in ("completed",) + status.ACTIVE_STATES]
+    bad = [s for s in status.run_states(sweep) if s.status in status.NOT_COMPLETED and s.status not in status.ACTIVE]
     for s in bad:
         overrides = " ".join(sweep.runs[s.run_id]["overrides"])
         print(f"{s.run_id}  {s.status:<9}  {s.job or '-':<12}  {s.reason}\n    overrides: {overrides}")
@@ -72,12 +72,12 @@ def _resubmit(sweep: Sweep, changes: list[str]) -> int:
     if not run_ids:
         print("Nothing to resubmit: every run is completed, pending, running or planned.")
         return 0
-    cluster = launch.resubmit_profile(sweep, run_ids, changes)
-    print("Resubmitting with the sweep's own cluster settings: " + launch.describe_profile(cluster)
+    profile = launch.resubmit_profile(sweep, run_ids, changes)
+    print("Resubmitting with the sweep's own cluster settings: " + profile.describe()
           + " (--set KEY=VALUE changes one).")
-    how = launch.submit_mode(cluster)
-    # the sweep's own directory: its entry module imports from there, whatever this shell's
-    job_ids = launch.submit(sweep, run_ids, cluster, sweep.workdir or str(pathlib.Path.cwd()), how)
+    how = launch.submit_mode(profile)
+    # the sweep's own directory: its application imports from there, whatever this shell's
+    job_ids = launch.submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
     where = (f"{len(job_ids)} array job(s) {', '.join(job_ids)}" if job_ids
              else "no array job (the cluster's job limit)" if how == "slurm" else "local processes")
     print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
@@ -171,7 +171,8 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    add("status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)").add_argument(
+    add("status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)"
+        ).add_argument(
         "--runs", action="store_true", help="one line per run as well")
     w = add("wait", cmd_wait, "block until no run is pending or running")
     w.add_argument("--interval", type=float, default=10.0)
@@ -190,9 +191,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--facet", action="append", default=None, help="one heatmap panel per value (repeatable); "
                    "default: every other parameter that varies")
     r.add_argument("--top", type=int, default=8, help="configurations in the histories and figures (default 8)")
-    r.add_argument("--app", default=None, help="module[:attribute] or file.py with the report's Spec "
-                   "(default: the sweep's entry module's REPORT)")
-    add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes", sweep=False)
+    r.add_argument("--app", default=None, help="module[:attribute] or file.py naming an hpc.App or hpc.Spec "
+                   "(default: the sweep's application)")
+    add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes "
+        "(default root: $SCRATCH/hpc, or ./scratch)", sweep=False)
     p = add("plan", cmd_plan, "write a manifest and sbatch array scripts for a grid (no submission)", sweep=False)
     p.add_argument("--script", default="train.py", help="the Hydra app to run (default: train.py)")
     p.add_argument("overrides", nargs="*", help="sweep overrides, as for `python train.py -m`")

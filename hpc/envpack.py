@@ -10,13 +10,15 @@ import sys
 from .atomic import atomic_path
 
 
-def active_environment(environ=None, prefix: str | None = None, base_prefix: str | None = None) -> tuple[str, pathlib.Path]:
+def active_environment(environ=None, prefix: str | None = None,
+                       base_prefix: str | None = None) -> tuple[str, pathlib.Path]:
     """`("conda" | "venv", prefix)` of the active environment, or `ValueError` saying what to do."""
     environ = os.environ if environ is None else environ
     prefix = prefix or sys.prefix
     base_prefix = base_prefix or sys.base_prefix
     conda = environ.get("CONDA_PREFIX")
-    if conda and (pathlib.Path(conda) / "conda-meta").is_dir() and pathlib.Path(conda).resolve() == pathlib.Path(prefix).resolve():
+    if (conda and (pathlib.Path(conda) / "conda-meta").is_dir()
+            and pathlib.Path(conda).resolve() == pathlib.Path(prefix).resolve()):
         return "conda", pathlib.Path(conda)
     if prefix != base_prefix and (pathlib.Path(prefix) / "pyvenv.cfg").exists():
         return "venv", pathlib.Path(prefix)

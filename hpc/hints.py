@@ -68,3 +68,13 @@ def user_errors():
             raise
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def hydra_cli(main, conf_dir, short_names, groups) -> None:
+    """Run a `@hydra.main` function; when it exits with an error, `explain` the overrides."""
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            explain(sys.argv[1:], conf_dir, short_names, groups)
+        raise

@@ -8,21 +8,9 @@ is also noted in a per-user index (`$HPC_STATE_DIR`, default `~/.local/state/hpc
 `hpc status latest` finds it days later wherever its root was, e.g. a cluster profile's scratch.
 """
 
-import functools
 import os
 import pathlib
 import tempfile
-
-
-@functools.cache
-def default_app() -> str:
-    """The name of the installed distribution that ships `hpc` (`[project] name` in its
-    pyproject.toml), so that a second workload packaging `hpc` gets roots of its own name.
-    Asked once per process: it reads every installed distribution's metadata (0.1-0.7 s)."""
-    from importlib import metadata
-
-    return (metadata.packages_distributions().get("hpc") or ["hpc"])[0]
-
 
 # Set in every task of a sweep, from its record: the root the sweep was planned in.
 ROOT_VARIABLE = "HPC_RESULTS_ROOT"
@@ -31,14 +19,24 @@ ROOT_VARIABLE = "HPC_RESULTS_ROOT"
 def results_root(configured: str | os.PathLike | None = None, app: str | None = None) -> pathlib.Path:
     """In a sweep's task, the sweep's own root (`$HPC_RESULTS_ROOT`, which the task sets from
     the sweep's record), whatever the environment it was submitted from or runs in. Elsewhere
-    `configured` if given, else `$SCRATCH/<app>` when `SCRATCH` is set (`app`: default
-    `default_app()`), else `./scratch`."""
+    `configured` if given, else `$SCRATCH/<app>` when `SCRATCH` is set (`app`: the
+    application's name, `hpc.App.name`; `hpc` itself for the `hpc` command's own files, such
+    as packed environments), else `./scratch`."""
     if os.environ.get(ROOT_VARIABLE):
         return pathlib.Path(os.environ[ROOT_VARIABLE])
     if configured:
         return pathlib.Path(configured).expanduser()
     scratch = os.environ.get("SCRATCH")
-    return pathlib.Path(scratch) / (app or default_app()) if scratch else pathlib.Path("scratch")
+    return pathlib.Path(scratch) / (app or "hpc") if scratch else pathlib.Path("scratch")
+
+
+def default_roots() -> list[pathlib.Path]:
+    """The roots an application writes to when none is configured, for any application:
+    `./scratch` and every directory directly under `$SCRATCH`."""
+    scratch = os.environ.get("SCRATCH")
+    if not (scratch and os.path.isdir(scratch)):
+        return [pathlib.Path("scratch")]
+    return [pathlib.Path("scratch"), *sorted(p for p in pathlib.Path(scratch).iterdir() if p.is_dir())]
 
 
 def result_path(root, experiment: str, run_id: str) -> pathlib.Path:

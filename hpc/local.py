@@ -24,6 +24,7 @@ import threading
 import time
 
 from .claim import process_alive
+from .profile import Profile
 from .sweep import Sweep
 from .task import run_task, task_settings
 
@@ -129,17 +130,17 @@ def run_pool(sweep: Sweep, position: int) -> None:
         list(pool.map(_worker, jobs))
 
 
-def start(sweep: Sweep, run_ids: list[str], cluster: dict, workdir: str) -> None:
+def start(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> None:
     """Run `run_ids` locally: in this process's pool (blocking), or, with
     `cluster.detach`, in a driver of its own that outlives this process."""
-    detach = bool(cluster.get("detach"))
-    workers = workers_for(len(run_ids), int(cluster.get("cpus_per_task") or 1))
+    detach = profile.detach
+    workers = workers_for(len(run_ids), profile.cpus_per_task)
     driver = {"host": socket.gethostname(), "pid": os.getpid()}
-    sweep.add_submission("local", None, run_ids, cluster)
+    sweep.add_submission("local", None, run_ids, profile.to_dict())
     position = len(sweep.submissions) - 1
     sweep.submissions[position].update(workdir=workdir, workers=workers, driver=driver)
     sweep.save()
-    why = "cluster.submit=local" if cluster.get("submit") == "local" else "Slurm is not installed here"
+    why = "cluster.submit=local" if profile.submit == "local" else "Slurm is not installed here"
     logs = sweep.path / "logs"
     if not detach:
         print(f"Running {len(run_ids)} runs locally ({why}) in {workers} processes; logs in {logs}.", flush=True)

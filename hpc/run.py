@@ -29,7 +29,8 @@ from .checkpoint import Checkpoint, UnusableCheckpoint, checkpoint_path
 from .claim import Busy, Claim
 from .hygiene import THREAD_VARIABLES
 from .layout import check_writable
-from .slurmenv import slurm_info
+from .profile import Profile
+from .slurm.env import slurm_info
 from .store import FORMAT, clean_stale, drop_note, is_completed, reserve_note, write_note, write_result
 
 
@@ -74,24 +75,27 @@ class Lifeline:
     `every_steps` steps (`None`: not on that count; always on a stop signal), and up to
     `max_requeues` requeues of its Slurm task when the time-limit signal comes."""
 
-    every_min: float | None = 10.0
-    every_steps: int | None = None
-    max_requeues: int = 3
+    every_min: float | None = Profile.checkpoint_min  # the profile's defaults: one source
+    every_steps: int | None = Profile.checkpoint_steps
+    max_requeues: int = Profile.max_requeues
 
     @classmethod
-    def from_cluster(cls, cluster: dict) -> "Lifeline":
-        return cls(cluster.get("checkpoint_min", cls.every_min), cluster.get("checkpoint_steps", cls.every_steps),
-                   int(cluster.get("max_requeues", cls.max_requeues)))
+    def from_cluster(cls, cluster) -> "Lifeline":
+        """From a cluster profile (`hpc.Profile` or a config's `cluster` mapping)."""
+        profile = Profile.from_dict(cluster)
+        return cls(profile.checkpoint_min, profile.checkpoint_steps, profile.max_requeues)
 
 
 def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config: dict, config_yaml: str,
             packages=(), source_dir=None, force: bool = False, file_format: str = FORMAT,
-            lifeline: Lifeline = Lifeline()) -> dict:
+            lifeline: Lifeline = Lifeline(), failures=(), app=None) -> dict:
     """Run `work` once for the run whose result file is `path`, and write that file atomically.
 
     A completed result already at `path` skips the run (unless `force`). Provenance (versions
     of `packages`, the git commit of `source_dir`, host, Python, times, Slurm ids, argv) goes
-    to `/metadata`; the root attribute `format` is `file_format`. If `work` raises, a `failed`
+    to `/metadata`; the root attribute `format` is `file_format`. `work`'s status is one of
+    `hpc.store.STATUSES` or of the workload's own `failures`; `app`, an `hpc.App`, gives
+    `packages`, `file_format` and `failures` instead. If `work` raises, a `failed`
     result with the traceback is written and the exception propagates.
 
     `work` gets the run's `Checkpoint` (beside `path`, per `lifeline`), which SIGUSR2 and
@@ -104,7 +108,7 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
       result is written and the rerun resumes.
     - by SIGTERM otherwise (`scancel`, a node shutdown): nothing is written; Slurm's state
       tells which, and a resubmitted run resumes from the checkpoint.
-    The checkpoint is removed once a final result (completed, non_finite, stalled) is written.
+    The checkpoint is removed once a final result other than `timeout` is written.
 
     At most one copy of a run trains at a time (`hpc.claim`): a run another live process
     owns is not started (`busy`).
@@ -112,6 +116,8 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
     **Returns:** `{"status", "run_id", "path", **outcome.summary}`; `status` is `skipped` when
     the run was skipped, `busy`, `requeued` or `interrupted` when no result was written.
     """
+    if app is not None:  # an `hpc.App` gives the packages, the file format and the failure statuses
+        packages, file_format, failures = app.packages, app.file_format, app.failures
     path = pathlib.Path(path)
     if not force and is_completed(path):
         print(f"Skipping run {run_id}: a completed result exists at {path} (force=true reruns it).")
@@ -131,7 +137,7 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
                     wall_time_s=time.monotonic() - tic)
         write_result(path, status=outcome.status, config=config, config_yaml=config_yaml, run_id=run_id,
                      metadata=meta, tree=outcome.tree, message=outcome.message, extra=outcome.extra,
-                     file_format=file_format)
+                     file_format=file_format, failures=failures)
         print(f"Result ({outcome.status}) written to {path}", flush=True)
 
     check_writable(path.parent)

@@ -13,17 +13,21 @@ import time
 
 from . import claim, local, slurm
 from .checkpoint import checkpoint_path
+from .slurm import logs
 from .store import is_completed, read_note, read_status
 from .sweep import Sweep
 
-STATES = ("planned", "deferred", "pending", "running", "completed", "failed", "timeout", "preempted", "out_of_memory",
-          "node_fail", "cancelled", "corrupt", "lost", "unknown")
+# The one vocabulary of run states, and its named sets; every command uses these.
+WAITING = ("planned", "deferred")  # not submitted yet: by hand (plain sbatch), or held back by the job limit
+ACTIVE = ("pending", "running")  # Slurm, a local driver or a live claim has it
+DONE = ("completed",)
+ENDED_BADLY = ("failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt", "lost")
+UNSURE = ("unknown",)  # Slurm does not answer: neither active nor ended, as far as we know
+STATES = WAITING + ACTIVE + DONE + ENDED_BADLY + UNSURE
+NOT_FINISHED = WAITING + ACTIVE + UNSURE  # may still complete without anyone doing anything but `sbatch`
+NOT_COMPLETED = WAITING + ACTIVE + ENDED_BADLY + UNSURE  # `hpc failed` lists these less ACTIVE
+RERUN = ("deferred",) + ENDED_BADLY  # what `resubmit` sends: never active, planned or unknown
 ALWAYS_SHOWN = ("pending", "running", "completed", "failed", "lost")
-ACTIVE_STATES = ("pending", "running")
-# Runs that `resubmit` reruns: ended without a completed result. Never pending, running,
-# completed, planned (not yet submitted by hand) or unknown (Slurm may still run them).
-RERUN = ("deferred", "failed", "timeout", "preempted", "out_of_memory", "node_fail", "cancelled", "corrupt",
-         "lost")
 
 
 HINTS = {
@@ -132,7 +136,7 @@ def run_states(sweep: Sweep) -> list[RunState]:
             out.append(RunState(run_id, "lost", "its submission was interrupted before Slurm took it (no job named "
                                                 f"{latest.submission.get('job_name')}); `hpc resubmit` sends it"))
         elif slurm_state in slurm.FINAL:
-            if slurm_state == "FAILED" and _log_says_oom(sweep, job):
+            if slurm_state == "FAILED" and logs.says_oom(sweep.path, job):
                 slurm_state = "OUT_OF_MEMORY"  # the job step was; the batch script around it just failed
             hint = HINTS.get(slurm.FINAL[slurm_state], "")
             out.append(RunState(run_id, slurm.FINAL[slurm_state], f"Slurm {slurm_state}{hint}{resume}", job))
@@ -156,22 +160,6 @@ def _older_than(path, submission: dict) -> bool:
     """Whether the file at `path` was last written before `submission` was made."""
     submitted = datetime.datetime.fromisoformat(submission["submitted"]).timestamp()
     return path.stat().st_mtime < submitted
-
-
-OOM_SIGNS = ("oom-kill event", "Out Of Memory", "oom_kill")
-
-
-def _log_says_oom(sweep: Sweep, task: str) -> bool:
-    """Whether Slurm wrote that it killed `task` for its memory into the task's log (the
-    job's state says only FAILED when a step inside the batch script was the one killed)."""
-    logs = (sweep.path / "slurm" / task / f"{task}_0_log.out", sweep.path / "slurm" / f"{task}.out")
-    for log in (p for p in logs if p.exists()):  # submitit's (folder %j), the plain-sbatch template's (%A_%a)
-        with open(log, "rb") as handle:
-            handle.seek(max(0, log.stat().st_size - 8192))
-            tail = handle.read().decode(errors="replace")
-        if any(sign in tail for sign in OOM_SIGNS):
-            return True
-    return False
 
 
 class _Owners:
@@ -205,7 +193,7 @@ def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = No
     start = time.monotonic()
     while True:
         states = run_states(sweep)
-        active = [r for r in states if r.status in ACTIVE_STATES + ("unknown",)]
+        active = [r for r in states if r.status in ACTIVE + UNSURE]
         if not active:
             return states
         if timeout_s is not None and time.monotonic() - start > timeout_s:

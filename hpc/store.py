@@ -24,7 +24,7 @@ from .atomic import atomic_path, ensure_room
 from .ids import flatten
 
 FORMAT = "hpc-result/1"  # a workload may name its own (`write_result(..., file_format=...)`)
-STATUSES = ("completed", "failed", "non_finite", "stalled", "timeout")
+STATUSES = ("completed", "failed", "timeout")  # a workload may add failures of its own (`failures=`)
 
 
 def _attr(value):
@@ -49,14 +49,16 @@ def _write_tree(group: h5py.Group, tree: dict) -> None:
 
 def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: str,
                  metadata: dict, tree: dict | None = None, message: str = "",
-                 extra: Callable[[h5py.File], None] | None = None, file_format: str = FORMAT) -> pathlib.Path:
+                 extra: Callable[[h5py.File], None] | None = None, file_format: str = FORMAT,
+                 failures=()) -> pathlib.Path:
     """Write a result file at `path` via a temporary file and an atomic rename, so the final
     path never holds a half-written file, even if the process is killed mid-write.
 
     `tree` is nested dicts of arrays and scalars; `extra(file)` may add groups of its own.
+    `status` is one of `STATUSES` or of the workload's own `failures` (a failed run, as `failed`).
     """
-    if status not in STATUSES:
-        raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {status!r}.")
+    if status not in STATUSES + tuple(failures):
+        raise ValueError(f"`status` must be one of {', '.join(STATUSES + tuple(failures))}, got {status!r}.")
     path = pathlib.Path(path)
     image = io.BytesIO()  # built in memory: a full disk then fails a plain write, never HDF5
     with h5py.File(image, "w") as f:

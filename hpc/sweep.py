@@ -35,22 +35,24 @@ class Sweep:
     sweep_id: str
     experiment: str
     results_root: str
-    entry: str
+    entry: str  # the application, `module:APP` (records older than `hpc.App`: `module:function`)
     created: str
     argv: str = ""
-    workdir: str = ""  # where the sweep was launched (its entry module is importable from there)
+    workdir: str = ""  # where the sweep was launched (its application imports from there)
+    app: dict = dataclasses.field(default_factory=dict)  # `hpc.App.record`: its name and table columns
     runs: dict = dataclasses.field(default_factory=dict)
     submissions: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def create(cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "") -> "Sweep":
+    def create(cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "",
+               app: dict | None = None) -> "Sweep":
         now = datetime.datetime.now().astimezone()
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         results_root = pathlib.Path(results_root).resolve()  # found and written to from any directory
         path = layout.sweep_dir(results_root, experiment, sweep_id)
         (path / "configs").mkdir(parents=True)
         layout.remember_sweep(path)
-        return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv, workdir)
+        return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv, workdir, app or {})
 
     @classmethod
     def load(cls, path) -> "Sweep":
@@ -100,20 +102,28 @@ class Sweep:
 def find(name: str, results_root=None) -> pathlib.Path:
     """A sweep directory from a path, a sweep id (or its start), or `latest`: under
     `results_root`, or, when it is `None`, among every sweep this user created
-    (`hpc.layout.remembered_sweeps`), wherever its results root."""
+    (`hpc.layout.remembered_sweeps`), wherever its results root. `latest` is the newest sweep of
+    the root the user's environment names: of `results_root` (`--root`), else, when `SCRATCH`
+    is set, the newest this user created under `$SCRATCH`, else the newest this user created."""
     candidate = pathlib.Path(name)
     if (candidate / RECORD).exists():
         return candidate
+    scratch = os.environ.get("SCRATCH")
     if results_root is None:
         sweeps = [p for p in layout.remembered_sweeps() if (p / RECORD).exists()]  # in creation order
+        where = "the sweeps you created (use --root to search a results root)"
+        if name == "latest" and scratch:
+            base = pathlib.Path(scratch).resolve()
+            sweeps = [p for p in sweeps if p.resolve().is_relative_to(base)]
+            where = f"the sweeps you created under $SCRATCH={scratch} (use --root for another results root)"
     else:
         sweeps = _by_creation([p for p in layout.sweep_dirs(results_root) if (p / RECORD).exists()])
+        where = str(results_root)
     if name == "latest" and sweeps:
         return sweeps[-1]
     for path in reversed(sweeps):
         if path.name == name or path.name.startswith(name):
             return path
-    where = results_root if results_root is not None else "the sweeps you created (use --root to search a results root)"
     known = ", ".join(p.name for p in sweeps[-5:]) or "none"
     raise FileNotFoundError(f"No sweep {name!r} under {where} (give a sweep directory, an id or "
                             f"`latest`; recent sweeps: {known}).")
@@ -131,13 +141,14 @@ def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
 def find_result(name: str, results_root=None) -> pathlib.Path:
     """A run's result file from its path, or its run id (or the id's start): under
     `results_root`, or, when it is `None`, under the roots of every sweep this user created and
-    the default root. Raises `FileNotFoundError` unless exactly one file matches."""
+    the default roots of any application (`hpc.layout.default_roots`). Raises
+    `FileNotFoundError` unless exactly one file matches."""
     path = pathlib.Path(name)
     if path.is_file():
         return path
     roots = [results_root] if results_root is not None else list(dict.fromkeys(
         [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
-        + [str(layout.results_root())]))
+        + [str(p) for p in layout.default_roots()]))
     matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
     if len(matches) != 1:
         raise FileNotFoundError(f"{name!r} names {len(matches)} result files under {', '.join(map(str, roots))}; "

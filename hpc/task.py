@@ -1,14 +1,11 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
-import importlib
 import os
-import re
-import sys
 import tempfile
 
 from . import layout, slurm
 from .hygiene import private_tmp, task_env_vars
-from .slurmenv import slurm_info
+from .slurm.env import slurm_info
 
 
 class RunFailed(RuntimeError):
@@ -16,33 +13,27 @@ class RunFailed(RuntimeError):
 
 
 PREPARED = "HPC_TASK_PREPARED"
+# What an entry may return for a healthy task: busy (another copy trains the run), requeued (it comes back)
+TASK_OK = ("completed", "skipped", "busy", "requeued")
 
 
-def task_settings(cluster: dict, workdir: str, results_root: str | None = None) -> dict:
-    """What `hpc.task.apply_task_env` needs, from a cluster profile and the sweep's record (its
-    results root and the directory it was launched from)."""
-    return {"cpus": int(cluster.get("cpus_per_task") or 1),
-            "shared_gpu": bool(cluster.get("gpus_per_task")) and bool(cluster.get("shared_gpu", False)),
-            "tmp_base": cluster.get("node_local_tmp"),
-            "xla_flags": cluster.get("xla_flags") or "",
-            "workdir": workdir, "results_root": results_root}
+def task_settings(profile, workdir: str, results_root: str | None = None) -> dict:
+    """What `hpc.task.apply_task_env` needs, from a cluster profile (`hpc.Profile` or its
+    mapping) and the sweep's record (its results root and the directory it was launched from)."""
+    from .profile import Profile
+
+    profile = Profile.from_dict(profile)
+    return {"cpus": profile.cpus_per_task, "shared_gpu": bool(profile.gpus_per_task) and profile.shared_gpu,
+            "tmp_base": profile.node_local_tmp, "xla_flags": profile.xla_flags, "workdir": workdir,
+            "results_root": results_root}
 
 
-def prepare_batch_task(cluster: dict, workdir: str) -> None:
+def prepare_batch_task(cluster, workdir: str) -> None:
     """In an array task started by plain `sbatch` (`jobs/` templates), apply the same hygiene
     as `run_task` before the workload imports JAX. Elsewhere, an interactive `salloc` shell
     included, do nothing: the user's own thread settings stand."""
     if "array_task_id" in slurm_info():
         apply_task_env(task_settings(cluster, workdir))
-
-
-def allocated_cpus(shown: str, node: str) -> list[int]:
-    """The CPUs Slurm allocated to a job on `node`, from `scontrol show job -d` (pure)."""
-    lines = re.findall(r"Nodes=(\S+) CPU_IDs=(\S+)", shown)
-    for nodes, ids in lines:
-        if nodes == node or len(lines) == 1:
-            return slurm.expand_indices(ids)
-    return []
 
 
 def bind_to_allocation(cpus: int) -> None:
@@ -57,7 +48,7 @@ def bind_to_allocation(cpus: int) -> None:
         shown = slurm.show_job(info["job_id"])
     except slurm.SlurmUnreachable:
         return
-    ids = allocated_cpus(shown, info.get("node", ""))
+    ids = slurm.allocated_cpus(shown, info.get("node", ""))
     if ids and len(ids) <= cpus * 2 and set(ids) <= usable:
         os.sched_setaffinity(0, ids)
 
@@ -85,22 +76,20 @@ def apply_task_env(settings: dict) -> None:
     os.environ[PREPARED] = "1"
 
 
-def run_task(entry: str, config_yaml: str, settings: dict) -> dict:
-    """Prepare the environment, then call `entry` (`"module:function"`) with the config.
+def run_task(app: str, config_yaml: str, settings: dict) -> dict:
+    """Prepare the environment, then call the entry of the application `app` (`module:APP`,
+    see `hpc.app.load`) with the config.
 
-    `settings` as for `apply_task_env`, plus `workdir` (put on `sys.path` so `module`
-    imports). Raises `RunFailed` when the function reports a status other than completed,
-    skipped, busy or requeued (the task put itself back in the queue: healthy), so Slurm records
-    the task as failed.
+    `settings` as for `apply_task_env`, plus `workdir` (where the application imports from).
+    Raises `RunFailed` when the entry reports a status other than completed, skipped, busy or
+    requeued (the task put itself back in the queue: healthy), so Slurm records the task as failed.
     """
     apply_task_env(settings)
-    if settings.get("workdir") and settings["workdir"] not in sys.path:
-        sys.path.insert(0, settings["workdir"])
-    module, function = entry.split(":")
-    fn = getattr(importlib.import_module(module), function)
     from omegaconf import OmegaConf
 
-    out = fn(OmegaConf.create(config_yaml))
-    if out.get("status") not in ("completed", "skipped", "busy", "requeued"):  # busy: another copy trains it
+    from .app import load
+
+    out = load(app, settings.get("workdir")).entry(OmegaConf.create(config_yaml))
+    if out.get("status") not in TASK_OK:
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out

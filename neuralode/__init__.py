@@ -6,33 +6,58 @@ persistent compilation cache keeps the training step, and the training loop catc
 losses anyway), then `configure_jax(x64, cache_dir)`.
 """
 
-from ._orbits import MU_EARTH as MU_EARTH, R_EARTH as R_EARTH, ElementRanges as ElementRanges
-from ._orbits import POINTS_PER_ORBIT as POINTS_PER_ORBIT
-from ._orbits import generate_orbits as generate_orbits, solve_kepler as solve_kepler
-from ._orbits import angular_momentum as angular_momentum, specific_energy as specific_energy
-from ._setup import configure_jax as configure_jax
-from ._units import CanonicalUnits as CanonicalUnits
-from ._datasets import OrbitDataset as OrbitDataset, dataset_name as dataset_name
-from ._datasets import family_ranges as family_ranges, load_or_generate as load_or_generate
-from ._datasets import dataset_path as dataset_path, train_and_test_sets as train_and_test_sets
-from ._segments import Segments as Segments, check_segment_length as check_segment_length
-from ._segments import segment as segment
-from ._features import FEATURE_LAYERS as FEATURE_LAYERS
-from ._heads import HEAD_ALIASES as HEAD_ALIASES, OUTPUT_HEADS as OUTPUT_HEADS
-from ._model import ACTIVATIONS as ACTIVATIONS, ModelSpec as ModelSpec, NeuralODE as NeuralODE
-from ._losses import LOSSES as LOSSES
-from ._curriculum import Phase as Phase, phases_from_strategy as phases_from_strategy
-from ._replay import solve_batch as solve_batch
-from ._train import HEALTH as HEALTH, StallRule as StallRule, StallWatch as StallWatch
-from ._train import CheckpointMismatch as CheckpointMismatch, TrainResult as TrainResult
-from ._train import make_step as make_step, optimizer as optimizer
-from ._train import train as train
-from ._metrics import distribution_stats as distribution_stats, evaluate as evaluate
-from ._metrics import critical_radius as critical_radius, true_acceleration as true_acceleration
-from ._io import load_model as load_model, save_model as save_model
-from ._report import evaluation as evaluation, report as report, scalars as scalars
-from ._figures import loglog_figure as loglog_figure, per_orbit_figure as per_orbit_figure
-from ._config import canonical_config as canonical_config, check_config as check_config
+from ._config import canonical_config as canonical_config
+from ._config import check_config as check_config
 from ._config import phases_from_config as phases_from_config
-from ._config import spec_from_config as spec_from_config, train_from_config as train_from_config
-from ._config import test_set_from_config as test_set_from_config, train_options as train_options
+from ._config import spec_from_config as spec_from_config
+from ._config import test_set_from_config as test_set_from_config
+from ._config import train_from_config as train_from_config
+from ._config import train_options as train_options
+from ._curriculum import Phase as Phase
+from ._curriculum import phases_from_strategy as phases_from_strategy
+from ._datasets import OrbitDataset as OrbitDataset
+from ._datasets import dataset_name as dataset_name
+from ._datasets import dataset_path as dataset_path
+from ._datasets import family_ranges as family_ranges
+from ._datasets import load_or_generate as load_or_generate
+from ._datasets import train_and_test_sets as train_and_test_sets
+from ._features import FEATURE_LAYERS as FEATURE_LAYERS
+from ._figures import loglog_figure as loglog_figure
+from ._figures import per_orbit_figure as per_orbit_figure
+from ._heads import HEAD_ALIASES as HEAD_ALIASES
+from ._heads import OUTPUT_HEADS as OUTPUT_HEADS
+from ._io import load_model as load_model
+from ._io import save_model as save_model
+from ._losses import LOSSES as LOSSES
+from ._metrics import critical_radius as critical_radius
+from ._metrics import distribution_stats as distribution_stats
+from ._metrics import evaluate as evaluate
+from ._metrics import true_acceleration as true_acceleration
+from ._model import ACTIVATIONS as ACTIVATIONS
+from ._model import ModelSpec as ModelSpec
+from ._model import NeuralODE as NeuralODE
+from ._orbits import MU_EARTH as MU_EARTH
+from ._orbits import POINTS_PER_ORBIT as POINTS_PER_ORBIT
+from ._orbits import R_EARTH as R_EARTH
+from ._orbits import ElementRanges as ElementRanges
+from ._orbits import angular_momentum as angular_momentum
+from ._orbits import generate_orbits as generate_orbits
+from ._orbits import solve_kepler as solve_kepler
+from ._orbits import specific_energy as specific_energy
+from ._replay import solve_batch as solve_batch
+from ._report import evaluation as evaluation
+from ._report import report as report
+from ._report import scalars as scalars
+from ._segments import Segments as Segments
+from ._segments import check_segment_length as check_segment_length
+from ._segments import segment as segment
+from ._setup import configure_jax as configure_jax
+from ._train import HEALTH as HEALTH
+from ._train import CheckpointMismatch as CheckpointMismatch
+from ._train import StallRule as StallRule
+from ._train import StallWatch as StallWatch
+from ._train import TrainResult as TrainResult
+from ._train import make_step as make_step
+from ._train import optimizer as optimizer
+from ._train import train as train
+from ._units import CanonicalUnits as CanonicalUnits

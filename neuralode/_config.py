@@ -3,6 +3,7 @@
 read here or nowhere."""
 
 import json
+import re
 
 import jax
 
@@ -37,7 +38,11 @@ def spec_from_config(config: dict) -> ModelSpec:
     if config["planar_constraint"] and not config["dataset"]["planar"]:
         raise ValueError("`planar_constraint`=true needs a planar dataset: set planar_constraint=false.")
     solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k != "chunk_size"}
-    return ModelSpec(**{k: config[k] for k in MODEL_KEYS}, **solver)
+    try:
+        return ModelSpec(**{k: config[k] for k in MODEL_KEYS}, **solver)
+    except ValueError as exc:  # the config path the user typed: `solver.dtype`, not the spec's `dtype`
+        paths = {k: "solver.name" if k == "solver" else f"solver.{k}" for k in solver}
+        raise ValueError(re.sub(r"`(\w+)`", lambda m: f"`{paths.get(m.group(1), m.group(1))}`", str(exc))) from None
 
 
 def phases_from_config(config: dict) -> list[Phase]:
@@ -45,7 +50,13 @@ def phases_from_config(config: dict) -> list[Phase]:
     (`phases_from_strategy`)."""
     curriculum = config["curriculum"]
     if set(curriculum) == {"phases"}:
-        return [Phase(**phase) for phase in curriculum["phases"]]
+        phases = []
+        for i, phase in enumerate(curriculum["phases"]):
+            try:
+                phases.append(Phase(**phase))
+            except ValueError as exc:  # which phase: `curriculum.phases.1.steps`
+                raise ValueError(re.sub(r"phase `(\w+)`", rf"`curriculum.phases.{i}.\1`", str(exc), count=1)) from None
+        return phases
     if set(curriculum) == set(STRATEGIES):
         return phases_from_strategy(**curriculum)
     raise ValueError(f"`curriculum` must hold either `phases` or the lists {', '.join(STRATEGIES)}; "

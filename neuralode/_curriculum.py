@@ -69,5 +69,10 @@ def phases_from_strategy(steps_strategy, lr_strategy, segment_length_strategy, l
             raise ValueError(f"`curriculum.{name}` has {len(value)} entries; each strategy list needs one per "
                              f"phase ({count}) or one for all ({lengths}).")
     at = {name: (value * count if len(value) == 1 else value) for name, value in lists.items()}
-    return [Phase(steps=steps, lr=lr, segment_length=length, length=tuple(fraction))
-            for steps, lr, length, fraction in zip(*(at[name] for name in STRATEGIES))]
+    phases = []
+    for i, (steps, lr, length, fraction) in enumerate(zip(*(at[name] for name in STRATEGIES))):
+        try:
+            phases.append(Phase(steps=steps, lr=lr, segment_length=length, length=fraction))
+        except ValueError as exc:  # which entry of which list
+            raise ValueError(f"entry {i} of the curriculum's strategy lists (phase {i}): {exc}") from None
+    return phases

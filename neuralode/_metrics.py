@@ -92,8 +92,8 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     model's acceleration at the state it reached is compared with the true law's at that state
     (`along_accel_pct_*`, the study's score: the field's error where the model actually goes;
     over the orbits whose propagation succeeded). How far the trajectory drifts from the true
-    orbit is the final position error. `length_km` converts it into km. `critical_radius` (canonical units) is where the predicted
-    |a| stops falling as 1/r^2 (see `critical_radius`).
+    orbit is the final position error. `length_km` converts it into km. `critical_radius`
+    (canonical units) is where the predicted |a| stops falling as 1/r^2 (see `critical_radius`).
 
     **Returns:** a dict of scalars (`accel_pct_*`, `along_accel_pct_mean`/`_median`,
     `angle_deg_*`, `radial_sign_error_pct`, `loglog_slope`, `critical_radius`,

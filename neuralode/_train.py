@@ -246,7 +246,7 @@ def train(
 
     `checkpoint`, if given, is asked after every step: when `checkpoint.due(step)`, the whole
     training state (weights, optimizer state, RNG key, phase and step, history so far) is
-    handed to `checkpoint.save(arrays)` as a dict of arrays; if `checkpoint.stop` is then true,
+    handed to `checkpoint.save(arrays, step)` as a dict of arrays; if `checkpoint.stop` is then true,
     training ends there with status `interrupted`. `resume` (such arrays) continues from where
     they were saved: `model` must be built as it was for the saved run, and where the
     computation is deterministic the losses equal those of an uninterrupted run, step for step.
@@ -319,7 +319,7 @@ def train(
             if checkpoint is not None and checkpoint.due(len(losses)):
                 state = (model, opt_state, effort, key)
                 checkpoint.save(_state_arrays(state, p, s + 1, losses, phases, health,
-                                              watch.small if watch is not None else 0))
+                                              watch.small if watch is not None else 0), step=len(losses))
                 if checkpoint.stop:
                     status, bad_step = "interrupted", len(losses)
                     break

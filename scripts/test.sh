@@ -4,10 +4,11 @@
 set -euo pipefail
 . "$(dirname "$0")/venv.sh" dev "[dev]"
 if [ "$(id -u)" = 0 ]; then
-    MAX_ARRAY_SIZE=4 bash hpc/testing/local_cluster.sh start  # small, so grid splitting is tested
+    MAX_ARRAY_SIZE=4 bash scripts/local_cluster.sh start  # small, so grid splitting is tested
     bash scripts/install_browser.sh || echo "Chromium did not install: the browser test will say why."
 else
-    echo "Not root: the Slurm and browser tests will be skipped (they need hpc/testing/local_cluster.sh"
+    echo "Not root: the Slurm and browser tests will be skipped (they need scripts/local_cluster.sh"
     echo "and scripts/install_browser.sh)."
 fi
+ruff check .  # the pinned linter (pyproject.toml: [tool.ruff]); it fails the run before any test
 python -m pytest "$@"

@@ -76,7 +76,7 @@ def hpc_cli(*args, root, check=True):
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """The local single-node Slurm cluster (hpc/testing/local_cluster.sh), started if needed.
+    """The local single-node Slurm cluster (scripts/local_cluster.sh), started if needed.
 
     Skipped with the reason where it cannot start (not root, no apt-get); in CI it must run.
     """
@@ -90,7 +90,7 @@ def slurm_cluster():
         reason = "no Slurm and no apt-get to install it"
     if reason is None:
         # A small MaxArraySize, so that splitting big grids is exercised.
-        done = subprocess.run(["bash", str(ROOT / "hpc" / "testing" / "local_cluster.sh"), "start"],
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "local_cluster.sh"), "start"],
                               capture_output=True, text=True, timeout=900,
                               env={**os.environ, "MAX_ARRAY_SIZE": "4"})
         if done.returncode != 0:

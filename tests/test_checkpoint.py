@@ -75,7 +75,7 @@ def test_sigterm_stops_after_a_checkpoint_and_handlers_come_back(orbits, tmp_pat
 def test_periodic_checkpoints_and_a_corrupt_one(tmp_path):
     ckpt = Checkpoint(tmp_path / "r.ckpt", every_s=None, every_steps=3)
     assert [ckpt.due(s) for s in (1, 2, 3)] == [False, False, True]
-    ckpt.save({"losses": np.zeros(3), "state/00000": np.arange(4)})
+    ckpt.save({"losses": np.zeros(3), "state/00000": np.arange(4)}, step=3)
     assert not ckpt.due(4) and ckpt.due(6)
     assert Checkpoint(tmp_path / "r.ckpt").load()["state/00000"].tolist() == [0, 1, 2, 3]
     (tmp_path / "r.ckpt").write_bytes(b"\x89HDF\r\n\x1a\n truncated")

@@ -128,6 +128,17 @@ def test_bad_strategy_lists_are_rejected_before_submission(overrides, message):
         train.prepare(_compose("curriculum=strategy", *overrides))
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["curriculum=hifi", "curriculum.phases.3.steps=0"], r"^`curriculum.phases.3.steps` must be a positive integer"),
+    (["solver.dtype=float16"], r"^Unknown `solver.dtype` 'float16'; known values:"),
+    (["solver.name=euler9"], r"^Unknown `solver.name` 'euler9'; known values:"),
+    (["width=0"], r"^`width` must be a positive integer, got 0"),
+])
+def test_errors_name_the_config_path_the_user_typed(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train.prepare(_compose(*overrides))
+
+
 def test_a_learning_rate_the_curriculum_ignores_is_rejected():
     with pytest.raises(ValueError, match=r"`lr`=0.003 is not used by this curriculum"):
         train.prepare(_compose("curriculum=lofi", "curriculum.phases.0.lr=1e-3", "lr=3e-3"), ["lr=3e-3"])

@@ -1,6 +1,5 @@
 import h5py
 import numpy as np
-import pytest
 
 import neuralode
 from neuralode import CanonicalUnits, load_or_generate

@@ -10,47 +10,9 @@ import time
 import pytest
 
 from conftest import ROOT, TINY, hpc_cli, run_train
-from hpc import launch, local, task
-from hpc.hygiene import task_env_vars
-from hpc.slurmenv import slurm_info
+from hpc import launch, local
 from hpc.store import write_result
 from hpc.sweep import Sweep, find
-
-ZARATAN = {"submit": "slurm", "partition": "standard", "account": "my-alloc", "qos": None, "time_min": 240,
-           "cpus_per_task": 4, "mem_per_cpu_mb": 4000, "gpus_per_task": 0, "array_parallelism": 50,
-           "setup": ["module load python"]}
-
-
-def test_submitit_parameters_from_a_profile():
-    # What reaches sbatch is checked on the real cluster (test_slurm: `scontrol show job`).
-    params = launch.submitit_parameters(ZARATAN, "grid")
-    assert params == {"job_name": "grid", "time": 240, "cpus_per_task": 4, "ntasks_per_node": 1,
-                      "array_parallelism": 50, "stderr_to_stdout": True, "signal_delay_s": 300,
-                      "additional_parameters": {"requeue": True},
-                      "partition": "standard", "account": "my-alloc", "mem_per_cpu": "4000M",
-                      "setup": ["module load python"]}
-
-
-def test_thread_settings_from_a_slurm_environment(tmp_path):
-    info = slurm_info({"SLURM_CPUS_PER_TASK": "4", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3",
-                       "HOME": "/x"})
-    assert info == {"cpus_per_task": "4", "array_job_id": "12", "array_task_id": "3"}
-    env = task_env_vars(int(info["cpus_per_task"]), shared_gpu=False, tmp_dir="/tmp/t")
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "4"
-    assert "XLA_FLAGS" not in env and "XLA_PYTHON_CLIENT_PREALLOCATE" not in env
-    assert env["TMPDIR"] == "/tmp/t"
-    assert env["HDF5_USE_FILE_LOCKING"] == "FALSE"
-    one = task_env_vars(1, shared_gpu=True, tmp_dir="/t")
-    assert one["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false" and one["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
-    with pytest.raises(ValueError, match="`cpus_per_task`"):
-        task_env_vars(0, shared_gpu=False, tmp_dir="/t")
-
-
-def test_bad_submit_mode_names_the_field():
-    with pytest.raises(ValueError, match="`cluster.submit`='cloud'; allowed: auto, slurm, local"):
-        launch.submit_mode({**ZARATAN, "submit": "cloud"})
-    with pytest.raises(ValueError, match="`cluster.time_min`"):
-        launch.submit_mode({**ZARATAN, "submit": "local", "time_min": 0})
 
 
 @pytest.mark.slow
@@ -112,47 +74,32 @@ def test_start_sweep_without_hydra(tmp_path, capsys):
     """Dedupe, skip completed runs, run the rest locally, and report final states."""
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "tiny_app.py").write_text(
-        "from hpc.store import write_result\n"
+        "import hpc\n"
         "def run(cfg):\n"
-        f"    write_result('{tmp_path}/root/exp/' + cfg.rid + '.h5', status='completed', run_id=cfg.rid,\n"
-        "                 config={}, config_yaml='', metadata={})\n"
-        "    return {'status': 'completed', 'run_id': cfg.rid}\n")
+        f"    hpc.write_result('{tmp_path}/root/exp/' + cfg.rid + '.h5', status='completed', run_id=cfg.rid,\n"
+        "                     config={}, config_yaml='', metadata={})\n"
+        "    return {'status': 'completed', 'run_id': cfg.rid}\n"
+        "APP = hpc.App(name='tiny', entry=run, prepare=lambda config, overrides: None)\n")
     local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
     root = tmp_path / "root"
     runs = [launch.Run(rid, [f"x={rid}"], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "a")]
     write_result(runs[0].result_path, status="completed", run_id="a", config={}, config_yaml="", metadata={})
-    sweep, states = launch.start_sweep(runs, entry="tiny_app:run", workdir=str(tmp_path / "work"))
+    sweep, states = launch.start_sweep(runs, app="tiny_app:APP", workdir=str(tmp_path / "work"))
     assert list(sweep.runs) == ["a", "b"] and "1 already completed" in capsys.readouterr().out
     assert {rid: s.status for rid, s in states.items()} == {"a": "completed", "b": "completed"}
     assert [s["runs"] for s in sweep.submissions] == [["b"]]
 
     varied = [runs[0], launch.Run("c", [], "", root, "exp", {**local, "cpus_per_task": 2})]
     with pytest.raises(ValueError, match="one manifest per sweep"):
-        launch.start_sweep(varied, entry="tiny_app:run", workdir=str(tmp_path), plan=True)
+        launch.start_sweep(varied, app="tiny_app:APP", workdir=str(tmp_path), plan=True)
     assert len(list((root / "exp" / "sweeps").iterdir())) == 1  # nothing written by the refusal
-
-
-@pytest.mark.parametrize("field, value, message", [
-    ("mem_per_cpu_mb", "abc", "`cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'"),
-    ("time_min", 0, "`cluster.time_min` must be an integer >= 1, got 0"),
-    ("shared_gpu", "yes", "`cluster.shared_gpu` must be true or false, got 'yes'"),
-    ("max_requeues", -1, "`cluster.max_requeues` must be an integer >= 0, got -1"),
-    ("checkpoint_min", 0, "`cluster.checkpoint_min` must be a number > 0 or null, got 0"),
-    ("setup", "module load python", "`cluster.setup` must be a list of strings"),
-    ("partition", 5, "`cluster.partition` must be a string or null, got 5"),
-])
-def test_every_cluster_field_is_checked(field, value, message):
-    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
-    launch.check_cluster(local)
-    with pytest.raises(ValueError, match=re.escape(message)):
-        launch.check_cluster({**local, field: value})
 
 
 def test_a_read_only_results_root_is_refused(tmp_path, tmpfs):
     ro = tmpfs("ro,size=1m")
     runs = [launch.Run("a", [], "", ro, "exp", {"submit": "local", "time_min": 1, "cpus_per_task": 1})]
     with pytest.raises(ValueError, match=r"the results root .*tmpfs0 is not writable \(Read-only file system\)"):
-        launch.start_sweep(runs, entry="x:y", workdir=str(tmp_path))
+        launch.start_sweep(runs, app="x:APP", workdir=str(tmp_path))
 
 
 def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_path):
@@ -160,16 +107,8 @@ def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_pa
     local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
     runs = [launch.Run("a", [], "", tmp_path / "file" / "root", "exp", local)]
     with pytest.raises(ValueError, match="the results root .*file/root is not writable"):
-        launch.start_sweep(runs, entry="x:y", workdir=str(tmp_path))
+        launch.start_sweep(runs, app="x:APP", workdir=str(tmp_path))
     with pytest.raises(ValueError, match="mem_per_cpu_mb"):
         launch.start_sweep([launch.Run("a", [], "", tmp_path / "r", "exp", {**local, "mem_per_cpu_mb": "abc"})],
-                           entry="x:y", workdir=str(tmp_path))
+                           app="x:APP", workdir=str(tmp_path))
     assert not (tmp_path / "r").exists()  # no sweep record, no index entry
-
-
-def test_the_cpus_slurm_allocated_are_read_from_scontrol():
-    shown = ("JobId=5 JobName=x\n   NumNodes=1 NumCPUs=4 NumTasks=1 CPUs/Task=4\n"
-             "     Nodes=node7 CPU_IDs=0-1,64-65 Mem=16000 GRES=\n   MinCPUsNode=4\n")
-    assert task.allocated_cpus(shown, "node7") == [0, 1, 64, 65]
-    two = shown.replace("     Nodes=node7 CPU_IDs=0-1,64-65", "     Nodes=a CPU_IDs=3\n     Nodes=b CPU_IDs=5-6")
-    assert task.allocated_cpus(two, "b") == [5, 6] and task.allocated_cpus(two, "c") == []

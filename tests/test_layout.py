@@ -5,6 +5,7 @@ import pathlib
 import pytest
 
 import hpc
+import train
 from hpc import layout
 from hpc.sweep import Sweep, find
 
@@ -13,8 +14,9 @@ def test_results_root(monkeypatch, tmp_path):
     monkeypatch.delenv("SCRATCH", raising=False)
     assert layout.results_root() == pathlib.Path("scratch")
     monkeypatch.setenv("SCRATCH", str(tmp_path))
-    assert layout.results_root() == tmp_path / "neuralode-hpc"  # named after the distribution
+    assert train.APP.results_root() == tmp_path / "neuralode-hpc"  # named after the application
     assert layout.results_root(app="other") == tmp_path / "other"
+    assert layout.results_root() == tmp_path / "hpc"  # the `hpc` command's own files (packed environments)
     assert layout.results_root("~/r") == pathlib.Path.home() / "r"
     assert hpc.results_root is layout.results_root
 
@@ -26,6 +28,7 @@ def test_result_and_sweep_paths():
 
 def test_sweeps_are_found_by_root_or_from_the_index(monkeypatch, tmp_path):
     monkeypatch.setenv("HPC_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("SCRATCH", raising=False)
     a = Sweep.create(tmp_path / "root-a", "exp", "m:f")
     a.save()
     b = Sweep.create(tmp_path / "root-b", "other", "m:f")
@@ -39,6 +42,25 @@ def test_sweeps_are_found_by_root_or_from_the_index(monkeypatch, tmp_path):
         find("nope")
     with pytest.raises(FileNotFoundError, match="recent sweeps: none"):
         find("latest", tmp_path / "empty")
+
+
+def test_latest_is_the_newest_sweep_of_the_root_the_environment_names(monkeypatch, tmp_path):
+    """With `SCRATCH` set, `latest` is the newest sweep under it: one another shell created a
+    moment later in another root (in the same second, too) is not it; `--root` names a root."""
+    monkeypatch.setenv("HPC_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "a"))
+    mine = Sweep.create(tmp_path / "a" / "neuralode-hpc", "exp", "m:APP")
+    mine.save()
+    other = Sweep.create(tmp_path / "b", "exp", "m:APP")  # another shell, SCRATCH=.../b
+    other.save()
+    assert find("latest") == mine.path
+    assert find("latest", tmp_path / "b") == other.path
+    assert find(other.sweep_id) == other.path  # an id is found wherever it is
+    monkeypatch.delenv("SCRATCH")
+    assert find("latest") == other.path  # no root named: the newest this user created
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match=r"under \$SCRATCH=.*/c \(use --root"):
+        find("latest")
 
 
 def test_an_unwritable_index_is_not_an_error(monkeypatch, tmp_path):

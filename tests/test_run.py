@@ -53,7 +53,7 @@ def test_checkpoints_are_kept_until_a_final_result_and_stale_temporaries_go(tmp_
     (tmp_path / ".r1.h5.abc123.tmp").write_bytes(b"half")  # a writer killed mid-write
 
     def interrupted(checkpoint):
-        checkpoint.save({"losses": np.zeros(7)})
+        checkpoint.save({"losses": np.zeros(7)}, step=7)
         checkpoint.stop = "timeout"  # as SIGUSR2 sets it
         return Outcome("interrupted", {"history": {"loss": np.zeros(7)}})
 
@@ -64,7 +64,7 @@ def test_checkpoints_are_kept_until_a_final_result_and_stale_temporaries_go(tmp_
     assert (tmp_path / "r1.ckpt").exists()
 
     def terminated(checkpoint):
-        checkpoint.save({"losses": np.zeros(9)})
+        checkpoint.save({"losses": np.zeros(9)}, step=9)
         checkpoint.stop = "terminated"
         return Outcome("interrupted", {})
 
@@ -100,7 +100,7 @@ def test_a_disk_that_fills_during_the_run_still_says_why(tmpfs):
                     filler.flush()
             except OSError:
                 pass
-        checkpoint.save({"losses": np.zeros(50_000)})  # now nothing fits: not the checkpoint, not a result
+        checkpoint.save({"losses": np.zeros(50_000)}, step=50_000)  # now nothing fits: not the checkpoint, not a result
         return Outcome("completed", {})
 
     with pytest.raises(OSError, match=f"disk full writing {path.with_suffix('.ckpt')}"):
@@ -122,7 +122,7 @@ def test_results_and_notes_honour_the_umask(tmp_path):
     seen = {}
 
     def work(checkpoint):
-        checkpoint.save({"losses": np.zeros(3)})
+        checkpoint.save({"losses": np.zeros(3)}, step=3)
         seen.update(checkpoint=mode(checkpoint.path), claim=mode(path.with_suffix(".claim")),
                     note=mode(hpc.store.note_path(path)))
         return Outcome("completed", {})
@@ -142,4 +142,5 @@ def test_results_and_notes_honour_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert seen == {"checkpoint": 0o640, "claim": 0o640, "note": 0o640}
-    assert mode(path) == mode(data) == mode(sweep.path / "sweep.json") == mode(sweep.path / "configs" / "r1.yaml") == 0o640
+    assert mode(path) == mode(data) == mode(sweep.path / "sweep.json") == 0o640
+    assert mode(sweep.path / "configs" / "r1.yaml") == 0o640

@@ -6,19 +6,19 @@ import pathlib
 import pytest
 
 from conftest import ROOT
-from hpc import envpack
-from hpc.sbatch import activation_lines, array_script, directives, render, signal_before_s
+from hpc import Profile, envpack, slurm_options
+from hpc.slurm.sbatch import activation_lines, array_script, directives, render, template_dirs
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
-ZARATAN = dict(job_name="grid-1", array="0-9%5", output="/scratch/s/slurm/%A_%a.out", partition="standard",
-               account="my alloc", time_min=240, cpus_per_task=4, mem_per_cpu_mb=4000, gpus_per_task=0,
-               signal="B:USR2@300", requeue=True)
+ZARATAN = dict(job_name="grid-1", array="0-9%5", output="/scratch/s/slurm/%A_%a.out", signal="B:USR2@300",
+               requeue=True, options=slurm_options(Profile(partition="standard", account="my alloc", time_min=240,
+                                                           cpus_per_task=4, mem_per_cpu_mb=4000)))
 PACKED = {"kind": "packed", "tarball": "/scratch/envs/venv-0123456789ab.tar.gz", "unpack_dir": "/tmp"}
 
 
 @pytest.mark.parametrize("cluster,environment", [("default", {"kind": "none"}), ("zaratan", PACKED)])
 def test_array_script_matches_golden(cluster, environment):
-    text = array_script(ROOT / "jobs", cluster, directive_lines=directives(**ZARATAN),
+    text = array_script(template_dirs(ROOT), cluster, directive_lines=directives(**ZARATAN),
                         setup=["module load python"], activation=activation_lines(environment),
                         sweep_dir="/scratch/exp/sweeps/s", workdir="/home/u/neuralode-hpc",
                         entry_script="train.py", offset=1000, results_root="/scratch/neuralode-hpc")
@@ -29,14 +29,8 @@ def test_array_script_matches_golden(cluster, environment):
 
 
 def test_directives_quote_and_skip_unset():
-    lines = directives(job_name="a b", array="0-1%1", output="/o", account=None, gpus_per_task=0)
+    lines = directives(job_name="a b", array="0-1%1", output="/o", options={"account": None})
     assert lines == ["#SBATCH --job-name='a b'", "#SBATCH --array=0-1%1", "#SBATCH --output=/o"]
-
-
-def test_the_warning_signal_scales_with_the_time_limit():
-    # never 60 s out of a 60 s job; at most 5 minutes out of days
-    assert [signal_before_s({"time_min": m}) for m in (1, 2, 10, 60, 7 * 24 * 60)] == [20, 20, 60, 300, 300]
-    assert signal_before_s({"time_min": 1, "signal_before_s": 45}) == 45
 
 
 def test_render_blocks_and_placeholders():
@@ -44,8 +38,21 @@ def test_render_blocks_and_placeholders():
     assert render(base, "# >>> one\nmine {{ x }}\n# <<< one\n", {"x": "1"}) == "x=1\n# >>> one\nmine 1\n# <<< one\n"
     with pytest.raises(ValueError, match=r"unknown block\(s\) \['two'\]"):
         render(base, "# >>> two\n\n# <<< two\n", {"x": "1"})
-    with pytest.raises(KeyError, match="`x`"):
-        render(base, None, {})
+    with pytest.raises(ValueError, match=r"placeholder `\{\{ x \}\}` has no value"):
+        render(base, None, {"y": "2"})
+
+
+def test_a_checkout_jobs_directory_overrides_the_packaged_templates(tmp_path):
+    """`base.sbatch` ships with the package; `<workdir>/jobs/` overrides it file by file."""
+    args = dict(directive_lines=["#SBATCH --x=1"], setup=[], activation=[], sweep_dir="/s", workdir="/w",
+                entry_script="app.py", offset=0, results_root="/r")
+    packaged = array_script(template_dirs(tmp_path), "default", **args)
+    assert "#SBATCH --x=1" in packaged and "app.py" in packaged  # no jobs/ here: the package's base
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "mine.sbatch").write_text("# >>> setup\necho mine\n# <<< setup\n")
+    assert "echo mine" in array_script(template_dirs(tmp_path), "mine", **args)
+    (tmp_path / "jobs" / "base.sbatch").write_text("#!/bin/bash\n{{ directives }}\nexec {{ entry_script }}\n")
+    assert array_script(template_dirs(tmp_path), "default", **args) == "#!/bin/bash\n#SBATCH --x=1\nexec app.py\n"
 
 
 def test_activation_for_each_kind():

@@ -30,8 +30,10 @@ def _sweep(root, kind="local", runs=("a", "b", "c", "d", "e", "f", "g")):
 def test_states_from_files_notes_and_checkpoints(tmp_path):
     sweep = _sweep(tmp_path)
     write_result(sweep.result_path("a"), status="completed", run_id="a", **COMMON)
-    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4", **COMMON)
-    write_result(sweep.result_path("e"), status="timeout", run_id="e", message="time limit reached at step 81", **COMMON)
+    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4",
+                 failures=("non_finite",), **COMMON)  # an app's own failure status
+    write_result(sweep.result_path("e"), status="timeout", run_id="e", message="time limit reached at step 81",
+                 **COMMON)
     sweep.result_path("f").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # truncated
     write_note(sweep.result_path("g"), "could not write the result file: [Errno 28] No space left on device")
     checkpoint_path(sweep.result_path("c")).write_bytes(b"")

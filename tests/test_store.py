@@ -66,6 +66,10 @@ def test_killed_mid_write_leaves_no_file_at_the_final_path(tmp_path):
     assert not (tmp_path / "r.h5").exists()
 
 
-def test_bad_status_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="`status` must be one of completed, failed, non_finite"):
+def test_bad_status_is_rejected_and_an_app_adds_its_own_failures(tmp_path):
+    with pytest.raises(ValueError, match="`status` must be one of completed, failed, timeout, got 'done'"):
         _write(tmp_path / "r.h5", status="done")
+    with pytest.raises(ValueError, match="`status` must be one of completed, failed, timeout, got 'stalled'"):
+        _write(tmp_path / "r.h5", status="stalled")  # a science word: hpc does not know it
+    _write(tmp_path / "r.h5", status="stalled", failures=("stalled",))  # the app declares it
+    assert store.read_status(tmp_path / "r.h5")["status"] == "stalled"

@@ -79,7 +79,7 @@ def test_misspelled_key_lists_short_names(results):
     (["output_head=logmag"], "Unknown `output_head` 'logmag'; known values:"),
     (["curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1"], "`segment_length`=400"),
     (["seed=abc"], "`seed` must be an integer >= 0, got 'abc'."),
-    (["lr=abc"], "phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, got 'abc'."),
+    (["lr=abc"], "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0, got 'ab"),
 ])
 def test_a_single_run_with_bad_input_says_so_and_writes_nothing(results, overrides, message):
     done = run_train(*TINY, *overrides, f"results_root={results}", "experiment=bad", check=False)
@@ -101,7 +101,7 @@ def test_a_failure_in_training_leaves_a_failed_result(results):
 
 @pytest.mark.parametrize("overrides, message", [
     (["seed=abc,1"], "`seed` must be an integer >= 0, got 'abc'."),
-    (["lr=abc,1e-3"], "phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0"),
+    (["lr=abc,1e-3"], "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0"),
     (["seed=range(0,0)"], "the sweep has no runs"),
     (["seed=0,1", "cluster.signal_before_s=120", "cluster.time_min=1"], "`cluster.signal_before_s`=120 warns"),
 ])
@@ -132,8 +132,11 @@ def test_bad_sweep_input_is_one_message_and_writes_nothing(results):
     assert not results.exists()
 
 
-def test_the_notebooks_sweep_plans_as_one_command(results):
-    done = run_train("-m", "sweep=notebook_2BP_12_10", "hydra/launcher=manifest", f"results_root={results}")
+def test_the_notebooks_sweep_plans_as_one_command(results, tmp_path):
+    here = tmp_path / "here"
+    here.mkdir()
+    done = run_train("-m", "sweep=notebook_2BP_12_10", "hydra/launcher=manifest", f"results_root={results}", cwd=here)
+    assert not list(here.iterdir())  # Hydra writes no multirun/ (nor outputs/) where the user stands
     (sweep,) = (results / "notebook_2BP_12_10" / "sweeps").iterdir()
     lines = (sweep / "manifest.txt").read_text().splitlines()
     assert len(lines) == 288 and "Planned 288 runs" in done.stdout
@@ -144,6 +147,7 @@ def test_the_notebooks_sweep_plans_as_one_command(results):
     assert {c["output_head"] for c in configs} == {"signed", "unit", "unit_softplus", "logmag_unit_exp"}
     assert {c["feature_layer"] for c in configs} == {"sph_4D_rinv_vel", "sph_4D_rinv_vinv"}
     first = configs[0]
-    assert first["curriculum"]["lr_strategy"] == [1e-3, 1e-3, 1e-4] and first["loss"]["name"] == "percent_error_plus_nmse"
+    assert first["curriculum"]["lr_strategy"] == [1e-3, 1e-3, 1e-4]
+    assert first["loss"]["name"] == "percent_error_plus_nmse"
     assert first["curriculum"]["length_strategy"] == [[0, 0.1], [0, 1], [0, 1]] and first["width"] == 64
     assert first["dataset"]["rotated"] is False and first["planar_constraint"] is True

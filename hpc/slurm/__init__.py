@@ -152,9 +152,39 @@ def expand_indices(indices: str) -> list[int]:
     return out
 
 
-def _add(found: dict, job_id: str, index, name: str, state: str) -> None:
+def _task(job_id: str, index, name: str, state: str) -> "Task":
     task_id = f"{job_id}_{index}" if index is not None else job_id
-    found[task_id] = Task(task_id, job_id, index, name, state.split()[0] if state else "UNKNOWN")
+    return Task(task_id, job_id, index, name, state.split()[0] if state else "UNKNOWN")
+
+
+def read_listing(text: str) -> list["Task"]:
+    r"""The tasks of `squeue -h -r -o %i|%j|%T` or `sacct -n -P -X -o JobID,JobName,State` output
+    (pure). An array's summary line (`12_[3-9]`) is left out: `-r` lists its tasks one by one.
+
+    >>> listed = read_listing("12_0|grid|COMPLETED\n12_[1-3]|grid|PENDING\n13|one|CANCELLED by 0")
+    >>> [(t.task_id, t.state) for t in listed]
+    [('12_0', 'COMPLETED'), ('13', 'CANCELLED')]
+    """
+    out = []
+    for line in text.splitlines():
+        job, name, state = (line.split("|") + ["", ""])[:3]
+        base, _, index = job.partition("_")
+        if base and "[" not in index:
+            out.append(_task(base, int(index) if index.isdigit() else None, name, state))
+    return out
+
+
+def read_jobs(text: str) -> list["Task"]:
+    """The tasks of `scontrol -o show job` output (pure): one line per job, an array's pending
+    tasks as one line with an `ArrayTaskId` range, expanded here."""
+    out = []
+    for line in text.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        base = fields.get("ArrayJobId") or fields.get("JobId", "")
+        index = fields.get("ArrayTaskId")
+        out.extend(_task(base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
+                   for i in (expand_indices(index) if index else [None]))
+    return out
 
 
 def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
@@ -167,41 +197,19 @@ def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
     when the controller does not answer: the caller must then not guess.
     """
     job_ids, names = {str(j) for j in job_ids}, set(names)
-    found: dict[str, Task] = {}
     if not job_ids and not names:
-        return found
+        return {}
     user = user or getpass.getuser()
-
-    def wanted(job_id: str, name: str) -> bool:
-        return job_id in job_ids or name in names
-
     acct = _run_quietly("sacct", "-n", "-P", "-X", "-o", "JobID,JobName,State", "-u", user, "-S", "now-14days",
                         *(["-j", ",".join(sorted(job_ids))] if job_ids and not names else []),
                         *(["--name", ",".join(sorted(names))] if names and not job_ids else []))
     if acct is not None:
-        for line in acct.splitlines():
-            job, name, state = (line.split("|") + ["", ""])[:3]
-            base, _, index = job.partition("_")
-            if wanted(base, name) and "[" not in index:
-                _add(found, base, int(index) if index.isdigit() else None, name, state)
+        ended = read_listing(acct)
     else:
-        shown = _ask("scontrol", "-o", "show", "job", *(sorted(job_ids) if len(job_ids) == 1 and not names else []),
-                     known_failure="Invalid job id")
-        for line in (shown or "").splitlines():
-            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-            base = fields.get("ArrayJobId") or fields.get("JobId", "")
-            if not wanted(base, fields.get("JobName", "")):
-                continue
-            index = fields.get("ArrayTaskId")
-            for i in (expand_indices(index) if index else [None]):
-                _add(found, base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
-    queued = _ask("squeue", "-h", "-r", "-u", user, "-o", "%i|%j|%T")
-    for line in queued.splitlines():
-        job, name, state = (line.split("|") + ["", ""])[:3]
-        base, _, index = job.partition("_")
-        if wanted(base, name) and "[" not in index:
-            _add(found, base, int(index) if index.isdigit() else None, name, state)
-    return found
+        ended = read_jobs(_ask("scontrol", "-o", "show", "job", *(sorted(job_ids) if len(job_ids) == 1 and not names
+                                                                  else []), known_failure="Invalid job id") or "")
+    queued = read_listing(_ask("squeue", "-h", "-r", "-u", user, "-o", "%i|%j|%T"))
+    return {t.task_id: t for t in ended + queued if t.job_id in job_ids or t.name in names}  # the queue's last
 
 
 def job_room(max_submit_jobs: int | None = None) -> int | None:
@@ -248,6 +256,15 @@ def preemption_shown(shown: str, restart_count: int) -> str | None:
     if int(fields.get("Restarts", "0") or 0) > restart_count:
         return "requeued"
     return "preempted" if fields.get("PreemptTime", "None") not in ("None", "Unknown", "") else None
+
+
+def allocated_cpus(shown: str, node: str) -> list[int]:
+    """The CPUs Slurm allocated to a job on `node`, from `scontrol show job -d` (pure)."""
+    lines = re.findall(r"Nodes=(\S+) CPU_IDs=(\S+)", shown)
+    for nodes, ids in lines:
+        if nodes == node or len(lines) == 1:
+            return expand_indices(ids)
+    return []
 
 
 def show_job(job_id: str) -> str:

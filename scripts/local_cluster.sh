@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster on this Debian/Ubuntu machine, for tests.
 #
-#   bash hpc/testing/local_cluster.sh start    # install (if missing), configure, start, wait idle
-#   bash hpc/testing/local_cluster.sh stop
-#   bash hpc/testing/local_cluster.sh status
+#   bash scripts/local_cluster.sh start    # install (if missing), configure, start, wait idle
+#   bash scripts/local_cluster.sh stop
+#   bash scripts/local_cluster.sh status
 #
 # Needs root. Idempotent: `start` with everything running changes nothing. Partitions:
 # standard (default) and debug; scavenger (preemptible: requeued, GraceTime 30 s) and

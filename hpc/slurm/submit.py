@@ -1,0 +1,53 @@
+"""Sending a sweep's runs to Slurm through submitit: one array job per `MaxArraySize` runs."""
+
+from .. import slurm
+from ..profile import Profile, slurm_options
+from ..sweep import Sweep
+from ..task import run_task, task_settings
+from .sbatch import activation_lines
+
+
+def submitit_parameters(profile: Profile, job_name: str) -> dict:
+    """A profile -> `submitit.SlurmExecutor.update_parameters` keywords (pure)."""
+    params = {"job_name": job_name, **slurm_options(profile), "ntasks_per_node": 1,
+              "array_parallelism": profile.array_parallelism, "stderr_to_stdout": True,
+              "signal_delay_s": profile.signal_s, "additional_parameters": {"requeue": True}}
+    if profile.hold:
+        params["additional_parameters"]["hold"] = True  # queued, not started: `scontrol release` starts them
+    setup = list(profile.setup) + activation_lines(profile.environment)
+    if setup:
+        params["setup"] = setup
+    return params
+
+
+def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> list[str]:
+    """Submit `run_ids` as one array job per `MaxArraySize`, each recorded before `sbatch`
+    under a job name unique to the sweep and the submission, then with its job id. Runs beyond
+    the cluster's job limit are recorded as deferred. **Returns:** the array job ids."""
+    settings = task_settings(profile, workdir, sweep.results_root)
+    import submitit
+
+    python = profile.python
+    if profile.environment.kind != "none":
+        python = python or "python"  # the activated environment's, not this process's
+    executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
+    executor.update_parameters(**submitit_parameters(profile, f"{sweep.experiment}-{sweep.sweep_id}"))
+    cluster = profile.to_dict()
+    room = slurm.job_room(profile.max_submit_jobs)
+    if room is not None and len(run_ids) > room:  # the rest waits: `hpc resubmit` sends it later
+        run_ids, later = run_ids[:room], run_ids[room:]
+        sweep.add_submission("deferred", None, later, cluster)
+        print(f"The cluster takes {room} more jobs now: submitting {len(run_ids)} runs, {len(later)} wait "
+              f"(`hpc resubmit {sweep.path}` submits them once there is room).", flush=True)
+    job_ids = []
+    for _, part in slurm.array_parts(run_ids):
+        name = f"{sweep.experiment}-{sweep.sweep_id}-s{len(sweep.submissions)}"  # unique in the sweep
+        entry = sweep.add_submission("slurm", None, part, cluster, job_name=name)  # the intent, saved first
+        executor.update_parameters(job_name=name)
+        with executor.batch():
+            jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for r in part]
+        # submitit sends a batch of one as a plain job: its task id has no array index
+        entry.update(job_id=jobs[0].job_id.split("_")[0], tasks=[job.job_id for job in jobs])
+        sweep.save()
+        job_ids.append(entry["job_id"])
+    return job_ids
