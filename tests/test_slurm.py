@@ -247,8 +247,8 @@ def test_preempted_runs_are_requeued_and_resume(results, preempt_reference):
     while any(_saved_steps(v[4]) == 0 for v in victims.values()):
         assert time.monotonic() < deadline, "no checkpoint"
         time.sleep(0.2)
-    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(_node_cpus()), "--wrap", "sleep 1"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(_node_cpus()), "-o", "/dev/null",
+                             "--wrap", "sleep 1"], capture_output=True, text=True, check=True).stdout.strip()
     for _ in range(1200):  # Slurm preempts on its scheduling pass (tens of seconds)
         if all(_squeue_state(v[3]) in (["PENDING"], []) for v in victims.values()):
             break
