@@ -22,6 +22,7 @@ def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_pat
         "    return {'status': cfg.status, 'run_id': 'r1'}\n"
         "APP = hpc.App(name='tiny', entry=entry, prepare=lambda config, overrides: None)\n")
     monkeypatch.setenv(task.PREPARED, "1")  # the hygiene is applied once per process: not again here
+    monkeypatch.setenv(ROOT_VARIABLE, "")  # the task pins the root: monkeypatch undoes it after the test
     settings = {"workdir": str(tmp_path), "results_root": str(tmp_path / "root")}
     for status in task.TASK_OK:
         assert task.run_task("tiny_task_app:APP", yaml.safe_dump({"status": status}), settings)["status"] == status
