@@ -40,6 +40,21 @@ def run_train(*overrides, cwd=ROOT, check=True):
     return done
 
 
+LSQ_DIR = ROOT / "tests" / "lsq_app"
+
+
+def run_lsq(*overrides, check=True):
+    """Run the second application, `tests/lsq_app/lsq.py` (numpy least squares: about a second
+    a run), from its own directory: for the toolkit's own behaviour, where training is not the point."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "lsq.py", *overrides], cwd=LSQ_DIR, capture_output=True, text=True,
+                          timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"lsq.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
 def run_id_of(*overrides) -> str:
     """The run id `python train.py <overrides>` gives, composed as it composes."""
     from hydra import compose, initialize_config_dir

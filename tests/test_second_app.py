@@ -3,15 +3,11 @@
 resubmit, collect and a report with a figure of its own. `hpc` is not changed for it."""
 
 import csv
-import subprocess
-import sys
 
 import h5py
 import pytest
 
-from conftest import ROOT, hpc_cli
-
-APP_DIR = ROOT / "tests" / "lsq_app"
+from conftest import LSQ_DIR, hpc_cli, run_lsq
 
 
 @pytest.mark.slurm
@@ -19,12 +15,10 @@ def test_another_app_sweeps_fails_resubmits_collects_and_reports(slurm_cluster, 
     flag = tmp_path / "fail-now"
     flag.touch()
     root = tmp_path / "results"
-    done = subprocess.run([sys.executable, "lsq.py", "-m", "degree=1,3,5", f"results_root={root}",
-                           "fail_degree=3", f"fail_flag={flag}", "hydra.launcher.wait=true"], cwd=APP_DIR,
-                          capture_output=True, text=True, timeout=300)  # wait: blocks until every run is final
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_lsq("-m", "degree=1,3,5", f"results_root={root}", "fail_degree=3", f"fail_flag={flag}",
+                   "hydra.launcher.wait=true")  # wait: blocks until every run is final
     assert "Submitted 3 runs as 1 array job(s)" in done.stdout, done.stdout
-    assert not (APP_DIR / "outputs").exists() and not (APP_DIR / "multirun").exists()  # Hydra writes nothing here
+    assert not (LSQ_DIR / "outputs").exists() and not (LSQ_DIR / "multirun").exists()  # Hydra writes nothing here
     status = hpc_cli("status", "latest", root=root).stdout
     assert "completed 2" in status and "failed 1" in status, status
     failed = hpc_cli("failed", "latest", root=root, check=False)

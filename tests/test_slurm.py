@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of, run_train
+from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of, run_lsq, run_train
 from hpc.sweep import Sweep, find
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -435,8 +435,8 @@ def test_a_run_over_its_memory_is_out_of_memory_everywhere(results, slurm_cluste
 
 
 def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
-    run_train("-m", *GRID_TINY, "seed=range(30,35)", "cluster.max_submit_jobs=3", f"results_root={results}",
-              "experiment=parts")
+    # the toolkit's job limit, not training: the numpy app (about a second a run) as the workload
+    run_lsq("-m", "seed=range(30,35)", "cluster.max_submit_jobs=3", f"results_root={results}", "experiment=parts")
     shown = hpc_cli("status", "latest", root=results).stdout
     deferred = int(re.search(r"deferred (\d+)", shown).group(1))
     assert deferred >= 2, shown
