@@ -168,7 +168,7 @@ def start_sweep(runs: list[Run], *, app: str, workdir: str, argv: str = "", plan
     """
     if not runs:
         raise ValueError("the sweep has no runs (an empty range or list among the overrides?); nothing was written.")
-    profiles = {r.cluster: r.cluster for r in runs}
+    profiles = {r.cluster for r in runs}  # each distinct profile (a frozen, hashable Profile)
     if plan and len(profiles) > 1:
         raise ValueError("`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
                          "within the grid (plan one sweep per cluster setting).")
@@ -186,11 +186,11 @@ def start_sweep(runs: list[Run], *, app: str, workdir: str, argv: str = "", plan
             if plan:
                 from .slurm.plan import write_plan
 
-                scripts = write_plan(sweep, run_ids, profiles[key], workdir, script_of(app, application))
+                scripts = write_plan(sweep, run_ids, key, workdir, script_of(app, application))
                 print(f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
                       + "\n".join(f"  sbatch {p}" for p in scripts), flush=True)
                 continue
-            job_ids = submit(sweep, run_ids, profiles[key], workdir, modes[key])
+            job_ids = submit(sweep, run_ids, key, workdir, modes[key])
             if job_ids:
                 sent = sum(len(s["runs"]) for s in sweep.submissions if s["job_id"] in job_ids)
                 print(f"Submitted {sent} runs as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
