@@ -38,8 +38,10 @@ def test_config(overrides: list[str]) -> dict:
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
         if "=" not in item or key.split(".")[0] not in READS:
-            raise ValueError(f"`{item}`: evaluate.py takes overrides of {', '.join(READS)} only "
-                             "(e.g. dataset=complex_3d n_orbits=100 dataset.test_seed=7).")
+            raise ValueError(
+                f"`{item}`: evaluate.py takes overrides of {', '.join(READS)} only "
+                "(e.g. dataset=complex_3d n_orbits=100 dataset.test_seed=7)."
+            )
     with initialize_config_dir(str(APP.conf_dir), version_base="1.3"):
         cfg = compose("config", overrides=["n_orbits=100", *overrides])
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -61,16 +63,19 @@ def chosen_runs(target: str, root, best_of: list[str], every: bool, metric: str 
         return [sweep.result_path(r["run_id"]) for r in table if r["state"] == "completed"]
     for name in best_of:
         if f"config.{name}" not in columns:
-            known = sorted(c[len("config."):] for c in columns if c.startswith("config.") and "." not in c[7:])
-            raise ValueError(f"`--best-of {name}` is not a parameter of this sweep; its parameters are: "
-                             f"{', '.join(known)}.")
+            known = sorted(c[len("config.") :] for c in columns if c.startswith("config.") and "." not in c[7:])
+            raise ValueError(
+                f"`--best-of {name}` is not a parameter of this sweep; its parameters are: {', '.join(known)}."
+            )
     column = hpc.resolve_metric(columns, metric or APP.report.metric)
     best = hpc.best_runs(table, column, [f"config.{n}" for n in best_of], APP.report.goal(column))
     if not best:
         raise ValueError(f"sweep {sweep.sweep_id} has no completed run with a finite {column}.")
     for key, row in best.items():
-        print(f"best by {column}{' for ' + ' '.join(f'{n}={v}' for n, v in zip(best_of, key)) if best_of else ''}: "
-              f"{row['run_id']} ({row[column]:.4g})")
+        print(
+            f"best by {column}{' for ' + ' '.join(f'{n}={v}' for n, v in zip(best_of, key)) if best_of else ''}: "
+            f"{row['run_id']} ({row[column]:.4g})"
+        )
     return [sweep.result_path(row["run_id"]) for row in best.values()]
 
 
@@ -88,21 +93,44 @@ def evaluate_run(path: pathlib.Path, test: dict) -> pathlib.Path:
     # by its label, unique per parameter set: another seed or range of a family's set is another column
     tree["metrics"] = {label: tree["metrics"][test_set.name]}
     config = {"evaluated_run": path.stem, **test}
-    metadata = {"host": socket.gethostname(), "created": datetime.datetime.now().astimezone().isoformat(),
-                "result_file": str(path), "versions": hpc.versions(APP.packages)}
-    return hpc.write_evaluation(path, label, status="completed", config=config, config_yaml=yaml.safe_dump(config),
-                                run_id=path.stem, metadata=metadata, tree=tree, file_format=APP.file_format)
+    metadata = {
+        "host": socket.gethostname(),
+        "created": datetime.datetime.now().astimezone().isoformat(),
+        "result_file": str(path),
+        "versions": hpc.versions(APP.packages),
+    }
+    return hpc.write_evaluation(
+        path,
+        label,
+        status="completed",
+        config=config,
+        config_yaml=yaml.safe_dump(config),
+        run_id=path.stem,
+        metadata=metadata,
+        tree=tree,
+        file_format=APP.file_format,
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("target", help="a run id (or its start), a result file, a sweep id or `latest`")
-    parser.add_argument("overrides", nargs="*",
-                        help="dataset=..., dataset.<key>=..., n_orbits=..., metrics.max_steps=...")
-    parser.add_argument("--best-of", action="append", default=[], metavar="PARAM",
-                        help="in a sweep: the best run for each value of PARAM (repeatable: for each combination); "
-                        "default: the one best run")
+    parser.add_argument(
+        "overrides", nargs="*", help="dataset=..., dataset.<key>=..., n_orbits=..., metrics.max_steps=..."
+    )
+    parser.add_argument(
+        "--best-of",
+        action="append",
+        default=[],
+        metavar="PARAM",
+        help="in a sweep: the best run for each value of PARAM (repeatable: for each combination); "
+        "default: the one best run",
+    )
     parser.add_argument("--all", action="store_true", help="in a sweep: every completed run")
     parser.add_argument("--metric", default=None, help="rank a sweep's runs by this column or glob")
     parser.add_argument("--root", default=None, help="results root to search (default: as for `hpc`)")

@@ -19,8 +19,23 @@ import hpc
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported: see its docstring
 
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
-SHORT_NAMES = ("width", "depth", "activation", "feature_layer", "output_head", "loss", "lr", "batch_size",
-               "segment_length", "n_orbits", "seed", "rtol", "atol", "clip", "planar_constraint")
+SHORT_NAMES = (
+    "width",
+    "depth",
+    "activation",
+    "feature_layer",
+    "output_head",
+    "loss",
+    "lr",
+    "batch_size",
+    "segment_length",
+    "n_orbits",
+    "seed",
+    "rtol",
+    "atol",
+    "clip",
+    "planar_constraint",
+)
 GROUPS = ("dataset", "model", "curriculum", "loss", "cluster", "sweep")
 HOW_NOT_WHAT = ("progress", "jax_cache")  # keys that do not change what a run computes
 
@@ -57,15 +72,23 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
         print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
     try:
         result, tree = neuralode.train_from_config(
-            config, root, checkpoint=checkpoint, resume=resume,
-            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase))
+            config,
+            root,
+            checkpoint=checkpoint,
+            resume=resume,
+            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase),
+        )
     except neuralode.CheckpointMismatch as exc:
         raise hpc.UnusableCheckpoint(str(exc)) from exc
     progress.close()
-    return hpc.Outcome(result.status, tree, result.message,
-                       metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
-                       extra=lambda f: neuralode.save_model(f.create_group("model"), result.model),
-                       summary=neuralode.scalars(tree))
+    return hpc.Outcome(
+        result.status,
+        tree,
+        result.message,
+        metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
+        extra=lambda f: neuralode.save_model(f.create_group("model"), result.model),
+        summary=neuralode.scalars(tree),
+    )
 
 
 def train(cfg: DictConfig) -> dict:
@@ -73,9 +96,17 @@ def train(cfg: DictConfig) -> dict:
     `status`, `run_id`, `path`, and the scalar metrics; `skipped` when a completed result exists."""
     config = canonical(OmegaConf.to_container(cfg, resolve=True))
     rid, _, path = place(config)
-    return hpc.execute(path, lambda checkpoint: _work(config, checkpoint), app=APP, run_id=rid, config=config,
-                       config_yaml=OmegaConf.to_yaml(OmegaConf.create(config)), source_dir=CONF_DIR.parent,
-                       force=bool(config.get("force")), lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
+    return hpc.execute(
+        path,
+        lambda checkpoint: _work(config, checkpoint),
+        app=APP,
+        run_id=rid,
+        config=config,
+        config_yaml=OmegaConf.to_yaml(OmegaConf.create(config)),
+        source_dir=CONF_DIR.parent,
+        force=bool(config.get("force")),
+        lifeline=hpc.Lifeline.from_cluster(config["cluster"]),
+    )
 
 
 def _figure(name: str):  # neuralode (JAX) loads when a figure is drawn, not when `hpc report` starts
@@ -83,24 +114,48 @@ def _figure(name: str):  # neuralode (JAX) loads when a figure is drawn, not whe
 
 
 APP = hpc.App(
-    name="neuralode-hpc", entry=train, prepare=prepare, file_format="neuralode-hpc-result/1", conf_dir=CONF_DIR,
+    name="neuralode-hpc",
+    entry=train,
+    prepare=prepare,
+    file_format="neuralode-hpc-result/1",
+    conf_dir=CONF_DIR,
     packages=("jax", "jaxlib", "equinox", "diffrax", "optax", "h5py", "numpy", "hydra-core", "omegaconf"),
-    failures=("non_finite", "stalled"), columns=("training.",),
+    failures=("non_finite", "stalled"),
+    columns=("training.",),
     report=hpc.Spec(  # what `hpc report` shows of a sweep
-    metric=("metrics.*_100_test.accel_pct_mean", "metrics.*_test.accel_pct_mean"),  # the 100-orbit test set's
-    columns=("metrics.*.accel_pct_mean", "metrics.*_test.along_accel_pct_mean", "metrics.*_test.loglog_slope",
-             "metrics.*_test.critical_radius", "training.final_loss", "eval.*.accel_pct_mean",
-             "eval.*.loglog_slope", "eval.*.critical_radius"),
-    # the truth's slope is -2 (the best is the closest); a field that holds 1/r^2 further out is better
-    goals={"*.loglog_slope": -2.0, "*.critical_radius": "max"},
-    heatmap=("output_head", "feature_layer"),
-    curves=(hpc.Curve("history/loss", "loss", log=True), hpc.Curve("history/failed_segments", "failed segments")),
-    boundaries="history/phase_starts",
-    figures=(hpc.Figure("loglog", "log|a| against log r", _figure("loglog_figure"),
-                        "The best run of each configuration: median predicted |a| in radius bins against the "
-                        "truth 1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius."),
-             hpc.Figure("per_orbit", "Per-orbit acceleration error", _figure("per_orbit_figure"),
-                        "Each orbit's mean acceleration error (%), all seeds of a configuration pooled."))))
+        metric=("metrics.*_100_test.accel_pct_mean", "metrics.*_test.accel_pct_mean"),  # the 100-orbit test set's
+        columns=(
+            "metrics.*.accel_pct_mean",
+            "metrics.*_test.along_accel_pct_mean",
+            "metrics.*_test.loglog_slope",
+            "metrics.*_test.critical_radius",
+            "training.final_loss",
+            "eval.*.accel_pct_mean",
+            "eval.*.loglog_slope",
+            "eval.*.critical_radius",
+        ),
+        # the truth's slope is -2 (the best is the closest); a field that holds 1/r^2 further out is better
+        goals={"*.loglog_slope": -2.0, "*.critical_radius": "max"},
+        heatmap=("output_head", "feature_layer"),
+        curves=(hpc.Curve("history/loss", "loss", log=True), hpc.Curve("history/failed_segments", "failed segments")),
+        boundaries="history/phase_starts",
+        figures=(
+            hpc.Figure(
+                "loglog",
+                "log|a| against log r",
+                _figure("loglog_figure"),
+                "The best run of each configuration: median predicted |a| in radius bins against the "
+                "truth 1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius.",
+            ),
+            hpc.Figure(
+                "per_orbit",
+                "Per-orbit acceleration error",
+                _figure("per_orbit_figure"),
+                "Each orbit's mean acceleration error (%), all seeds of a configuration pooled.",
+            ),
+        ),
+    ),
+)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -27,8 +27,12 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GRID = ["feature_layer=cartesian,sph_4D_rinv_vel", "output_head=simple,mag_dir,signed,softplus,logmag_unit_exp",
-        "width=16,32,64,128", "lr=1e-4,3e-4,1e-3,3e-3,1e-2"]
+GRID = [
+    "feature_layer=cartesian,sph_4D_rinv_vel",
+    "output_head=simple,mag_dir,signed,softplus,logmag_unit_exp",
+    "width=16,32,64,128",
+    "lr=1e-4,3e-4,1e-3,3e-3,1e-2",
+]
 POINTS = 360
 
 
@@ -53,16 +57,38 @@ def fabricate(sweep_dir: pathlib.Path, steps: int = 2000) -> float:
             accel = radius ** (-2 + bend * (radius > 4)) * (1 + 0.02 * rng.standard_normal((n, POINTS)))
             per_orbit = np.abs(quality * 5 * (1 + 0.3 * rng.standard_normal(n)))
             metrics[f"complex_TBP_planar_{n}_test"] = {
-                "accel_pct_mean": float(per_orbit.mean()), "accel_pct_median": float(np.median(per_orbit)),
-                "loglog_slope": -2 + bend / 2, "radial_sign_error_pct": 0.0, "accel_pct_per_orbit": per_orbit,
-                "radius": radius, "accel_norm": accel}
+                "accel_pct_mean": float(per_orbit.mean()),
+                "accel_pct_median": float(np.median(per_orbit)),
+                "loglog_slope": -2 + bend / 2,
+                "radial_sign_error_pct": 0.0,
+                "accel_pct_per_orbit": per_orbit,
+                "radius": radius,
+                "accel_norm": accel,
+            }
         loss = 50 * np.exp(-np.arange(steps) / (300 * quality)) + rng.random(steps)
-        history = {"loss": loss, "phase": np.repeat([0, 1], steps // 2), "phase_starts": [0, steps // 2],
-                   "failed_segments": rng.poisson(0.05, steps).astype(np.int32), "steps": steps}
-        tree = {"metrics": metrics, "history": history, "training": {"status": "completed", "final_loss": loss[-1]},
-                "datasets": {"train": "complex_TBP_planar_10_train", "train_max_radius": 6.6}}
-        write_result(sweep.result_path(run_id), status="completed", run_id=run_id, config=config, config_yaml=text,
-                     metadata={"host": "bench"}, tree=tree, file_format="neuralode-hpc-result/1")
+        history = {
+            "loss": loss,
+            "phase": np.repeat([0, 1], steps // 2),
+            "phase_starts": [0, steps // 2],
+            "failed_segments": rng.poisson(0.05, steps).astype(np.int32),
+            "steps": steps,
+        }
+        tree = {
+            "metrics": metrics,
+            "history": history,
+            "training": {"status": "completed", "final_loss": loss[-1]},
+            "datasets": {"train": "complex_TBP_planar_10_train", "train_max_radius": 6.6},
+        }
+        write_result(
+            sweep.result_path(run_id),
+            status="completed",
+            run_id=run_id,
+            config=config,
+            config_yaml=text,
+            metadata={"host": "bench"},
+            tree=tree,
+            file_format="neuralode-hpc-result/1",
+        )
     return time.perf_counter() - tic
 
 
@@ -82,8 +108,18 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         work = pathlib.Path(args.keep or tmp)
         root = work / "results"
-        _, out = timed([sys.executable, "train.py", "-m", *GRID, f"seed=range(0,{args.seeds})", "curriculum=smoke",
-                        f"results_root={root}", "hydra/launcher=manifest"])
+        _, out = timed(
+            [
+                sys.executable,
+                "train.py",
+                "-m",
+                *GRID,
+                f"seed=range(0,{args.seeds})",
+                "curriculum=smoke",
+                f"results_root={root}",
+                "hydra/launcher=manifest",
+            ]
+        )
         sweep_dir = pathlib.Path(re.search(r"record in (\S+)", out).group(1))
         result = {"cpus": os.cpu_count(), "fabricate_s": round(fabricate(sweep_dir), 1)}
         hpc = [sys.executable, "-m", "hpc.cli", "--root", str(root)]

@@ -47,14 +47,27 @@ def fabricate_results(sweep_dir: pathlib.Path) -> float:
 
     tic = time.perf_counter()
     sweep = Sweep.load(sweep_dir)
-    metrics = {f"complex_TBP_planar_{n}_test": {"accel_pct_mean": 8.0, "accel_pct_median": 6.0, "loglog_slope": -2.0,
-                                                "radial_sign_error_pct": 0.0, "accel_pct_per_orbit": np.ones(n)}
-               for n in (1, 10, 100)}
+    metrics = {
+        f"complex_TBP_planar_{n}_test": {
+            "accel_pct_mean": 8.0,
+            "accel_pct_median": 6.0,
+            "loglog_slope": -2.0,
+            "radial_sign_error_pct": 0.0,
+            "accel_pct_per_orbit": np.ones(n),
+        }
+        for n in (1, 10, 100)
+    }
     for run_id in sweep.runs:
         config = json.loads(sweep.config_yaml(run_id))
-        write_result(sweep.result_path(run_id), status="completed", run_id=run_id, config=config,
-                     config_yaml=sweep.config_yaml(run_id), metadata={"host": "bench"},
-                     tree={"metrics": metrics, "training": {"final_loss": 0.02}, "history": {"loss": np.ones(50)}})
+        write_result(
+            sweep.result_path(run_id),
+            status="completed",
+            run_id=run_id,
+            config=config,
+            config_yaml=sweep.config_yaml(run_id),
+            metadata={"host": "bench"},
+            tree={"metrics": metrics, "training": {"final_loss": 0.02}, "history": {"loss": np.ones(50)}},
+        )
     return time.perf_counter() - tic
 
 
@@ -63,8 +76,10 @@ def one_size(n: int, submit: bool, work: pathlib.Path) -> dict:
 
     out = {"runs": n}
     scratch = {**os.environ, "SCRATCH": str(work / f"scratch-{n}")}
-    out["plan_scratch_s"], _ = timed([sys.executable, "train.py", "-m", f"seed=range(0,{n})", "curriculum=smoke",
-                                      "hydra/launcher=manifest"], env=scratch)
+    out["plan_scratch_s"], _ = timed(
+        [sys.executable, "train.py", "-m", f"seed=range(0,{n})", "curriculum=smoke", "hydra/launcher=manifest"],
+        env=scratch,
+    )
     root = work / f"plan-{n}"
     grid = [f"seed=range(0,{n})", "curriculum=smoke", f"results_root={root}"]
     plain = {k: v for k, v in os.environ.items() if k != "SCRATCH"}
@@ -73,8 +88,17 @@ def one_size(n: int, submit: bool, work: pathlib.Path) -> dict:
     sweep_dir = pathlib.Path(re.search(r"record in (\S+)", done.stdout).group(1))
     if submit and slurm.available():
         held = work / f"held-{n}"
-        out["submit_held_s"], done = timed([sys.executable, "train.py", "-m", f"seed=range(0,{n})",
-                                            "curriculum=smoke", f"results_root={held}", "cluster.hold=true"])
+        out["submit_held_s"], done = timed(
+            [
+                sys.executable,
+                "train.py",
+                "-m",
+                f"seed=range(0,{n})",
+                "curriculum=smoke",
+                f"results_root={held}",
+                "cluster.hold=true",
+            ]
+        )
         found = re.search(r"array job\(s\) ([\d, ]+)", done.stdout)
         if found is None:
             raise RuntimeError(f"the held submission failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -31,9 +31,25 @@ def cpu_seconds(pid: int) -> float:
 
 def measure(cpus: int, work: pathlib.Path, windows: int = 3, window_s: float = 5.0) -> dict:
     root = work / f"cpus-{cpus}"
-    done = subprocess.run([sys.executable, "train.py", "-m", "curriculum=lofi", "n_orbits=2", "batch_size=64",
-                           "width=32", "seed=0", f"cluster.cpus_per_task={cpus}", "cluster.checkpoint_steps=10",
-                           f"results_root={root}"], cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            "curriculum=lofi",
+            "n_orbits=2",
+            "batch_size=64",
+            "width=32",
+            "seed=0",
+            f"cluster.cpus_per_task={cpus}",
+            "cluster.checkpoint_steps=10",
+            f"results_root={root}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     job = re.search(r"array job\(s\) (\d+)", done.stdout).group(1)
     try:
         deadline = time.monotonic() + 300
@@ -52,8 +68,13 @@ def measure(cpus: int, work: pathlib.Path, windows: int = 3, window_s: float = 5
         affinity = len(os.sched_getaffinity(pid))
     finally:
         subprocess.run(["scancel", job])
-    return {"cpus_per_task": cpus, "cpu_pct_windows": [round(s, 1) for s in samples],
-            "cpu_pct_max": round(max(samples), 1), "threads": threads, "cpus_it_may_use": affinity}
+    return {
+        "cpus_per_task": cpus,
+        "cpu_pct_windows": [round(s, 1) for s in samples],
+        "cpu_pct_max": round(max(samples), 1),
+        "threads": threads,
+        "cpus_it_may_use": affinity,
+    }
 
 
 def main():

@@ -36,8 +36,13 @@ class _Reached(Exception):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
-    parser.add_argument("--targets", type=float, nargs="+", default=[10.0, 5.0],
-                        help="acceleration errors (percent) to time, largest first")
+    parser.add_argument(
+        "--targets",
+        type=float,
+        nargs="+",
+        default=[10.0, 5.0],
+        help="acceleration errors (percent) to time, largest first",
+    )
     parser.add_argument("--every", type=int, default=50, help="score the model every this many steps")
     parser.add_argument("--subset", type=int, default=25, help="held-out test orbits scored during training")
     parser.add_argument("--root", default=None, help="datasets and compilation cache (default: a temp dir)")
@@ -62,8 +67,9 @@ def main():
 
     spec, phases = neuralode.spec_from_config(config), neuralode.phases_from_config(config)
     units = neuralode.CanonicalUnits()
-    train_set, (test_set,) = neuralode.train_and_test_sets(root, n_train=config["n_orbits"],
-                                                           **{**config["dataset"], "test_sizes": [100]})
+    train_set, (test_set,) = neuralode.train_and_test_sets(
+        root, n_train=config["n_orbits"], **{**config["dataset"], "test_sizes": [100]}
+    )
     t, y = units.to_canonical(train_set.t, train_set.y)
     tt, ty = units.to_canonical(test_set.t, test_set.y)
     held = np.random.default_rng(0).choice(len(ty), size=min(args.subset, len(ty)), replace=False)
@@ -92,8 +98,11 @@ def main():
         trace.append({"step": step, "loss": loss, "accel_pct_mean_subset": err})
         for target in targets:
             if err <= target and str(target) not in reached:
-                reached[str(target)] = {"step": step, "wall_s_from_process_start": since_start,
-                                        "wall_s_from_first_step": since_train}
+                reached[str(target)] = {
+                    "step": step,
+                    "wall_s_from_process_start": since_start,
+                    "wall_s_from_first_step": since_train,
+                }
         if len(reached) == len(targets):
             clock["model"] = model
             raise _Reached
@@ -101,22 +110,28 @@ def main():
     init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
     model = neuralode.NeuralODE(spec, key=init_key)
     try:
-        result = neuralode.train(model, t, y, phases, key=train_key, callback=callback,
-                                 **neuralode.train_options(config))
+        result = neuralode.train(
+            model, t, y, phases, key=train_key, callback=callback, **neuralode.train_options(config)
+        )
         final, status = result.model, result.status
     except _Reached:
         final, status = clock["model"], "targets reached"
-    print(json.dumps({
-        "overrides": overrides,
-        "targets_pct": targets,
-        "reached": {t: reached.get(str(t)) for t in targets},
-        "stopped": status,
-        "steps": trace[-1]["step"] if trace else 0,
-        "final_accel_pct_mean_100_orbits": error(final, np.arange(len(ty))),
-        "score_every": args.every,
-        "subset_orbits": len(held),
-        "trace": trace,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "overrides": overrides,
+                "targets_pct": targets,
+                "reached": {t: reached.get(str(t)) for t in targets},
+                "stopped": status,
+                "steps": trace[-1]["step"] if trace else 0,
+                "final_accel_pct_mean_100_orbits": error(final, np.arange(len(ty))),
+                "score_every": args.every,
+                "subset_orbits": len(held),
+                "trace": trace,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

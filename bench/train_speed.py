@@ -36,8 +36,12 @@ def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoi
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    overrides = [f"solver.dtype={dtype}", f"solver.pcoeff={pcoeff}", f"solver.icoeff={icoeff}",
-                 f"solver.adjoint={adjoint}"]
+    overrides = [
+        f"solver.dtype={dtype}",
+        f"solver.pcoeff={pcoeff}",
+        f"solver.icoeff={icoeff}",
+        f"solver.adjoint={adjoint}",
+    ]
     with initialize_config_dir(os.path.join(ROOT, "conf"), version_base="1.3"):
         config = OmegaConf.to_container(compose("config", overrides), resolve=True)
     import jax
@@ -118,10 +122,20 @@ def accuracy(model, plain_model, t, y, lanes):
     @jax.jit
     def reference(t, y0):
         def one(ts, y):
-            sol = diffrax.diffeqsolve(diffrax.ODETerm(ref_model.field), diffrax.Dopri8(), ts[0], ts[-1], None, y,
-                                      saveat=diffrax.SaveAt(ts=ts), max_steps=100_000, throw=False,
-                                      stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-14))
+            sol = diffrax.diffeqsolve(
+                diffrax.ODETerm(ref_model.field),
+                diffrax.Dopri8(),
+                ts[0],
+                ts[-1],
+                None,
+                y,
+                saveat=diffrax.SaveAt(ts=ts),
+                max_steps=100_000,
+                throw=False,
+                stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-14),
+            )
             return sol.ys
+
         return jax.vmap(one)(t, y0)
 
     with jax.enable_x64(True):
@@ -134,10 +148,15 @@ def accuracy(model, plain_model, t, y, lanes):
 
     plain, _ = eqx.filter_jit(lambda m, t, y0: jax.vmap(m.solve)(t, y0))(plain_model, t, y[:, 0])
     ours = eqx.filter_jit(lambda m, t, y0: neuralode.solve_batch(m, t, y0, t[:, -1], chunk_size=lanes)[0])(
-        model, t, y[:, 0])
+        model, t, y[:, 0]
+    )
     (p_err, p_fail), (o_err, o_fail) = rel(plain), rel(ours)
-    return {"straightforward_max_rel_error": p_err, "straightforward_failed": p_fail,
-            "ours_max_rel_error": o_err, "ours_failed": o_fail}
+    return {
+        "straightforward_max_rel_error": p_err,
+        "straightforward_failed": p_fail,
+        "ours_max_rel_error": o_err,
+        "ours_failed": o_fail,
+    }
 
 
 def first_step(args, root, cache):
@@ -145,8 +164,13 @@ def first_step(args, root, cache):
     `cache` as compilation cache."""
     settings = (args.dtype, root, cache, args.chunk_size, args.pcoeff, args.icoeff, args.adjoint)
     code = "import sys; sys.argv=['x']; import bench.train_speed as b; b.first_step_child(*%r)" % (settings,)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."), check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."),
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -177,8 +201,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per formulation")
-    parser.add_argument("--warmup-steps", type=int, default=0,
-                        help="train ours this many steps first; both formulations then start from that model")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=0,
+        help="train ours this many steps first; both formulations then start from that model",
+    )
     parser.add_argument("--chunk-size", type=int, default=128, help="ours: segments in flight together")
     parser.add_argument("--pcoeff", type=float, default=0.2, help="ours: step-size controller (the reference's PI)")
     parser.add_argument("--icoeff", type=float, default=0.3)
@@ -209,8 +237,7 @@ def main():
     for i in range(args.warmup_steps):
         _, _, model, state, effort = ours(model, state, t, y, effort, jnp.asarray(18), jax.random.fold_in(key, i))
     keys = [jax.random.fold_in(jax.random.PRNGKey(2), i) for i in range(args.steps)]
-    out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256],
-                                             args.chunk_size)
+    out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256], args.chunk_size)
 
     plain = straightforward_step(optim, 256)
     carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": effort, "failed": 0}
@@ -218,8 +245,9 @@ def main():
     plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 
     def run_ours(i):
-        value, health, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"],
-                                                                 jnp.asarray(18), keys[i])
+        value, health, carry["m"], carry["s"], carry["d"] = ours(
+            carry["m"], carry["s"], t, y, carry["d"], jnp.asarray(18), keys[i]
+        )
         carry["failed"] += int(health["failed_segments"])
         return float(value)
 
@@ -230,8 +258,11 @@ def main():
     timed = time_interleaved({"ours": run_ours, "straightforward": run_plain}, args.steps)
     for name, (first, rate, loss) in timed.items():
         out[name] = {"first_step_s": first, "steps_per_s": rate, "final_loss": loss}
-    out["ours"].update(segments_left_out=carry["failed"], mean_solver_steps=float(jnp.mean(carry["d"])),
-                       max_solver_steps=int(jnp.max(carry["d"])))
+    out["ours"].update(
+        segments_left_out=carry["failed"],
+        mean_solver_steps=float(jnp.mean(carry["d"])),
+        max_solver_steps=int(jnp.max(carry["d"])),
+    )
     out["peak_rss_mb_both"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["speedup"] = out["ours"]["steps_per_s"] / out["straightforward"]["steps_per_s"]
     print(json.dumps(out, indent=2))

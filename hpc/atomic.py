@@ -32,8 +32,10 @@ def write_error(exc: OSError, path) -> OSError:
     free = free_bytes(pathlib.Path(path).parent)
     full = exc.errno in FULL or (free is not None and free < NEARLY_FULL_BYTES)
     what = "disk full writing" if full else "could not write"
-    error = OSError(errno.ENOSPC if full else exc.errno, f"{what} {path} ({exc.strerror or exc}"
-                    + (f"; {free} bytes free" if free is not None else "") + ")")
+    error = OSError(
+        errno.ENOSPC if full else exc.errno,
+        f"{what} {path} ({exc.strerror or exc}" + (f"; {free} bytes free" if free is not None else "") + ")",
+    )
     error.filename = str(path)
     return error
 

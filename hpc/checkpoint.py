@@ -74,8 +74,9 @@ class Checkpoint:
         try:
             out = {}
             with h5py.File(self.path, "r") as f:
-                f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
-                             else None)
+                f.visititems(
+                    lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+                )
                 step = int(f.attrs.get("step", 0))
         except OSError as exc:
             aside = self.set_aside("corrupt")

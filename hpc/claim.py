@@ -27,8 +27,12 @@ def claim_path(result_path) -> pathlib.Path:
 
 
 def me() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "job": slurm_info().get("job_id"),
-            "since": datetime.datetime.now().astimezone().isoformat()}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "job": slurm_info().get("job_id"),
+        "since": datetime.datetime.now().astimezone().isoformat(),
+    }
 
 
 def describe(owner: dict) -> str:

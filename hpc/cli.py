@@ -29,8 +29,10 @@ def cmd_status(args) -> int:
     if args.runs:
         _print_states(states)
     counts = status.totals(states)
-    print(f"sweep {sweep.sweep_id} ({sweep.path}): {len(states)} runs  "
-          + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    print(
+        f"sweep {sweep.sweep_id} ({sweep.path}): {len(states)} runs  "
+        + "  ".join(f"{k} {v}" for k, v in counts.items())
+    )
     unknown = [s for s in states if s.status == "unknown"]
     if unknown:
         print(f"{unknown[0].reason}: runs without a result are unknown (not lost); ask again later.")
@@ -65,21 +67,30 @@ def _resubmit(sweep: Sweep, changes: list[str]) -> int:
     states = status.run_states(sweep)
     unknown = [s for s in states if s.status == "unknown"]
     if unknown:
-        print(f"hpc resubmit: {len(unknown)} runs are unknown ({unknown[0].reason}); not resubmitting "
-              "anything until Slurm answers: they may still be running.", file=sys.stderr)
+        print(
+            f"hpc resubmit: {len(unknown)} runs are unknown ({unknown[0].reason}); not resubmitting "
+            "anything until Slurm answers: they may still be running.",
+            file=sys.stderr,
+        )
         return 2
     run_ids = status.unfinished(states)
     if not run_ids:
         print("Nothing to resubmit: every run is completed, pending, running or planned.")
         return 0
     profile = launch.resubmit_profile(sweep, run_ids, changes)
-    print("Resubmitting with the sweep's own cluster settings: " + profile.describe()
-          + " (--set KEY=VALUE changes one).")
+    print(
+        "Resubmitting with the sweep's own cluster settings: " + profile.describe() + " (--set KEY=VALUE changes one)."
+    )
     how = launch.submit_mode(profile)
     # the sweep's own directory: its application imports from there, whatever this shell's
     job_ids = launch.submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
-    where = (f"{len(job_ids)} array job(s) {', '.join(job_ids)}" if job_ids
-             else "no array job (the cluster's job limit)" if how == "slurm" else "local processes")
+    where = (
+        f"{len(job_ids)} array job(s) {', '.join(job_ids)}"
+        if job_ids
+        else "no array job (the cluster's job limit)"
+        if how == "slurm"
+        else "local processes"
+    )
     print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
     return 0
 
@@ -109,13 +120,21 @@ def cmd_report(args) -> int:
 
     sweep = _sweep(args)
     out = pathlib.Path(args.output) if args.output else sweep.path / "report"
-    options = report.Options(metric=args.metric, x=args.x, y=args.y, facet=tuple(args.facet) if args.facet else None,
-                             top=args.top, app=args.app)
+    options = report.Options(
+        metric=args.metric,
+        x=args.x,
+        y=args.y,
+        facet=tuple(args.facet) if args.facet else None,
+        top=args.top,
+        app=args.app,
+    )
     done = report.build(sweep, out, options)
     for error in done["errors"]:
         print(f"hpc report: figure not drawn: {error}", file=sys.stderr)
-    print(f"{len(done['runs'])} runs, {len(done['configs'])} configurations, {len(done['figures'])} figures "
-          f"-> {done['html']}")
+    print(
+        f"{len(done['runs'])} runs, {len(done['configs'])} configurations, {len(done['figures'])} figures "
+        f"-> {done['html']}"
+    )
     return 1 if done["errors"] else 0
 
 
@@ -128,7 +147,7 @@ def _run_config(name: str, root) -> dict:
         summary = read_summary(path)
     except (OSError, KeyError) as exc:
         raise SystemExit(f"hpc diff: {path} is not a readable result file ({type(exc).__name__}: {exc}).")
-    return {k[len("config."):]: v for k, v in summary.items() if k.startswith("config.")}
+    return {k[len("config.") :]: v for k, v in summary.items() if k.startswith("config.")}
 
 
 def cmd_diff(args) -> int:
@@ -146,8 +165,10 @@ def cmd_pack(args) -> int:
     from .envpack import pack
 
     path, packed = pack(args.root if args.root is not None else layout.results_root())
-    print(f"{'Packed' if packed else 'Reusing'} {path}\nUse it with: cluster.environment.kind=packed "
-          f"cluster.environment.tarball={path}")
+    print(
+        f"{'Packed' if packed else 'Reusing'} {path}\nUse it with: cluster.environment.kind=packed "
+        f"cluster.environment.tarball={path}"
+    )
     return 0
 
 
@@ -160,8 +181,9 @@ def cmd_plan(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hpc", description=__doc__)
-    top.add_argument("--root", default=None,
-                     help="results root to search (default: every sweep you created, wherever its root)")
+    top.add_argument(
+        "--root", default=None, help="results root to search (default: every sweep you created, wherever its root)"
+    )
     sub = top.add_subparsers(dest="command", required=True)
 
     def add(name, fn, help_text, sweep=True):
@@ -171,15 +193,16 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    add("status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)"
-        ).add_argument(
-        "--runs", action="store_true", help="one line per run as well")
+    add(
+        "status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)"
+    ).add_argument("--runs", action="store_true", help="one line per run as well")
     w = add("wait", cmd_wait, "block until no run is pending or running")
     w.add_argument("--interval", type=float, default=10.0)
     w.add_argument("--timeout", type=float, default=None)
     add("failed", cmd_failed, "each run that did not complete, with its reason (exit 1 if any)")
     add("resubmit", cmd_resubmit, "one new array job of the runs that failed or never finished").add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240")
+        "--set", action="append", metavar="KEY=VALUE", help="change the cluster profile, e.g. --set time_min=240"
+    )
     c = add("collect", cmd_collect, "one row per run: state, the parameters that vary, metrics")
     c.add_argument("-o", "--output", required=True, help="runs.csv or runs.parquet")
     c.add_argument("--all-config", action="store_true", help="every config and metadata column")
@@ -188,13 +211,25 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--metric", default=None, help="rank by this column or glob (default: the application's)")
     r.add_argument("--x", default=None, help="heatmap columns: a parameter that varies")
     r.add_argument("--y", default=None, help="heatmap rows: a parameter that varies")
-    r.add_argument("--facet", action="append", default=None, help="one heatmap panel per value (repeatable); "
-                   "default: every other parameter that varies")
+    r.add_argument(
+        "--facet",
+        action="append",
+        default=None,
+        help="one heatmap panel per value (repeatable); default: every other parameter that varies",
+    )
     r.add_argument("--top", type=int, default=8, help="configurations in the histories and figures (default 8)")
-    r.add_argument("--app", default=None, help="module[:attribute] or file.py naming an hpc.App or hpc.Spec "
-                   "(default: the sweep's application)")
-    add("pack", cmd_pack, "pack the active conda env or venv into <root>/envs/ for compute nodes "
-        "(default root: $SCRATCH/hpc, or ./scratch)", sweep=False)
+    r.add_argument(
+        "--app",
+        default=None,
+        help="module[:attribute] or file.py naming an hpc.App or hpc.Spec (default: the sweep's application)",
+    )
+    add(
+        "pack",
+        cmd_pack,
+        "pack the active conda env or venv into <root>/envs/ for compute nodes "
+        "(default root: $SCRATCH/hpc, or ./scratch)",
+        sweep=False,
+    )
     p = add("plan", cmd_plan, "write a manifest and sbatch array scripts for a grid (no submission)", sweep=False)
     p.add_argument("--script", default="train.py", help="the Hydra app to run (default: train.py)")
     p.add_argument("overrides", nargs="*", help="sweep overrides, as for `python train.py -m`")

@@ -81,9 +81,13 @@ class SweepComposer:
     def _is_value(self, override) -> bool:
         """A plain `key=value` on a key that is not a config group: applied after composition."""
         key = override.key_or_group
-        return (not (override.is_add() or override.is_force_add() or override.is_delete())
-                and override.package is None and key not in self.groups and not key.startswith("hydra")
-                and "/" not in key)
+        return (
+            not (override.is_add() or override.is_force_add() or override.is_delete())
+            and override.package is None
+            and key not in self.groups
+            and not key.startswith("hydra")
+            and "/" not in key
+        )
 
     def full_compose(self, overrides: list[str]) -> DictConfig:
         """Hydra's own composition of one run, without its `hydra` node."""

@@ -37,17 +37,20 @@ def unknown_keys(args: list[str], known: set[str]) -> list[str]:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException:
         return []  # Hydra reports a malformed override itself
-    return [o.key_or_group for o in parsed
-            if not (o.is_add() or o.is_force_add() or o.is_delete())
-            and o.key_or_group.split(".")[0] not in known]
+    return [
+        o.key_or_group
+        for o in parsed
+        if not (o.is_add() or o.is_force_add() or o.is_delete()) and o.key_or_group.split(".")[0] not in known
+    ]
 
 
 def hint(key: str, known: set[str], short_names, groups) -> str:
     """The message for one unknown `key`: the closest known name and the valid short names."""
     close = difflib.get_close_matches(key.split(".")[0], sorted(known), n=1)
     mean = f" Did you mean `{close[0]}`?" if close else ""
-    return (f"Unknown key `{key}`.{mean}\nValid short names: {', '.join(short_names)}.\n"
-            f"Config groups: {', '.join(groups)}.")
+    return (
+        f"Unknown key `{key}`.{mean}\nValid short names: {', '.join(short_names)}.\nConfig groups: {', '.join(groups)}."
+    )
 
 
 def explain(args: list[str], conf_dir, short_names, groups, file=sys.stderr) -> None:

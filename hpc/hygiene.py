@@ -5,8 +5,13 @@ import os
 import pathlib
 import shutil
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 
 
 def task_env_vars(cpus: int, *, shared_gpu: bool, tmp_dir: str, xla_flags: str = "") -> dict[str, str]:
@@ -29,8 +34,7 @@ def task_env_vars(cpus: int, *, shared_gpu: bool, tmp_dir: str, xla_flags: str =
         env["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
     if shared_gpu:
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    env.update({"TMPDIR": tmp_dir, "TMP": tmp_dir, "TEMP": tmp_dir,
-                "HDF5_USE_FILE_LOCKING": "FALSE"})
+    env.update({"TMPDIR": tmp_dir, "TMP": tmp_dir, "TEMP": tmp_dir, "HDF5_USE_FILE_LOCKING": "FALSE"})
     return env
 
 

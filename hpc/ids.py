@@ -44,5 +44,8 @@ def diff(configs: list[dict]) -> dict:
     (`None` where a config lacks the key)."""
     flats = [flatten(c) for c in configs]
     keys = sorted(set().union(*flats))
-    return {k: [f.get(k) for f in flats] for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1}
+    return {
+        k: [f.get(k) for f in flats]
+        for k in keys
+        if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1
+    }

@@ -30,8 +30,10 @@ def _wanted_mode(profile: Profile) -> str:
         return "slurm"
     if profile.submit == "auto" and not slurm.installed():
         return "local"
-    raise ValueError(f"no Slurm controller answers on this machine ({problem}); nothing was submitted. "
-                     "Try again once Slurm is back, or set cluster.submit=local to run here on purpose.")
+    raise ValueError(
+        f"no Slurm controller answers on this machine ({problem}); nothing was submitted. "
+        "Try again once Slurm is back, or set cluster.submit=local to run here on purpose."
+    )
 
 
 def submit_mode(profile: Profile) -> str:
@@ -50,14 +52,18 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
     import yaml
 
     latest = sweep.latest_submission(run_ids[0])
-    cluster = dict(latest.submission["cluster"] if latest is not None
-                   else yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster") or {})
+    cluster = dict(
+        latest.submission["cluster"]
+        if latest is not None
+        else yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster") or {}
+    )
     cluster["hold"] = False
     for item in changes:
         key, _, value = item.partition("=")
         if key not in FIELDS:
-            raise ValueError(f"`--set {item}`: `{key}` is not a cluster setting; they are: "
-                             f"{', '.join(sorted(FIELDS))}.")
+            raise ValueError(
+                f"`--set {item}`: `{key}` is not a cluster setting; they are: {', '.join(sorted(FIELDS))}."
+            )
         cluster[key] = yaml.safe_load(value)
     if any(sub["kind"] in ("slurm", "manifest") for sub in sweep.submissions):
         cluster["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
@@ -95,8 +101,10 @@ def exclusive(path, wait_s: float = 120.0):
         except claim.Busy:
             owner = claim.read(lock.path) or {}
             if time.monotonic() > deadline:
-                raise ValueError(f"another submission to this sweep is under way ({claim.describe(owner)}); "
-                                 "try again when it has finished.") from None
+                raise ValueError(
+                    f"another submission to this sweep is under way ({claim.describe(owner)}); "
+                    "try again when it has finished."
+                ) from None
             if not told:
                 print(f"Waiting for another submission to this sweep ({claim.describe(owner)}) ...", flush=True)
                 told = True
@@ -149,13 +157,16 @@ def _record(runs: list[Run], app: str, about: dict, argv: str, workdir: str) -> 
     except OSError as exc:
         if sweep is not None:
             shutil.rmtree(sweep.path, ignore_errors=True)
-        raise ValueError(f"could not write the sweep's record under the results root {root} "
-                         f"({exc.strerror or exc}: is the disk or quota full?); nothing was submitted.") from exc
+        raise ValueError(
+            f"could not write the sweep's record under the results root {root} "
+            f"({exc.strerror or exc}: is the disk or quota full?); nothing was submitted."
+        ) from exc
     return sweep, todo, skipped
 
 
-def start_sweep(runs: list[Run], *, app: str, workdir: str, argv: str = "", plan: bool = False,
-                wait: bool = False) -> tuple[Sweep, dict | None]:
+def start_sweep(
+    runs: list[Run], *, app: str, workdir: str, argv: str = "", plan: bool = False, wait: bool = False
+) -> tuple[Sweep, dict | None]:
     """Record a sweep of `runs` of the application `app` (`module:APP`, importable from
     `workdir`) and submit (or, with `plan`, write the manifest and sbatch scripts of) those
     without a completed result, one array job per distinct cluster profile.
@@ -170,14 +181,18 @@ def start_sweep(runs: list[Run], *, app: str, workdir: str, argv: str = "", plan
         raise ValueError("the sweep has no runs (an empty range or list among the overrides?); nothing was written.")
     profiles = {r.cluster for r in runs}  # each distinct profile (a frozen, hashable Profile)
     if plan and len(profiles) > 1:
-        raise ValueError("`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
-                         "within the grid (plan one sweep per cluster setting).")
+        raise ValueError(
+            "`hydra/launcher=manifest` writes one manifest per sweep: do not vary `cluster.*` "
+            "within the grid (plan one sweep per cluster setting)."
+        )
     modes = {} if plan else {profile: submit_mode(profile) for profile in profiles}  # each checked once
     layout.check_writable(runs[0].results_root)
     application = load_app(app, workdir)
     sweep, todo, skipped = _record(runs, app, application.record, argv, workdir)
-    print(f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, "
-          f"record in {sweep.path}", flush=True)
+    print(
+        f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, record in {sweep.path}",
+        flush=True,
+    )
     # one submitter at a time (a resubmit started meanwhile waits); a local pool runs in here, so
     # the lock is held for the submission only when the runs go elsewhere
     local_here = not plan and all(modes[key] == "local" and not key.detach for key in todo)
@@ -187,14 +202,20 @@ def start_sweep(runs: list[Run], *, app: str, workdir: str, argv: str = "", plan
                 from .slurm.plan import write_plan
 
                 scripts = write_plan(sweep, run_ids, key, workdir, script_of(app, application))
-                print(f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
-                      + "\n".join(f"  sbatch {p}" for p in scripts), flush=True)
+                print(
+                    f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
+                    + "\n".join(f"  sbatch {p}" for p in scripts),
+                    flush=True,
+                )
                 continue
             job_ids = submit(sweep, run_ids, key, workdir, modes[key])
             if job_ids:
                 sent = sum(len(s["runs"]) for s in sweep.submissions if s["job_id"] in job_ids)
-                print(f"Submitted {sent} runs as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
-                      f"Watch with: hpc status {sweep.path}", flush=True)
+                print(
+                    f"Submitted {sent} runs as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
+                    f"Watch with: hpc status {sweep.path}",
+                    flush=True,
+                )
     if wait and not plan:
         states = status.wait_for(sweep)
     elif not todo or local_here:  # local runs have finished by now; Slurm's are final only after waiting

@@ -88,5 +88,7 @@ def check_writable(root) -> None:
         with tempfile.NamedTemporaryFile(dir=root, prefix=".hpc-write-test-"):
             pass
     except OSError as exc:
-        raise ValueError(f"the results root {root} is not writable ({exc.strerror or exc}); set "
-                         f"results_root=<a directory you can write> or cluster.results_root.") from exc
+        raise ValueError(
+            f"the results root {root} is not writable ({exc.strerror or exc}); set "
+            f"results_root=<a directory you can write> or cluster.results_root."
+        ) from exc

@@ -88,8 +88,10 @@ def _output_to(path):
 def _worker(args) -> None:
     entry, config_yaml, settings, log = args
     with _output_to(log):
-        print(f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} "
-              f"(pid {os.getpid()})", flush=True)
+        print(
+            f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} (pid {os.getpid()})",
+            flush=True,
+        )
         try:
             run_task(entry, config_yaml, settings)
         except Exception:  # one run's failure must not stop the others; its result file says why
@@ -111,7 +113,7 @@ def workers_for(n_runs: int, cpus_per_task: int) -> int:
 def cpu_sets(workers: int, cpus_per_task: int) -> list[list[int]]:
     """The CPUs of each worker: `cpus_per_task` of this process's usable CPUs each, disjoint."""
     usable = _usable_cpus()
-    return [usable[i * cpus_per_task:(i + 1) * cpus_per_task] for i in range(workers)]
+    return [usable[i * cpus_per_task : (i + 1) * cpus_per_task] for i in range(workers)]
 
 
 def run_pool(sweep: Sweep, position: int) -> None:
@@ -125,8 +127,9 @@ def run_pool(sweep: Sweep, position: int) -> None:
     sets = context.Queue()
     for cpus in cpu_sets(workers, settings["cpus"]):
         sets.put(cpus)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(os.getpid(), sets)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), sets)
+    ) as pool:
         list(pool.map(_worker, jobs))
 
 
@@ -148,13 +151,21 @@ def start(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> N
         return
     logs.mkdir(exist_ok=True)
     with open(logs / "driver.log", "a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hpc.local", str(sweep.path), str(position)], cwd=workdir,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpc.local", str(sweep.path), str(position)],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     sweep.submissions[position]["driver"] = {"host": driver["host"], "pid": proc.pid}
     sweep.save()
-    print(f"Running {len(run_ids)} runs locally ({why}) in {workers} processes, detached (driver pid "
-          f"{proc.pid}); logs in {logs}. Watch with: hpc status {sweep.path}", flush=True)
+    print(
+        f"Running {len(run_ids)} runs locally ({why}) in {workers} processes, detached (driver pid "
+        f"{proc.pid}); logs in {logs}. Watch with: hpc status {sweep.path}",
+        flush=True,
+    )
 
 
 def main(argv=None) -> None:

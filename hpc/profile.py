@@ -28,8 +28,11 @@ class Environment:
     def __post_init__(self):
         if self.kind not in ENVIRONMENT_KINDS:
             raise ValueError(f"`cluster.environment.kind`={self.kind!r}; allowed: {', '.join(ENVIRONMENT_KINDS)}.")
-        needed = {"packed": ("tarball", "the `hpc pack` tarball"), "conda": ("conda_env", "the environment"),
-                  "venv": ("venv", "the venv directory")}.get(self.kind)
+        needed = {
+            "packed": ("tarball", "the `hpc pack` tarball"),
+            "conda": ("conda_env", "the environment"),
+            "venv": ("venv", "the venv directory"),
+        }.get(self.kind)
         if needed and not getattr(self, needed[0]):
             raise ValueError(f"`cluster.environment.{needed[0]}` must name {needed[1]} for kind {self.kind!r}.")
 
@@ -70,10 +73,12 @@ class Profile:
         if self.submit not in SUBMIT_MODES:
             raise ValueError(f"`cluster.submit`={self.submit!r}; allowed: {', '.join(SUBMIT_MODES)}.")
         if self.signal_before_s is not None and 2 * self.signal_before_s > 60 * self.time_min:
-            raise ValueError(f"`cluster.signal_before_s`={self.signal_before_s} warns of the time limit before half "
-                             f"of a {self.time_min}-minute job (cluster.time_min={self.time_min}) has run: every "
-                             f"requeue would be wasted. It must be at most {30 * self.time_min} s, or null (a "
-                             "tenth of the limit).")
+            raise ValueError(
+                f"`cluster.signal_before_s`={self.signal_before_s} warns of the time limit before half "
+                f"of a {self.time_min}-minute job (cluster.time_min={self.time_min}) has run: every "
+                f"requeue would be wasted. It must be at most {30 * self.time_min} s, or null (a "
+                "tenth of the limit)."
+            )
 
     @classmethod
     def from_dict(cls, values: "dict | Profile | None") -> "Profile":
@@ -90,8 +95,10 @@ class Profile:
             raise ValueError(f"`cluster.environment` must be a mapping (kind, tarball, ...), got {env!r}.")
         unknown = sorted(set(env) - {f.name for f in dataclasses.fields(Environment)})
         if unknown:
-            raise ValueError(f"`cluster.environment.{unknown[0]}` is not an environment setting; they are: "
-                             f"{', '.join(f.name for f in dataclasses.fields(Environment))}.")
+            raise ValueError(
+                f"`cluster.environment.{unknown[0]}` is not an environment setting; they are: "
+                f"{', '.join(f.name for f in dataclasses.fields(Environment))}."
+            )
         if isinstance(values.get("setup"), list):
             values["setup"] = tuple(values["setup"])
         return cls(**values, environment=Environment(**{k: v for k, v in env.items() if v is not None or k != "kind"}))
@@ -116,8 +123,18 @@ class Profile:
 
     def describe(self) -> str:
         """The settings a user chooses, as `key=value` (those that are set)."""
-        shown = ("submit", "partition", "account", "qos", "time_min", "cpus_per_task", "mem_per_cpu_mb",
-                 "gpus_per_task", "array_parallelism", "max_requeues")
+        shown = (
+            "submit",
+            "partition",
+            "account",
+            "qos",
+            "time_min",
+            "cpus_per_task",
+            "mem_per_cpu_mb",
+            "gpus_per_task",
+            "array_parallelism",
+            "max_requeues",
+        )
         return " ".join(f"{k}={getattr(self, k)}" for k in shown if getattr(self, k) is not None)
 
 
@@ -128,10 +145,15 @@ def slurm_options(profile: Profile) -> dict:
     """The Slurm options of a profile, `sbatch` long option name (`_` for `-`) -> value; unset
     ones are left out. Both submission paths use this: submitit (`hpc.slurm.submit`) and the
     plain sbatch scripts (`hpc.slurm.plan`)."""
-    options = {"partition": profile.partition, "account": profile.account, "qos": profile.qos,
-               "time": profile.time_min, "cpus_per_task": profile.cpus_per_task,
-               "mem_per_cpu": f"{profile.mem_per_cpu_mb}M" if profile.mem_per_cpu_mb else None,
-               "gpus_per_task": profile.gpus_per_task or None}
+    options = {
+        "partition": profile.partition,
+        "account": profile.account,
+        "qos": profile.qos,
+        "time": profile.time_min,
+        "cpus_per_task": profile.cpus_per_task,
+        "mem_per_cpu": f"{profile.mem_per_cpu_mb}M" if profile.mem_per_cpu_mb else None,
+        "gpus_per_task": profile.gpus_per_task or None,
+    }
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -144,8 +166,10 @@ def _kinds() -> dict[str, tuple[type, bool]]:
     out = {}
     for name, hint in typing.get_type_hints(Profile).items():
         args = typing.get_args(hint)
-        out[name] = (next((a for a in args if a is not type(None)), hint) if type(None) in args else hint,
-                     type(None) in args)
+        out[name] = (
+            next((a for a in args if a is not type(None)), hint) if type(None) in args else hint,
+            type(None) in args,
+        )
     return out
 
 
@@ -173,5 +197,15 @@ def _check(field: dataclasses.Field, value) -> None:
 
 
 # the smallest value a number may take (`>` for numbers, `>=` for integers)
-_LOWEST = {"time_min": 1, "cpus_per_task": 1, "mem_per_cpu_mb": 1, "gpus_per_task": 0, "array_parallelism": 1,
-           "max_submit_jobs": 1, "checkpoint_min": 0, "checkpoint_steps": 1, "max_requeues": 0, "signal_before_s": 1}
+_LOWEST = {
+    "time_min": 1,
+    "cpus_per_task": 1,
+    "mem_per_cpu_mb": 1,
+    "gpus_per_task": 0,
+    "array_parallelism": 1,
+    "max_submit_jobs": 1,
+    "checkpoint_min": 0,
+    "checkpoint_steps": 1,
+    "max_requeues": 0,
+    "signal_before_s": 1,
+}

@@ -62,8 +62,9 @@ def versions(packages) -> dict:
 def git_commit(source_dir) -> str:
     """The commit checked out in `source_dir`, or `none`."""
     try:
-        done = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=source_dir,
-                              capture_output=True, text=True, timeout=5)
+        done = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=source_dir, capture_output=True, text=True, timeout=5
+        )
         return done.stdout.strip() if done.returncode == 0 else "none"
     except (OSError, subprocess.SubprocessError):
         return "none"
@@ -86,9 +87,21 @@ class Lifeline:
         return cls(profile.checkpoint_min, profile.checkpoint_steps, profile.max_requeues)
 
 
-def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config: dict, config_yaml: str,
-            packages=(), source_dir=None, force: bool = False, file_format: str = FORMAT,
-            lifeline: Lifeline = Lifeline(), failures=(), app=None) -> dict:
+def execute(
+    path,
+    work: Callable[[Checkpoint], Outcome],
+    *,
+    run_id: str,
+    config: dict,
+    config_yaml: str,
+    packages=(),
+    source_dir=None,
+    force: bool = False,
+    file_format: str = FORMAT,
+    lifeline: Lifeline = Lifeline(),
+    failures=(),
+    app=None,
+) -> dict:
     """Run `work` once for the run whose result file is `path`, and write that file atomically.
 
     A completed result already at `path` skips the run (unless `force`). Provenance (versions
@@ -124,20 +137,42 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
         return {"status": "skipped", "run_id": run_id, "path": str(path)}
     started, tic = datetime.datetime.now().astimezone(), time.monotonic()
     info = slurm_info()
-    meta = {"versions": versions(packages), "git_commit": git_commit(source_dir or pathlib.Path.cwd()),
-            "host": socket.gethostname(), "python_executable": sys.executable, "python_prefix": sys.prefix,
-            "start_time": started.isoformat(), "slurm": info, "argv": " ".join(sys.argv),
-            "threads": {"cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1,
-                        **{var: os.environ.get(var, "") for var in THREAD_VARIABLES + ("XLA_FLAGS",)}}}
+    meta = {
+        "versions": versions(packages),
+        "git_commit": git_commit(source_dir or pathlib.Path.cwd()),
+        "host": socket.gethostname(),
+        "python_executable": sys.executable,
+        "python_prefix": sys.prefix,
+        "start_time": started.isoformat(),
+        "slurm": info,
+        "argv": " ".join(sys.argv),
+        "threads": {
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1,
+            **{var: os.environ.get(var, "") for var in THREAD_VARIABLES + ("XLA_FLAGS",)},
+        },
+    }
     every_s = lifeline.every_min * 60 if lifeline.every_min is not None else None
     checkpoint = Checkpoint(checkpoint_path(path), every_s, lifeline.every_steps)
 
     def finish(outcome: Outcome) -> None:
-        meta.update(outcome.metadata, end_time=datetime.datetime.now().astimezone().isoformat(),
-                    wall_time_s=time.monotonic() - tic)
-        write_result(path, status=outcome.status, config=config, config_yaml=config_yaml, run_id=run_id,
-                     metadata=meta, tree=outcome.tree, message=outcome.message, extra=outcome.extra,
-                     file_format=file_format, failures=failures)
+        meta.update(
+            outcome.metadata,
+            end_time=datetime.datetime.now().astimezone().isoformat(),
+            wall_time_s=time.monotonic() - tic,
+        )
+        write_result(
+            path,
+            status=outcome.status,
+            config=config,
+            config_yaml=config_yaml,
+            run_id=run_id,
+            metadata=meta,
+            tree=outcome.tree,
+            message=outcome.message,
+            extra=outcome.extra,
+            file_format=file_format,
+            failures=failures,
+        )
         print(f"Result ({outcome.status}) written to {path}", flush=True)
 
     check_writable(path.parent)
@@ -169,11 +204,19 @@ def execute(path, work: Callable[[Checkpoint], Outcome], *, run_id: str, config:
         elif checkpoint.path.exists():
             message += f" (checkpoint at step {checkpoint.saved_step} kept: a resubmit resumes it)"
         try:
-            finish(Outcome("failed", {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
-                           message=message))
+            finish(
+                Outcome(
+                    "failed",
+                    {"error": {"type": type(exc).__name__, "traceback": traceback.format_exc()}},
+                    message=message,
+                )
+            )
         except OSError as write_error:  # full disk, quota: leave a note, and the log says it too
-            why = (f"the run failed ({message}) and its result could not be written ({write_error})"
-                   if not isinstance(exc, OSError) else f"the run failed: {message}; nor could its result be written")
+            why = (
+                f"the run failed ({message}) and its result could not be written ({write_error})"
+                if not isinstance(exc, OSError)
+                else f"the run failed: {message}; nor could its result be written"
+            )
             print(why, file=sys.stderr, flush=True)
             write_note(path, why)
         raise
@@ -198,10 +241,19 @@ def _interrupted(outcome: Outcome, checkpoint: Checkpoint, info: dict, max_reque
         return Outcome("interrupted", {})
     if "job_id" in info and restarts < max_requeues:
         slurm.requeue(info["job_id"])
-        print(f"Time limit near: checkpoint at step {step}; requeued task {info['job_id']} "
-              f"(requeue {restarts + 1} of {max_requeues}).", flush=True)
+        print(
+            f"Time limit near: checkpoint at step {step}; requeued task {info['job_id']} "
+            f"(requeue {restarts + 1} of {max_requeues}).",
+            flush=True,
+        )
         return Outcome("requeued", {})
-    why = (f"after {restarts} requeue(s) (cluster.max_requeues={max_requeues})" if "job_id" in info
-           else "outside Slurm, no requeue")
-    return dataclasses.replace(outcome, status="timeout", message=(
-        f"time limit reached at step {step} {why}; the checkpoint is kept: `hpc resubmit` resumes it"))
+    why = (
+        f"after {restarts} requeue(s) (cluster.max_requeues={max_requeues})"
+        if "job_id" in info
+        else "outside Slurm, no requeue"
+    )
+    return dataclasses.replace(
+        outcome,
+        status="timeout",
+        message=(f"time limit reached at step {step} {why}; the checkpoint is kept: `hpc resubmit` resumes it"),
+    )

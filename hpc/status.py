@@ -32,7 +32,7 @@ ALWAYS_SHOWN = ("pending", "running", "completed", "failed", "lost")
 
 HINTS = {
     "out_of_memory": ": the task used more memory than it asked for; resubmit with more "
-                     "(hpc resubmit --set mem_per_cpu_mb=<MB>)",
+    "(hpc resubmit --set mem_per_cpu_mb=<MB>)",
     "timeout": ": the time limit came before a checkpoint could requeue it (hpc resubmit --set time_min=<min>)",
     "node_fail": ": its node failed; a resubmit runs it elsewhere",
     "preempted": ": a higher-priority job took its node",
@@ -66,8 +66,9 @@ def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
         elif sub in by_names:
             name, count = sub.get("job_name"), len(sub["runs"])
             # submitit sends a batch of one run as a plain job: no array index
-            tasks[n] = [by_name.get((name, i)) or (by_name.get((name, None), "") if count == 1 else "")
-                        for i in range(count)]
+            tasks[n] = [
+                by_name.get((name, i)) or (by_name.get((name, None), "") if count == 1 else "") for i in range(count)
+            ]
     return tasks, {t.task_id: t.state for t in found.values()}, ""
 
 
@@ -75,8 +76,9 @@ def _from_file(run_id: str, path, job: str) -> RunState:
     try:
         summary = read_status(path)
     except (OSError, KeyError) as exc:
-        return RunState(run_id, "corrupt", f"result file {path} does not read ({type(exc).__name__}); "
-                                           f"`hpc resubmit` reruns it", job)
+        return RunState(
+            run_id, "corrupt", f"result file {path} does not read ({type(exc).__name__}); `hpc resubmit` reruns it", job
+        )
     status = summary.get("status")
     if status == "completed":
         return RunState(run_id, "completed", "", job)
@@ -111,9 +113,15 @@ def run_states(sweep: Sweep) -> list[RunState]:
             if slurm_state in slurm.FINAL and _older_than(path, latest.submission):
                 # the latest task failed before writing: that is the news, not the earlier result
                 hint = HINTS.get(slurm.FINAL[slurm_state], "")
-                out.append(RunState(run_id, slurm.FINAL[slurm_state],
-                                    f"Slurm {slurm_state}: its latest task ended without writing a result (the "
-                                    f"result file is from an earlier try){hint}; see its Slurm log", job))
+                out.append(
+                    RunState(
+                        run_id,
+                        slurm.FINAL[slurm_state],
+                        f"Slurm {slurm_state}: its latest task ended without writing a result (the "
+                        f"result file is from an earlier try){hint}; see its Slurm log",
+                        job,
+                    )
+                )
                 continue
             out.append(_from_file(run_id, path, job))
             continue
@@ -126,15 +134,24 @@ def run_states(sweep: Sweep) -> list[RunState]:
         if latest is None:
             out.append(RunState(run_id, "lost", "never submitted"))
         elif kind == "deferred":
-            out.append(RunState(run_id, "deferred", "not submitted: the cluster's job limit was reached; "
-                                                    "`hpc resubmit` submits it"))
+            out.append(
+                RunState(
+                    run_id, "deferred", "not submitted: the cluster's job limit was reached; `hpc resubmit` submits it"
+                )
+            )
         elif kind in ("slurm", "manifest") and unreachable:
             out.append(RunState(run_id, "unknown", f"Slurm unreachable: {unreachable}", job))
         elif kind == "manifest" and not job:
             out.append(RunState(run_id, "planned", f"not submitted yet: sbatch {latest.submission.get('script')}"))
         elif kind == "slurm" and not latest.submission["job_id"] and not job:
-            out.append(RunState(run_id, "lost", "its submission was interrupted before Slurm took it (no job named "
-                                                f"{latest.submission.get('job_name')}); `hpc resubmit` sends it"))
+            out.append(
+                RunState(
+                    run_id,
+                    "lost",
+                    "its submission was interrupted before Slurm took it (no job named "
+                    f"{latest.submission.get('job_name')}); `hpc resubmit` sends it",
+                )
+            )
         elif slurm_state in slurm.FINAL:
             if slurm_state == "FAILED" and logs.says_oom(sweep.path, job):
                 slurm_state = "OUT_OF_MEMORY"  # the job step was; the batch script around it just failed

@@ -47,10 +47,20 @@ def _write_tree(group: h5py.Group, tree: dict) -> None:
             group.attrs[key] = _attr(value)
 
 
-def write_result(path, *, status: str, config: dict, config_yaml: str, run_id: str,
-                 metadata: dict, tree: dict | None = None, message: str = "",
-                 extra: Callable[[h5py.File], None] | None = None, file_format: str = FORMAT,
-                 failures=()) -> pathlib.Path:
+def write_result(
+    path,
+    *,
+    status: str,
+    config: dict,
+    config_yaml: str,
+    run_id: str,
+    metadata: dict,
+    tree: dict | None = None,
+    message: str = "",
+    extra: Callable[[h5py.File], None] | None = None,
+    file_format: str = FORMAT,
+    failures=(),
+) -> pathlib.Path:
     """Write a result file at `path` via a temporary file and an atomic rename, so the final
     path never holds a half-written file, even if the process is killed mid-write.
 
@@ -101,7 +111,7 @@ def write_note(path, message: str) -> bool:
     """Leave `message` beside the result file `path` could not be written to (a full disk,
     a quota), over the reserved space where there is some (rewriting allocated blocks needs
     none). Best effort: returns whether it was written."""
-    text = json.dumps({"status": "failed", "message": message[:NOTE_BYTES - 64]})
+    text = json.dumps({"status": "failed", "message": message[: NOTE_BYTES - 64]})
     note = note_path(path)
     try:
         if note.exists() and note.stat().st_size >= len(text):
@@ -199,7 +209,7 @@ def _summary(f: h5py.File) -> dict:
 
     def visit(name, obj):
         if isinstance(obj, h5py.Group) and name != "config":
-            prefix = ("meta" + name[len("metadata"):] if name.startswith("metadata") else name).replace("/", ".")
+            prefix = ("meta" + name[len("metadata") :] if name.startswith("metadata") else name).replace("/", ".")
             out.update({f"{prefix}.{k}": _plain(v) for k, v in obj.attrs.items() if np.ndim(v) == 0})
 
     f.visititems(visit)
@@ -237,5 +247,5 @@ def read_evaluations(path) -> dict:
         except (OSError, KeyError, ValueError):
             continue  # a damaged evaluation is not a result; evaluate again to replace it
         if summary.get("status") == "completed":
-            out.update({"eval." + k[len("metrics."):]: v for k, v in summary.items() if k.startswith("metrics.")})
+            out.update({"eval." + k[len("metrics.") :]: v for k, v in summary.items() if k.startswith("metrics.")})
     return out

@@ -44,8 +44,9 @@ class Sweep:
     submissions: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def create(cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "",
-               app: dict | None = None) -> "Sweep":
+    def create(
+        cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "", app: dict | None = None
+    ) -> "Sweep":
         now = datetime.datetime.now().astimezone()
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         results_root = pathlib.Path(results_root).resolve()  # found and written to from any directory
@@ -61,8 +62,10 @@ class Sweep:
             data = json.loads((path / RECORD).read_text())
             return cls(path=path, **data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"the sweep record {path / RECORD} is damaged ({exc}); its result files "
-                             f"are intact, rerun the sweep to make a new record.") from exc
+            raise ValueError(
+                f"the sweep record {path / RECORD} is damaged ({exc}); its result files "
+                f"are intact, rerun the sweep to make a new record."
+            ) from exc
 
     def add_run(self, run_id: str, overrides: list[str], config_yaml: str) -> None:
         self.runs[run_id] = {"overrides": list(overrides)}
@@ -74,12 +77,27 @@ class Sweep:
     def result_path(self, run_id: str) -> pathlib.Path:
         return layout.result_path(self.results_root, self.experiment, run_id)
 
-    def add_submission(self, kind: str, job_id: str | None, run_ids: list[str], cluster: dict,
-                       tasks: list[str] | None = None, save: bool = True, **more) -> dict:
+    def add_submission(
+        self,
+        kind: str,
+        job_id: str | None,
+        run_ids: list[str],
+        cluster: dict,
+        tasks: list[str] | None = None,
+        save: bool = True,
+        **more,
+    ) -> dict:
         """Record a submission (`more`: its `job_name`, ...); `tasks` are the Slurm task ids of
         `run_ids`, in order. Returns the record's entry."""
-        entry = {"kind": kind, "job_id": job_id, "runs": list(run_ids), "tasks": tasks or [], "cluster": cluster,
-                 "submitted": datetime.datetime.now().astimezone().isoformat(), **more}
+        entry = {
+            "kind": kind,
+            "job_id": job_id,
+            "runs": list(run_ids),
+            "tasks": tasks or [],
+            "cluster": cluster,
+            "submitted": datetime.datetime.now().astimezone().isoformat(),
+            **more,
+        }
         self.submissions.append(entry)
         if save:
             self.save()
@@ -125,8 +143,9 @@ def find(name: str, results_root=None) -> pathlib.Path:
         if path.name == name or path.name.startswith(name):
             return path
     known = ", ".join(p.name for p in sweeps[-5:]) or "none"
-    raise FileNotFoundError(f"No sweep {name!r} under {where} (give a sweep directory, an id or "
-                            f"`latest`; recent sweeps: {known}).")
+    raise FileNotFoundError(
+        f"No sweep {name!r} under {where} (give a sweep directory, an id or `latest`; recent sweeps: {known})."
+    )
 
 
 def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
@@ -134,8 +153,9 @@ def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     the same second, by the creation time in their records (read only for those)."""
     stamp = lambda p: p.name.rsplit("-", 1)[0]  # noqa: E731
     shared = {s for s, n in collections.Counter(map(stamp, paths)).items() if n > 1}
-    return sorted(paths, key=lambda p: (stamp(p), json.loads((p / RECORD).read_text())["created"]
-                                        if stamp(p) in shared else ""))
+    return sorted(
+        paths, key=lambda p: (stamp(p), json.loads((p / RECORD).read_text())["created"] if stamp(p) in shared else "")
+    )
 
 
 def find_result(name: str, results_root=None) -> pathlib.Path:
@@ -146,11 +166,20 @@ def find_result(name: str, results_root=None) -> pathlib.Path:
     path = pathlib.Path(name)
     if path.is_file():
         return path
-    roots = [results_root] if results_root is not None else list(dict.fromkeys(
-        [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
-        + [str(p) for p in layout.default_roots()]))
+    roots = (
+        [results_root]
+        if results_root is not None
+        else list(
+            dict.fromkeys(
+                [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
+                + [str(p) for p in layout.default_roots()]
+            )
+        )
+    )
     matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
     if len(matches) != 1:
-        raise FileNotFoundError(f"{name!r} names {len(matches)} result files under {', '.join(map(str, roots))}; "
-                                "give a result file path or a unique run id.")
+        raise FileNotFoundError(
+            f"{name!r} names {len(matches)} result files under {', '.join(map(str, roots))}; "
+            "give a result file path or a unique run id."
+        )
     return matches[0]

@@ -39,8 +39,11 @@ def rows(sweep: Sweep, all_config: bool = False) -> tuple[list[dict], list[str]]
         out.append(row)
     columns = list(dict.fromkeys(k for row in out for k in row))
     if not all_config:
-        columns = [c for c in columns if c in ALWAYS or is_result(c, result_columns(sweep))
-                   or (c.startswith("config.") and _varies(out, c))]
+        columns = [
+            c
+            for c in columns
+            if c in ALWAYS or is_result(c, result_columns(sweep)) or (c.startswith("config.") and _varies(out, c))
+        ]
     return out, columns
 
 
@@ -78,8 +81,11 @@ def resolve_metric(columns, wanted) -> str:
         if len(matches) == 1 or (matches and len(patterns) > 1):
             return matches[0]
         if matches:
-            raise ValueError(f"`--metric {pattern}` matches {len(matches)} columns ({', '.join(matches[:6])}); "
-                             "name one.")
+            raise ValueError(
+                f"`--metric {pattern}` matches {len(matches)} columns ({', '.join(matches[:6])}); name one."
+            )
     shown = ", ".join(candidates[:30]) + (" ..." if len(candidates) > 30 else "")
-    raise ValueError(f"`--metric {' or '.join(patterns)}` is not a metric of this sweep; its metrics are: "
-                     f"{shown or 'none (no run has a result yet)'}.")
+    raise ValueError(
+        f"`--metric {' or '.join(patterns)}` is not a metric of this sweep; its metrics are: "
+        f"{shown or 'none (no run has a result yet)'}."
+    )

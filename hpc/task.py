@@ -23,9 +23,14 @@ def task_settings(profile, workdir: str, results_root: str | None = None) -> dic
     from .profile import Profile
 
     profile = Profile.from_dict(profile)
-    return {"cpus": profile.cpus_per_task, "shared_gpu": bool(profile.gpus_per_task) and profile.shared_gpu,
-            "tmp_base": profile.node_local_tmp, "xla_flags": profile.xla_flags, "workdir": workdir,
-            "results_root": results_root}
+    return {
+        "cpus": profile.cpus_per_task,
+        "shared_gpu": bool(profile.gpus_per_task) and profile.shared_gpu,
+        "tmp_base": profile.node_local_tmp,
+        "xla_flags": profile.xla_flags,
+        "workdir": workdir,
+        "results_root": results_root,
+    }
 
 
 def prepare_batch_task(cluster, workdir: str) -> None:
@@ -65,13 +70,17 @@ def apply_task_env(settings: dict) -> None:
     if os.environ.get(PREPARED):
         return
     info = slurm_info()
-    name = "hpc-task-" + (f"{info['array_job_id']}_{info['array_task_id']}"
-                               if "array_task_id" in info else str(os.getpid()))
+    name = "hpc-task-" + (
+        f"{info['array_job_id']}_{info['array_task_id']}" if "array_task_id" in info else str(os.getpid())
+    )
     tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
     cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)
     bind_to_allocation(cpus)
-    os.environ.update(task_env_vars(cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp),
-                                    xla_flags=settings.get("xla_flags", "")))
+    os.environ.update(
+        task_env_vars(
+            cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp), xla_flags=settings.get("xla_flags", "")
+        )
+    )
     tempfile.tempdir = None  # re-read TMPDIR
     os.environ[PREPARED] = "1"
 

@@ -59,8 +59,10 @@ def phases_from_config(config: dict) -> list[Phase]:
         return phases
     if set(curriculum) == set(STRATEGIES):
         return phases_from_strategy(**curriculum)
-    raise ValueError(f"`curriculum` must hold either `phases` or the lists {', '.join(STRATEGIES)}; "
-                     f"it holds {', '.join(sorted(curriculum)) or 'nothing'}.")
+    raise ValueError(
+        f"`curriculum` must hold either `phases` or the lists {', '.join(STRATEGIES)}; "
+        f"it holds {', '.join(sorted(curriculum)) or 'nothing'}."
+    )
 
 
 # Keys no check reads: a grid over them (seeds) is checked once per distinct rest.
@@ -76,8 +78,11 @@ def check_config(config: dict, overridden=()) -> None:
     seed = config["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-    key = json.dumps([{k: v for k, v in config.items() if k not in UNCHECKED},
-                      sorted({"segment_length", "lr"} & set(overridden))], sort_keys=True, default=str)
+    key = json.dumps(
+        [{k: v for k, v in config.items() if k not in UNCHECKED}, sorted({"segment_length", "lr"} & set(overridden))],
+        sort_keys=True,
+        default=str,
+    )
     if key not in _passed:
         _check(config, overridden)
         _passed.add(key)
@@ -103,11 +108,19 @@ def _check(config: dict, overridden) -> None:
             raise ValueError(
                 f"`{name}`={config[name]} is not used by this curriculum: its phases set their own "
                 f"({sorted({getattr(p, name) for p in phases})}). Choose a curriculum that reads it "
-                f"(curriculum=lofi or hifi) or set it in the curriculum (curriculum.phases.<n>.{name}).")
+                f"(curriculum=lofi or hifi) or set it in the curriculum (curriculum.phases.<n>.{name})."
+            )
 
 
-def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None, resume: dict | None = None,
-                      units: CanonicalUnits = CanonicalUnits()) -> tuple[TrainResult, dict]:
+def train_from_config(
+    config: dict,
+    data_root,
+    *,
+    callback=None,
+    checkpoint=None,
+    resume: dict | None = None,
+    units: CanonicalUnits = CanonicalUnits(),
+) -> tuple[TrainResult, dict]:
     """Load (or generate under `data_root`) the datasets, train from the seed's initial model
     (or from `resume`, see `train`), and evaluate on the test sets. Returns the `TrainResult`
     and its `report` tree; an `interrupted` run is not evaluated (its tree has no metrics)."""
@@ -115,8 +128,17 @@ def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None
     t, y = units.to_canonical(train_set.t, train_set.y)
     init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
     model = NeuralODE(spec_from_config(config), key=init_key)
-    result = train(model, t, y, phases_from_config(config), key=train_key, callback=callback,
-                   checkpoint=checkpoint, resume=resume, **train_options(config))
+    result = train(
+        model,
+        t,
+        y,
+        phases_from_config(config),
+        key=train_key,
+        callback=callback,
+        checkpoint=checkpoint,
+        resume=resume,
+        **train_options(config),
+    )
     if result.status == "interrupted":
         return result, result.tree()
     return result, report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
@@ -124,9 +146,13 @@ def train_from_config(config: dict, data_root, *, callback=None, checkpoint=None
 
 def train_options(config: dict) -> dict:
     """The keyword arguments of `neuralode.train` that the config sets."""
-    return {"loss": config["loss"]["name"], "nmse_weight": config["loss"]["nmse_weight"],
-            "batch_size": config["batch_size"], "chunk_size": config["solver"]["chunk_size"],
-            "clip": config["clip"]}
+    return {
+        "loss": config["loss"]["name"],
+        "nmse_weight": config["loss"]["nmse_weight"],
+        "batch_size": config["batch_size"],
+        "chunk_size": config["solver"]["chunk_size"],
+        "clip": config["clip"],
+    }
 
 
 def test_set_from_config(dataset: dict, n_orbits: int, data_root) -> tuple[OrbitDataset, str]:
@@ -134,7 +160,8 @@ def test_set_from_config(dataset: dict, n_orbits: int, data_root) -> tuple[Orbit
     element ranges and `test_seed`), loaded from the cache under `data_root` or generated
     once; and its label (the cache file's stem, unique per parameter set)."""
     family, planar = dataset["family"], dataset["planar"]
-    ranges = family_ranges(family, planar, dataset["rotated"],
-                           **{k: v for k, v in dataset.items() if k not in DATASET_KEYS})
+    ranges = family_ranges(
+        family, planar, dataset["rotated"], **{k: v for k, v in dataset.items() if k not in DATASET_KEYS}
+    )
     test = load_or_generate(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges)
     return test, dataset_path(data_root, family, planar, n_orbits, dataset["test_seed"], "test", ranges).stem

@@ -28,8 +28,9 @@ class Phase:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
             raise ValueError(f"phase `steps` must be a positive integer, got {self.steps!r}.")
         if not (_number(self.lr) and self.lr > 0):
-            raise ValueError(f"phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, "
-                             f"got {self.lr!r}.")
+            raise ValueError(
+                f"phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, got {self.lr!r}."
+            )
         if self.lr_end is not None and not (_number(self.lr_end) and self.lr_end > 0):
             raise ValueError(f"phase `lr_end` must be a number > 0 or null (a constant `lr`), got {self.lr_end!r}.")
         low, high = self.length
@@ -66,8 +67,10 @@ def phases_from_strategy(steps_strategy, lr_strategy, segment_length_strategy, l
     for name, value in lists.items():
         if len(value) not in (1, count):
             lengths = ", ".join(f"{k} {len(v)}" for k, v in lists.items())
-            raise ValueError(f"`curriculum.{name}` has {len(value)} entries; each strategy list needs one per "
-                             f"phase ({count}) or one for all ({lengths}).")
+            raise ValueError(
+                f"`curriculum.{name}` has {len(value)} entries; each strategy list needs one per "
+                f"phase ({count}) or one for all ({lengths})."
+            )
     at = {name: (value * count if len(value) == 1 else value) for name, value in lists.items()}
     phases = []
     for i, (steps, lr, length, fraction) in enumerate(zip(*(at[name] for name in STRATEGIES))):

@@ -45,8 +45,10 @@ def _check_orientation(planar, rotated) -> None:
     if not isinstance(rotated, bool):
         raise ValueError(f"`dataset.rotated` must be true or false, got {rotated!r}.")
     if not planar and not rotated:
-        raise ValueError("`dataset.rotated`=false needs a planar dataset: 3D orbits are always randomly "
-                         "oriented (set dataset.rotated=true, or choose a planar dataset).")
+        raise ValueError(
+            "`dataset.rotated`=false needs a planar dataset: 3D orbits are always randomly "
+            "oriented (set dataset.rotated=true, or choose a planar dataset)."
+        )
 
 
 def dataset_name(family: str, planar: bool, n: int, split: str, rotated: bool = False) -> str:
@@ -57,8 +59,14 @@ def dataset_name(family: str, planar: bool, n: int, split: str, rotated: bool = 
 
 
 def _params(family, planar, n, seed, ranges) -> dict:
-    return {"family": family, "planar": bool(planar), "n_orbits": int(n), "seed": int(seed),
-            "points": POINTS_PER_ORBIT, "ranges": dataclasses.asdict(ranges)}
+    return {
+        "family": family,
+        "planar": bool(planar),
+        "n_orbits": int(n),
+        "seed": int(seed),
+        "points": POINTS_PER_ORBIT,
+        "ranges": dataclasses.asdict(ranges),
+    }
 
 
 def _rotated(planar: bool, ranges: ElementRanges) -> bool:
@@ -73,8 +81,9 @@ def _params_hash(params: dict) -> str:
 DEFAULT_SEEDS = {"train": 0, "test": 1}
 
 
-def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
-                 ranges: ElementRanges | None = None) -> pathlib.Path:
+def dataset_path(
+    root, family: str, planar: bool, n: int, seed: int, split: str, ranges: ElementRanges | None = None
+) -> pathlib.Path:
     """Where `load_or_generate` caches a dataset: `root/datasets/<name>.h5` for a family's
     default ranges (aligned or rotated) and the split's default seed (train 0, test 1), else
     `<name>-<hash of the parameters>.h5`, so two parameter sets never share a file."""
@@ -87,8 +96,9 @@ def dataset_path(root, family: str, planar: bool, n: int, seed: int, split: str,
     return pathlib.Path(root) / "datasets" / f"{name}.h5"
 
 
-def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: str,
-                     ranges: ElementRanges | None = None) -> OrbitDataset:
+def load_or_generate(
+    root, family: str, planar: bool, n: int, seed: int, split: str, ranges: ElementRanges | None = None
+) -> OrbitDataset:
     """Read the cached dataset (see `dataset_path`), or generate and write it atomically first.
     A cache file that does not read (truncated, say) or holds other parameters is generated
     again and replaced atomically: generation is deterministic, so concurrent tasks doing so
@@ -103,8 +113,7 @@ def load_or_generate(root, family: str, planar: bool, n: int, seed: int, split: 
                 if f.attrs.get("params_hash") == _params_hash(params):
                     return _read(f, name)
         except (OSError, KeyError) as exc:
-            print(f"Dataset cache {path} does not read ({type(exc).__name__}: {exc}); generating it again.",
-                  flush=True)
+            print(f"Dataset cache {path} does not read ({type(exc).__name__}: {exc}); generating it again.", flush=True)
     t, y, elements = generate_orbits(n, seed, ranges)
     _write(path, name, t, y, elements, params)
     with h5py.File(path, "r") as f:
@@ -127,13 +136,20 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update({
-                "name": name, "params_hash": _params_hash(params), "params_json": json.dumps(params),
-                "family": params["family"], "planar": params["planar"], "seed": params["seed"],
-                "n_orbits": params["n_orbits"], "units": "km, km/s, s",
-                "rotated": _rotated(params["planar"], ElementRanges(**params["ranges"])),
-                "mu_km3_s2": MU_EARTH,
-            })
+            f.attrs.update(
+                {
+                    "name": name,
+                    "params_hash": _params_hash(params),
+                    "params_json": json.dumps(params),
+                    "family": params["family"],
+                    "planar": params["planar"],
+                    "seed": params["seed"],
+                    "n_orbits": params["n_orbits"],
+                    "units": "km, km/s, s",
+                    "rotated": _rotated(params["planar"], ElementRanges(**params["ranges"])),
+                    "mu_km3_s2": MU_EARTH,
+                }
+            )
             for key, (low, high) in ((k, v) for k, v in params["ranges"].items() if k != "nu0"):
                 f.attrs[f"range_{key}"] = [low, high]
             f.attrs["nu0"] = "random" if params["ranges"]["nu0"] is None else params["ranges"]["nu0"]
@@ -151,9 +167,18 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
             os.remove(tmp)
 
 
-def train_and_test_sets(root, family: str, planar: bool, n_train: int, *, rotated: bool = False,
-                        train_seed: int = 0, test_seed: int = 1, test_sizes=(1, 10, 100),
-                        **ranges) -> tuple[OrbitDataset, list[OrbitDataset]]:
+def train_and_test_sets(
+    root,
+    family: str,
+    planar: bool,
+    n_train: int,
+    *,
+    rotated: bool = False,
+    train_seed: int = 0,
+    test_seed: int = 1,
+    test_sizes=(1, 10, 100),
+    **ranges,
+) -> tuple[OrbitDataset, list[OrbitDataset]]:
     """The training set of `n_train` orbits and one test set per size in `test_sizes`, from
     the family's element ranges (see `family_ranges`) with `ranges` overrides (`a=(low, high)`,
     ...; `None` keeps the family's), each loaded from the cache under `root` or generated once."""

@@ -45,9 +45,14 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             sets = [s for s in _test_sets(f) if "radius" in f["metrics"][s]]
             if not sets:
                 continue
-            data[label] = {s: (f["metrics"][s]["radius"][()].ravel(), f["metrics"][s]["accel_norm"][()].ravel(),
-                               float(f["metrics"][s].attrs.get("critical_radius", np.nan)))
-                           for s in sets}
+            data[label] = {
+                s: (
+                    f["metrics"][s]["radius"][()].ravel(),
+                    f["metrics"][s]["accel_norm"][()].ravel(),
+                    float(f["metrics"][s].attrs.get("critical_radius", np.nan)),
+                )
+                for s in sets
+            }
             max_r = f["datasets"].attrs.get("train_max_radius", np.nan) if "datasets" in f else np.nan
         slopes = []
         for path in paths:
@@ -57,8 +62,15 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
     if not data:
         raise ValueError("no result file holds the predicted |a| at its test points (metrics/<set>/radius)")
     sets = list(dict.fromkeys(s for d in data.values() for s in d if s != "_meta"))
-    fig, axes = plt.subplots(2, len(sets), figsize=(4.6 * len(sets), 7), squeeze=False, sharex="col",
-                             gridspec_kw={"height_ratios": [2, 1]}, layout="constrained")
+    fig, axes = plt.subplots(
+        2,
+        len(sets),
+        figsize=(4.6 * len(sets), 7),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [2, 1]},
+        layout="constrained",
+    )
     for col, name in enumerate(sets):
         top, bottom = axes[0, col], axes[1, col]
         radii = np.concatenate([d[name][0] for d in data.values() if name in d])
@@ -71,12 +83,22 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             r, a, critical = d[name]
             centers, median = _binned_median(r, a, bins)
             slopes = np.array([s.get(name, np.nan) for s in d["_meta"][1]], float)
-            slope = (f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
-                     if np.isfinite(slopes).any() else "n/a")
+            slope = (
+                f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
+                if np.isfinite(slopes).any()
+                else "n/a"
+            )
             color = f"C{i % 10}"
             shown = f"{critical:.3g}" if np.isfinite(critical) else "beyond the data" if critical > 0 else "n/a"
-            top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3,
-                       label=f"{_short(label)}: slope {slope}, r_c {shown}")
+            top.loglog(
+                centers,
+                median,
+                color=color,
+                lw=1.3,
+                marker=".",
+                ms=3,
+                label=f"{_short(label)}: slope {slope}, r_c {shown}",
+            )
             bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
             if np.isfinite(critical):
                 for ax in (top, bottom):
@@ -85,8 +107,9 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
             if np.isfinite(max_r):
                 for ax in (top, bottom):
                     ax.axvline(max_r, color=color, ls="--", lw=0.9, alpha=0.8)
-        ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-                 if radii.min() / 1.1 <= t <= radii.max() * 1.1]
+        ticks = [
+            t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if radii.min() / 1.1 <= t <= radii.max() * 1.1
+        ]
         for ax in (top, bottom):
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -138,8 +161,13 @@ def per_orbit_figure(groups: dict[str, list], out) -> pathlib.Path:
     if not values:
         raise ValueError("no result file holds per-orbit errors (metrics/<set>/accel_pct_per_orbit)")
     labels = list(groups)
-    fig, axes = plt.subplots(1, len(values), figsize=(max(4.5, 0.55 * len(labels) + 2) * len(values), 4.2),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(values),
+        figsize=(max(4.5, 0.55 * len(labels) + 2) * len(values), 4.2),
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, (name, per_label) in zip(axes[0], values.items()):
         shown = [label for label in labels if per_label.get(label, np.array([])).size]
         ax.boxplot([per_label[label] for label in shown], showfliers=True, flierprops={"markersize": 2})

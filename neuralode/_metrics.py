@@ -36,8 +36,9 @@ def distribution_stats(x: np.ndarray) -> dict[str, float]:
     }
 
 
-def critical_radius(radius: np.ndarray, accel_norm: np.ndarray, *, bins: int = 24, slope_above: float = -1.5,
-                    min_points: int = 10) -> float:
+def critical_radius(
+    radius: np.ndarray, accel_norm: np.ndarray, *, bins: int = 24, slope_above: float = -1.5, min_points: int = 10
+) -> float:
     """Where a learned field stops falling as 1/r^2: the radius beyond which its local log-log
     slope stays above `slope_above` (the truth's is -2; a field that turns 1/r has -1).
 
@@ -83,8 +84,7 @@ def _pct_error(acc: np.ndarray, a_true: np.ndarray) -> np.ndarray:
     return np.linalg.norm(acc - a_true, axis=-1) / np.linalg.norm(a_true, axis=-1) * 100
 
 
-def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float = 1.0,
-             max_steps: int = 16384) -> dict:
+def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float = 1.0, max_steps: int = 16384) -> dict:
     """Compare `model` with the truth on orbits `t [n, points]`, `y [n, points, 6]`.
 
     Accelerations are compared at the true states (`accel_pct_*`). The trajectory is also
@@ -103,8 +103,9 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     and the predicted `accel_norm [n, points]` in canonical units).
     """
     dtype = model.field.mlp.layers[0].weight.dtype
-    acc, ys, acc_along = (np.asarray(x, np.float64)
-                          for x in _predict(model, jnp.asarray(t, dtype), jnp.asarray(y, dtype), max_steps))
+    acc, ys, acc_along = (
+        np.asarray(x, np.float64) for x in _predict(model, jnp.asarray(t, dtype), jnp.asarray(y, dtype), max_steps)
+    )
     a_true = true_acceleration(y)
     a_norm = np.linalg.norm(a_true, axis=-1)
     pct = _pct_error(acc, a_true)
@@ -122,24 +123,26 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     final_rel = final_err / (np.linalg.norm(y[:, -1, :3], axis=-1) * length_km)
     out = {f"accel_pct_{k}": v for k, v in distribution_stats(pct).items()}
     angle_stats = distribution_stats(angle)
-    out.update({
-        "angle_deg_mean": angle_stats["mean"],
-        "angle_deg_median": angle_stats["median"],
-        "angle_deg_max": float(np.max(angle)),
-        "radial_sign_error_pct": float(100 * np.mean(outward)),
-        "loglog_slope": slope,
-        "critical_radius": critical_radius(r, acc_norm),
-        "along_accel_pct_mean": along_stats["mean"],
-        "along_accel_pct_median": along_stats["median"],
-        "final_position_error_km_mean": float(np.nanmean(final_err)) if np.isfinite(final_err).any() else np.nan,
-        "final_position_error_rel_mean": float(np.nanmean(final_rel)) if np.isfinite(final_rel).any() else np.nan,
-        "propagation_failures": int(np.sum(~np.isfinite(final_err))),
-        "accel_pct_error": pct,
-        "along_accel_pct_error": along,
-        "accel_pct_per_orbit": pct.mean(axis=1),
-        "angle_deg": angle,
-        "final_position_error_km": final_err,
-        "radius": r,
-        "accel_norm": acc_norm,
-    })
+    out.update(
+        {
+            "angle_deg_mean": angle_stats["mean"],
+            "angle_deg_median": angle_stats["median"],
+            "angle_deg_max": float(np.max(angle)),
+            "radial_sign_error_pct": float(100 * np.mean(outward)),
+            "loglog_slope": slope,
+            "critical_radius": critical_radius(r, acc_norm),
+            "along_accel_pct_mean": along_stats["mean"],
+            "along_accel_pct_median": along_stats["median"],
+            "final_position_error_km_mean": float(np.nanmean(final_err)) if np.isfinite(final_err).any() else np.nan,
+            "final_position_error_rel_mean": float(np.nanmean(final_rel)) if np.isfinite(final_rel).any() else np.nan,
+            "propagation_failures": int(np.sum(~np.isfinite(final_err))),
+            "accel_pct_error": pct,
+            "along_accel_pct_error": along,
+            "accel_pct_per_orbit": pct.mean(axis=1),
+            "angle_deg": angle,
+            "final_position_error_km": final_err,
+            "radius": r,
+            "accel_norm": acc_norm,
+        }
+    )
     return out

@@ -88,9 +88,15 @@ class VectorField(eqx.Module):
     def __init__(self, spec: ModelSpec, *, key):
         _, in_size = FEATURE_LAYERS[spec.feature_layer]
         _, out_size = OUTPUT_HEADS[spec.output_head]
-        self.mlp = eqx.nn.MLP(in_size, out_size, spec.width, spec.depth,
-                              activation=ACTIVATIONS[spec.activation],
-                              dtype=DTYPES[spec.dtype], key=key)
+        self.mlp = eqx.nn.MLP(
+            in_size,
+            out_size,
+            spec.width,
+            spec.depth,
+            activation=ACTIVATIONS[spec.activation],
+            dtype=DTYPES[spec.dtype],
+            key=key,
+        )
         self.feature_layer = spec.feature_layer
         self.output_head = spec.output_head
         self.planar = spec.planar_constraint
@@ -114,8 +120,9 @@ class NeuralODE(eqx.Module):
 
     def __init__(self, spec: ModelSpec, *, key):
         if spec.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise ValueError("`dtype`='float64' needs JAX's 64-bit mode: call "
-                             "`neuralode.configure_jax(x64=True)` first.")
+            raise ValueError(
+                "`dtype`='float64' needs JAX's 64-bit mode: call `neuralode.configure_jax(x64=True)` first."
+            )
         self.field = VectorField(spec, key=key)
         self.spec = spec
 
@@ -132,8 +139,9 @@ class NeuralODE(eqx.Module):
             None,
             y0,
             saveat=saveat,
-            stepsize_controller=diffrax.PIDController(rtol=spec.rtol, atol=spec.atol, pcoeff=spec.pcoeff,
-                                                      icoeff=spec.icoeff),
+            stepsize_controller=diffrax.PIDController(
+                rtol=spec.rtol, atol=spec.atol, pcoeff=spec.pcoeff, icoeff=spec.icoeff
+            ),
             adjoint=ADJOINTS[spec.adjoint]() if adjoint is None else adjoint,
             max_steps=spec.max_steps if max_steps is None else max_steps,
             throw=False,
@@ -158,5 +166,11 @@ class NeuralODE(eqx.Module):
         saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=save), diffrax.SubSaveAt(steps=True)])
         sol = self._diffeqsolve(save[0], t1, y0, saveat, adjoint=diffrax.RecursiveCheckpointAdjoint())
         (ys, step_y), step_t = sol.ys, sol.ts[1]
-        return (ys, step_t, step_y, sol.stats["num_accepted_steps"], sol.stats["num_steps"],
-                sol.result == diffrax.RESULTS.successful)
+        return (
+            ys,
+            step_t,
+            step_y,
+            sol.stats["num_accepted_steps"],
+            sol.stats["num_steps"],
+            sol.result == diffrax.RESULTS.successful,
+        )

@@ -44,8 +44,9 @@ def _planar(r: ElementRanges, rotated: bool) -> ElementRanges:
     """The study's planar orbits: i = 0 and no rotation of the orbital plane, so RAAN and the
     argument of periapsis are 0 (undefined for i = 0) and every periapsis lies on +x.
     `rotated` turns each orbit by a random angle about z: periapses in every direction."""
-    return dataclasses.replace(r, inclination=(0.0, 0.0), raan=(0.0, 0.0),
-                               argp=(0.0, 2 * np.pi) if rotated else (0.0, 0.0))
+    return dataclasses.replace(
+        r, inclination=(0.0, 0.0), raan=(0.0, 0.0), argp=(0.0, 2 * np.pi) if rotated else (0.0, 0.0)
+    )
 
 
 _COMPLEX = ElementRanges()

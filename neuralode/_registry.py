@@ -17,5 +17,7 @@ def canonical(registry: dict, aliases: dict, name: str, field: str) -> str:
         return name
     if name in aliases:
         return aliases[name]
-    raise ValueError(f"Unknown `{field}` {name!r}; known values: {', '.join(sorted(registry))} "
-                     f"(also accepted, the study's names: {', '.join(sorted(aliases))}).")
+    raise ValueError(
+        f"Unknown `{field}` {name!r}; known values: {', '.join(sorted(registry))} "
+        f"(also accepted, the study's names: {', '.join(sorted(aliases))})."
+    )

@@ -62,9 +62,12 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     batch = ts.shape[0]
     save = jnp.minimum(ts, t1[:, None])
     frozen = eqx.combine(jax.lax.stop_gradient(params), static)
-    grouped, ungroup = map_in_groups(lambda args: jax.vmap(frozen.solve_steps)(*args), (save, y0, t1),
-                                     jnp.zeros(batch, jnp.int32) if effort is None else effort,
-                                     _divisor(batch, chunk_size))
+    grouped, ungroup = map_in_groups(
+        lambda args: jax.vmap(frozen.solve_steps)(*args),
+        (save, y0, t1),
+        jnp.zeros(batch, jnp.int32) if effort is None else effort,
+        _divisor(batch, chunk_size),
+    )
     ys, step_t, step_y, accepted, attempted, success = map(ungroup, grouped)
     ok = success & jnp.all(jnp.isfinite(ys), axis=(1, 2))
     accepted = jnp.where(ok, accepted, 0)
@@ -78,8 +81,9 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     starts = jnp.concatenate([y0[:, None], step_y[:, :-1]], 1)
     starts = jnp.where((jnp.arange(max_steps) < accepted[:, None])[..., None], starts, y0[:, None])
     # diffrax evaluates a save time in the first step that ends at or after it.
-    step_of_save = jax.vmap(lambda g, s, n: jnp.clip(jnp.searchsorted(g[1:], s, side="left"), 0,
-                                                     jnp.maximum(n - 1, 0)))(grid, save, accepted)
+    step_of_save = jax.vmap(
+        lambda g, s, n: jnp.clip(jnp.searchsorted(g[1:], s, side="left"), 0, jnp.maximum(n - 1, 0))
+    )(grid, save, accepted)
     replay = _replay_vjp(static, min(chunk_size, batch))
     return replay(params, ys, (grid, starts, save, step_of_save, accepted)), ok, accepted, attempted
 
@@ -119,8 +123,9 @@ def _replay_vjp(static, chunk_size):
             ta, tb = grid[b, kk], grid[b, kk + 1]
             _, vjp = jax.vjp(lambda p, y: steps(p, y, ta, tb, save[b]), params, starts[b, kk])
             here = (step_of_save[b] == kk[:, None]) & active[:, None]
-            step_grads, cot_start = vjp((jnp.where(active[:, None], cot_y, 0.0),
-                                         jnp.where(here[..., None], cotangent[b], 0.0)))
+            step_grads, cot_start = vjp(
+                (jnp.where(active[:, None], cot_y, 0.0), jnp.where(here[..., None], cotangent[b], 0.0))
+            )
             grads = jax.tree_util.tree_map(jnp.add, grads, step_grads)
             done = active & (k == 0)
             new_seg, new_k = take(next_slot + jnp.cumsum(done) - 1)

@@ -77,10 +77,22 @@ class TrainResult:
         """The `/history` (per step) and `/training` groups of a result file."""
         starts = [i for i in range(len(self.phases)) if i == 0 or self.phases[i] != self.phases[i - 1]]
         final = float(self.losses[-1]) if len(self.losses) else float("nan")
-        return {"history": {"loss": self.losses, "phase": self.phases, **self.health,
-                            "phase_starts": starts, "steps": len(self.losses)},
-                "training": {"status": self.status, "bad_step": self.bad_step, "first_step_s": self.first_step_s,
-                             "steps_per_s": self.steps_per_s, "final_loss": final}}
+        return {
+            "history": {
+                "loss": self.losses,
+                "phase": self.phases,
+                **self.health,
+                "phase_starts": starts,
+                "steps": len(self.losses),
+            },
+            "training": {
+                "status": self.status,
+                "bad_step": self.bad_step,
+                "first_step_s": self.first_step_s,
+                "steps_per_s": self.steps_per_s,
+                "final_loss": final,
+            },
+        }
 
     @property
     def failed_segments(self) -> np.ndarray:
@@ -96,9 +108,11 @@ class TrainResult:
         if self.status == "stalled":
             grads = self.health["grad_norm"][: self.bad_step + 1]
             spike = int(np.argmax(grads))
-            return (f"training stalled at step {self.bad_step}: the optimizer's updates collapsed (gradient "
-                    f"norm {grads[-1]:.3g} there, {grads[spike]:.3g} at step {spike}: Adam's second moment "
-                    f"still remembers the larger one; a smaller clip=<norm> bounds that)")
+            return (
+                f"training stalled at step {self.bad_step}: the optimizer's updates collapsed (gradient "
+                f"norm {grads[-1]:.3g} there, {grads[spike]:.3g} at step {spike}: Adam's second moment "
+                f"still remembers the larger one; a smaller clip=<norm> bounds that)"
+            )
         return ""
 
 
@@ -139,8 +153,9 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
 
     def replay_grads(model, t, y, effort, n_used):
         def total(model):
-            ys, ok, _, attempted = solve_batch(model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size,
-                                               effort=effort)
+            ys, ok, _, attempted = solve_batch(
+                model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size, effort=effort
+            )
             return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
 
         (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
@@ -179,9 +194,13 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
         grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g * scale, 0), grads)
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
-        health = {"grad_norm": optax.tree.norm(grads), "update_norm": optax.tree.norm(updates),
-                  "failed_segments": batch_size - n_good, "solver_steps": jnp.mean(steps),
-                  "moment_max": _moment_max(opt_state)}
+        health = {
+            "grad_norm": optax.tree.norm(grads),
+            "update_norm": optax.tree.norm(updates),
+            "failed_segments": batch_size - n_good,
+            "solver_steps": jnp.mean(steps),
+            "moment_max": _moment_max(opt_state),
+        }
         return value, health, model, opt_state, effort.at[idx].set(steps)
 
     return step
@@ -191,8 +210,15 @@ def _state_arrays(state, phase: int, step: int, losses, phases, health, stall_sm
     """The training state as named numpy arrays (what `train(resume=...)` takes back)."""
     leaves = jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))
     out = {f"state/{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    out.update({"phase": np.asarray(phase), "step": np.asarray(step), "stall_small": np.asarray(stall_small),
-                "losses": np.asarray(losses, np.float64), "phases": np.asarray(phases, np.int32)})
+    out.update(
+        {
+            "phase": np.asarray(phase),
+            "step": np.asarray(step),
+            "stall_small": np.asarray(stall_small),
+            "losses": np.asarray(losses, np.float64),
+            "phases": np.asarray(phases, np.int32),
+        }
+    )
     out.update({f"health/{name}": np.asarray(health[name], np.float64) for name in HEALTH})
     return out
 
@@ -203,8 +229,9 @@ def _restore(arrays: dict, like):
     leaves, treedef = jax.tree_util.tree_flatten(params)
     saved = sorted(k for k in arrays if k.startswith("state/"))
     if len(saved) != len(leaves) or any(np.shape(arrays[k]) != leaf.shape for k, leaf in zip(saved, leaves)):
-        raise CheckpointMismatch("the checkpoint does not match this model and optimizer (another config, "
-                                 "or another version of the code?)")
+        raise CheckpointMismatch(
+            "the checkpoint does not match this model and optimizer (another config, or another version of the code?)"
+        )
     new = [jnp.asarray(arrays[k], leaf.dtype) for k, leaf in zip(saved, leaves)]
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, new), static)
 
@@ -268,11 +295,13 @@ def train(
     start = None
     at, saved = (0, 0), None  # where training (re)starts: phase, step within it
     if resume is not None:
-        missing = [k for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
-                   if k not in resume]
+        missing = [
+            k
+            for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
+            if k not in resume
+        ]
         if missing:
-            raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks "
-                                     f"{', '.join(missing[:3])})")
+            raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])})")
         at, saved = (int(resume["phase"]), int(resume["step"])), resume
         losses, phases = list(resume["losses"]), list(resume["phases"])
         health = {name: list(resume[f"health/{name}"]) for name in HEALTH}
@@ -318,8 +347,10 @@ def train(
                 break
             if checkpoint is not None and checkpoint.due(len(losses)):
                 state = (model, opt_state, effort, key)
-                checkpoint.save(_state_arrays(state, p, s + 1, losses, phases, health,
-                                              watch.small if watch is not None else 0), step=len(losses))
+                checkpoint.save(
+                    _state_arrays(state, p, s + 1, losses, phases, health, watch.small if watch is not None else 0),
+                    step=len(losses),
+                )
                 if checkpoint.stop:
                     status, bad_step = "interrupted", len(losses)
                     break
@@ -328,7 +359,7 @@ def train(
     done = len(losses)
     elapsed = time.perf_counter() - start if start is not None else 0.0
     rate = (done - 1) / elapsed if done > 1 and elapsed > 0 else float("nan")
-    history = {name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64)
-               for name, v in health.items()}
-    return TrainResult(model, np.asarray(losses), np.asarray(phases, np.int32), history, status,
-                       bad_step, first_step_s, rate)
+    history = {name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health.items()}
+    return TrainResult(
+        model, np.asarray(losses), np.asarray(phases, np.int32), history, status, bad_step, first_step_s, rate
+    )

@@ -10,5 +10,5 @@ else
     echo "Not root: the Slurm and browser tests will be skipped (they need scripts/local_cluster.sh"
     echo "and scripts/install_browser.sh)."
 fi
-ruff check .  # the pinned linter (pyproject.toml: [tool.ruff]); it fails the run before any test
+ruff check . && ruff format --check .  # the pinned linter and formatter (pyproject.toml: [tool.ruff]); they fail the run before any test
 python -m pytest "$@"

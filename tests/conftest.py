@@ -18,8 +18,15 @@ jax.config.update("jax_compilation_cache_dir", str(ROOT / ".pytest_cache" / "jax
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 # A tiny configuration shared by the training tests, so they compile one step function.
-TINY = ["curriculum=smoke", "batch_size=8", "n_orbits=2", "width=8", "depth=1",
-        "dataset.test_sizes=[1,2]", "progress=log"]
+TINY = [
+    "curriculum=smoke",
+    "batch_size=8",
+    "n_orbits=2",
+    "width=8",
+    "depth=1",
+    "dataset.test_sizes=[1,2]",
+    "progress=log",
+]
 
 
 @pytest.fixture
@@ -33,8 +40,13 @@ def run_train(*overrides, cwd=ROOT, check=True):
     import subprocess
 
     cache = f"jax_cache={ROOT / '.pytest_cache' / 'jax'}"
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, cache], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides, cache],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"train.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -48,8 +60,9 @@ def run_lsq(*overrides, check=True):
     a run), from its own directory: for the toolkit's own behaviour, where training is not the point."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "lsq.py", *overrides], cwd=LSQ_DIR, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "lsq.py", *overrides], cwd=LSQ_DIR, capture_output=True, text=True, timeout=300
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"lsq.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -82,8 +95,13 @@ def hpc_cli(*args, root, check=True):
     """Run the `hpc` command in a subprocess, as a user would."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "hpc.cli", "--root", str(root), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpc.cli", "--root", str(root), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"hpc {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -105,9 +123,13 @@ def slurm_cluster():
         reason = "no Slurm and no apt-get to install it"
     if reason is None:
         # A small MaxArraySize, so that splitting big grids is exercised.
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "local_cluster.sh"), "start"],
-                              capture_output=True, text=True, timeout=900,
-                              env={**os.environ, "MAX_ARRAY_SIZE": "4"})
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "local_cluster.sh"), "start"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "MAX_ARRAY_SIZE": "4"},
+        )
         if done.returncode != 0:
             reason = f"local_cluster.sh start failed: {done.stderr[-2000:]}"
     if reason is not None:

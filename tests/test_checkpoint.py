@@ -13,8 +13,10 @@ from neuralode import ModelSpec, NeuralODE, Phase
 
 SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
 # two phases (the optimizer restarts at the second), a learning-rate schedule, a ramp
-PHASES = [Phase(steps=5, lr=1e-2, segment_length=8, length=(0.5, 1.0), lr_end=1e-3),
-          Phase(steps=4, lr=1e-3, segment_length=6)]
+PHASES = [
+    Phase(steps=5, lr=1e-2, segment_length=8, length=(0.5, 1.0), lr_end=1e-3),
+    Phase(steps=4, lr=1e-3, segment_length=6),
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,9 @@ def orbits(tmp_path_factory):
 def _train(orbits, **kw):
     t, y = orbits
     init, key = jax.random.split(jax.random.PRNGKey(0))
-    return neuralode.train(NeuralODE(SPEC, key=init), t, y, PHASES, loss="percent_error", batch_size=8,
-                           key=key, chunk_size=4, **kw)
+    return neuralode.train(
+        NeuralODE(SPEC, key=init), t, y, PHASES, loss="percent_error", batch_size=8, key=key, chunk_size=4, **kw
+    )
 
 
 class _SignalAt:

@@ -11,8 +11,15 @@ from hpc.sweep import Sweep
 
 
 def _result(path, rid, **config):
-    write_result(path, status="completed", run_id=rid, config=config, config_yaml=json.dumps(config),
-                 metadata={"host": "h"}, tree={"metrics": {"test": {"err": float(config["width"])}}})
+    write_result(
+        path,
+        status="completed",
+        run_id=rid,
+        config=config,
+        config_yaml=json.dumps(config),
+        metadata={"host": "h"},
+        tree={"metrics": {"test": {"err": float(config["width"])}}},
+    )
 
 
 def test_diff_names_only_what_differs(tmp_path):
@@ -51,8 +58,9 @@ def test_collect_writes_one_row_per_run_with_config_and_metrics(tmp_path):
 
 
 def test_plan_writes_a_manifest_without_submitting(tmp_path):
-    done = hpc_cli("plan", "curriculum=smoke", "width=8,16", "cluster.time_min=10", f"results_root={tmp_path}",
-                   root=tmp_path)
+    done = hpc_cli(
+        "plan", "curriculum=smoke", "width=8,16", "cluster.time_min=10", f"results_root={tmp_path}", root=tmp_path
+    )
     sweep = Sweep.load(next((tmp_path / "default" / "sweeps").iterdir()))
     assert f"sbatch {sweep.path / 'array.sbatch'}" in done.stdout
     manifest = (sweep.path / "manifest.txt").read_text().splitlines()

@@ -19,13 +19,21 @@ GRID = {
     "loss": [None, "loss=mse", "loss=percent_error_plus_nmse"],
     "dataset": [None, "dataset=complex_3d", "dataset=simple_planar"],
     "cluster": [None, "cluster=local", "cluster=zaratan"],
-    "values": [["seed=0"], ["seed=7", "width=32"], ["lr=3e-4", "segment_length=12"],
-               ["cluster.time_min=5", "dataset.test_sizes=[1,2]"], ["clip=null", "planar_constraint=false"],
-               ["rtol=1e-5", "solver.dtype=float32", "activation=tanh"]],
+    "values": [
+        ["seed=0"],
+        ["seed=7", "width=32"],
+        ["lr=3e-4", "segment_length=12"],
+        ["cluster.time_min=5", "dataset.test_sizes=[1,2]"],
+        ["clip=null", "planar_constraint=false"],
+        ["rtol=1e-5", "solver.dtype=float32", "activation=tanh"],
+    ],
 }
 ODD = [  # what the fast path hands to Hydra: an added key, string interpolation, an interpolation value
-    ["+extra=1", "seed=3"], ["experiment=run_${seed}", "seed=4"], ["segment_length=${n_orbits}", "curriculum=lofi"],
-    ["cluster.setup=[module load python]"], ["dataset.a=[7000,9000]"],
+    ["+extra=1", "seed=3"],
+    ["experiment=run_${seed}", "seed=4"],
+    ["segment_length=${n_orbits}", "curriculum=lofi"],
+    ["cluster.setup=[module load python]"],
+    ["dataset.a=[7000,9000]"],
 ]
 
 

@@ -102,13 +102,19 @@ def test_datasets_are_oriented_as_the_studys_unless_rotated():
 
 def test_a_strategy_curriculum_is_its_explicit_phases():
     lists = _compose("curriculum=strategy", "curriculum.segment_length_strategy=[10]")
-    explicit = _compose("curriculum=lofi", "curriculum.phases=[{steps: 1000, lr: 1e-3, segment_length: 10, "
-                        "length: [0, 0.1]}, {steps: 1000, lr: 1e-3, segment_length: 10, length: [0, 1]}, "
-                        "{steps: 1000, lr: 1e-4, segment_length: 10, length: [0, 1]}]")
+    explicit = _compose(
+        "curriculum=lofi",
+        "curriculum.phases=[{steps: 1000, lr: 1e-3, segment_length: 10, "
+        "length: [0, 0.1]}, {steps: 1000, lr: 1e-3, segment_length: 10, length: [0, 1]}, "
+        "{steps: 1000, lr: 1e-4, segment_length: 10, length: [0, 1]}]",
+    )
     phases = neuralode.phases_from_config(lists)
     assert phases == neuralode.phases_from_config(explicit)
     assert [(p.steps, p.lr, p.segment_length, p.length) for p in phases] == [
-        (1000, 1e-3, 10, (0, 0.1)), (1000, 1e-3, 10, (0, 1)), (1000, 1e-4, 10, (0, 1))]
+        (1000, 1e-3, 10, (0, 0.1)),
+        (1000, 1e-3, 10, (0, 1)),
+        (1000, 1e-4, 10, (0, 1)),
+    ]
     assert phases[0].points_used(0) == 2 and phases[1].points_used(999) == 10
     # the short names reach it: segment_length and lr feed its lists
     by_name = neuralode.phases_from_config(_compose("curriculum=strategy", "segment_length=4", "lr=3e-3"))
@@ -116,24 +122,36 @@ def test_a_strategy_curriculum_is_its_explicit_phases():
     assert lists["loss"]["name"] == "percent_error_plus_nmse"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["curriculum.lr_strategy=[1e-3,1e-4]"], r"`curriculum.lr_strategy` has 2 entries; each strategy list needs "
-                                             r"one per phase \(3\) or one for all"),
-    (["curriculum.steps_strategy=[]"], r"`curriculum.steps_strategy` must be a non-empty list"),
-    (["+curriculum.phases=[]"], r"`curriculum` must hold either `phases` or the lists"),
-    (["curriculum.segment_length_strategy=[1]"], r"`segment_length`=1 yields no usable segment"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["curriculum.lr_strategy=[1e-3,1e-4]"],
+            r"`curriculum.lr_strategy` has 2 entries; each strategy list needs "
+            r"one per phase \(3\) or one for all",
+        ),
+        (["curriculum.steps_strategy=[]"], r"`curriculum.steps_strategy` must be a non-empty list"),
+        (["+curriculum.phases=[]"], r"`curriculum` must hold either `phases` or the lists"),
+        (["curriculum.segment_length_strategy=[1]"], r"`segment_length`=1 yields no usable segment"),
+    ],
+)
 def test_bad_strategy_lists_are_rejected_before_submission(overrides, message):
     with pytest.raises(ValueError, match=message):
         train.prepare(_compose("curriculum=strategy", *overrides))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["curriculum=hifi", "curriculum.phases.3.steps=0"], r"^`curriculum.phases.3.steps` must be a positive integer"),
-    (["solver.dtype=float16"], r"^Unknown `solver.dtype` 'float16'; known values:"),
-    (["solver.name=euler9"], r"^Unknown `solver.name` 'euler9'; known values:"),
-    (["width=0"], r"^`width` must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["curriculum=hifi", "curriculum.phases.3.steps=0"],
+            r"^`curriculum.phases.3.steps` must be a positive integer",
+        ),
+        (["solver.dtype=float16"], r"^Unknown `solver.dtype` 'float16'; known values:"),
+        (["solver.name=euler9"], r"^Unknown `solver.name` 'euler9'; known values:"),
+        (["width=0"], r"^`width` must be a positive integer, got 0"),
+    ],
+)
 def test_errors_name_the_config_path_the_user_typed(overrides, message):
     with pytest.raises(ValueError, match=message):
         train.prepare(_compose(*overrides))
@@ -145,12 +163,15 @@ def test_a_learning_rate_the_curriculum_ignores_is_rejected():
     train.prepare(_compose("curriculum=strategy", "lr=3e-3"), ["lr=3e-3"])  # its first two phases read it
 
 
-@pytest.mark.parametrize("override, message", [
-    ("batch_size=0", "`batch_size` must be a positive integer, got 0"),
-    ("n_orbits=0", "`n_orbits` must be a positive integer, got 0"),
-    ("dataset.test_sizes=[]", "`dataset.test_sizes` must be a list of positive integers"),
-    ("segment_length=1", "`segment_length`=1 yields no usable segment"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("batch_size=0", "`batch_size` must be a positive integer, got 0"),
+        ("n_orbits=0", "`n_orbits` must be a positive integer, got 0"),
+        ("dataset.test_sizes=[]", "`dataset.test_sizes` must be a list of positive integers"),
+        ("segment_length=1", "`segment_length`=1 yields no usable segment"),
+    ],
+)
 def test_bad_sizes_are_rejected_before_submission(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         train.prepare(_compose(override))

@@ -62,8 +62,9 @@ def test_a_cache_written_with_other_ranges_is_regenerated(tmp_path):
     path = neuralode.dataset_path(tmp_path, "complex", True, 3, 0, "train")
     old = load_or_generate(tmp_path, "complex", True, 3, 0, "train", neuralode.family_ranges("complex", True, True))
     path.parent.mkdir(parents=True, exist_ok=True)
-    neuralode.dataset_path(tmp_path, "complex", True, 3, 0, "train",
-                           neuralode.family_ranges("complex", True, True)).rename(path)
+    neuralode.dataset_path(
+        tmp_path, "complex", True, 3, 0, "train", neuralode.family_ranges("complex", True, True)
+    ).rename(path)
     new = load_or_generate(tmp_path, "complex", True, 3, 0, "train")
     assert not new.attrs["rotated"] and not np.allclose(new.y, old.y)
 

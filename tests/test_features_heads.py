@@ -106,12 +106,15 @@ def test_head_sign_conventions():
     np.testing.assert_allclose(OUTPUT_HEADS["softplus"][0](m, STATE), sp * 5 * inward, rtol=1e-6)
 
 
-@pytest.mark.parametrize("field,value,known", [
-    ("output_head", "logmag", "logmag_unit_exp, .*mag_dir, rtn, sigmoid"),
-    ("feature_layer", "polar", "cartesian, sph_4D_rinv_vel"),
-    ("activation", "swish", "elu, gelu, leaky_relu"),
-    ("solver", "euler", "bosh3, dopri5"),
-])
+@pytest.mark.parametrize(
+    "field,value,known",
+    [
+        ("output_head", "logmag", "logmag_unit_exp, .*mag_dir, rtn, sigmoid"),
+        ("feature_layer", "polar", "cartesian, sph_4D_rinv_vel"),
+        ("activation", "swish", "elu, gelu, leaky_relu"),
+        ("solver", "euler", "bosh3, dopri5"),
+    ],
+)
 def test_unknown_names_list_known_ones(field, value, known):
     with pytest.raises(ValueError, match=f"`{field}` '{value}'; known values: .*{known}"):
         ModelSpec(**{field: value})

@@ -50,7 +50,8 @@ def test_clipping_bounds_the_gradient_adam_sees():
     state = unclipped.init(PARAMS)
     _, state = unclipped.update(grads, state, PARAMS)
     assert float(optax.tree.norm(optax.tree.get(state, "mu"))) == pytest.approx(
-        0.1 * float(optax.tree.norm(grads)), rel=1e-5)
+        0.1 * float(optax.tree.norm(grads)), rel=1e-5
+    )
     with pytest.raises(ValueError, match="`clip` must be > 0 or null"):
         neuralode.optimizer(0.0)
 
@@ -87,8 +88,9 @@ def test_training_records_health_and_stops_stalled(orbits):
     spec = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
     init, key = jax.random.split(jax.random.PRNGKey(0))
     phases = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
-    res = neuralode.train(NeuralODE(spec, key=init), t, y, phases, loss="percent_error", batch_size=8,
-                          key=key, chunk_size=4)
+    res = neuralode.train(
+        NeuralODE(spec, key=init), t, y, phases, loss="percent_error", batch_size=8, key=key, chunk_size=4
+    )
     assert res.status == "completed" and res.message == ""
     assert set(res.health) == set(neuralode.HEALTH)
     for name in neuralode.HEALTH:
@@ -97,8 +99,17 @@ def test_training_records_health_and_stops_stalled(orbits):
     assert np.all(res.health["solver_steps"] >= 1) and res.failed_segments.tolist() == [0, 0, 0]
 
     # A rule no update can meet (RMS at least 10 x lr) stops the run after `steps` steps.
-    res = neuralode.train(NeuralODE(spec, key=init), t, y, phases, loss="percent_error", batch_size=8,
-                          key=key, chunk_size=4, stall=StallRule(ratio=10.0, steps=2))
+    res = neuralode.train(
+        NeuralODE(spec, key=init),
+        t,
+        y,
+        phases,
+        loss="percent_error",
+        batch_size=8,
+        key=key,
+        chunk_size=4,
+        stall=StallRule(ratio=10.0, steps=2),
+    )
     assert res.status == "stalled" and res.bad_step == 0 and res.losses.shape == (2,)
     assert "stalled at step 0" in res.message
 
@@ -113,8 +124,15 @@ def test_planar_constraint_keeps_the_orbit_in_its_plane():
     assert np.all(y[..., 2] == 0) and np.all(y[..., 5] == 0)
     ts, y0 = jnp.asarray(t[0, :90]), jnp.asarray(y[0, 0])
     for constrained in (True, False):
-        spec = ModelSpec(width=16, depth=2, feature_layer="cartesian", output_head="signed",
-                         planar_constraint=constrained, max_steps=4096, dtype="float32")
+        spec = ModelSpec(
+            width=16,
+            depth=2,
+            feature_layer="cartesian",
+            output_head="signed",
+            planar_constraint=constrained,
+            max_steps=4096,
+            dtype="float32",
+        )
         ys, _ = NeuralODE(spec, key=jax.random.PRNGKey(1)).solve(ts, y0)
         assert np.all(np.isfinite(ys))
         out_of_plane = np.abs(np.asarray(ys)[:, [2, 5]]).max()

@@ -9,8 +9,9 @@ from hpc.slurm.env import slurm_info
 
 
 def test_thread_settings_from_a_slurm_environment(tmp_path):
-    info = slurm_info({"SLURM_CPUS_PER_TASK": "4", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3",
-                       "HOME": "/x"})
+    info = slurm_info(
+        {"SLURM_CPUS_PER_TASK": "4", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3", "HOME": "/x"}
+    )
     assert info == {"cpus_per_task": "4", "array_job_id": "12", "array_task_id": "3"}
     env = task_env_vars(int(info["cpus_per_task"]), shared_gpu=False, tmp_dir="/tmp/t")
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "4"

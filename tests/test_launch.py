@@ -17,8 +17,15 @@ from hpc.sweep import Sweep, find
 
 @pytest.mark.slow
 def test_without_slurm_a_sweep_runs_locally(results):
-    done = run_train("-m", *TINY, "dataset.test_sizes=[1]", "width=8,16", "cluster=local",
-                     f"results_root={results}", "experiment=loc")
+    done = run_train(
+        "-m",
+        *TINY,
+        "dataset.test_sizes=[1]",
+        "width=8,16",
+        "cluster=local",
+        f"results_root={results}",
+        "experiment=loc",
+    )
     assert "Running 2 runs locally (cluster.submit=local)" in done.stdout
     assert len(list((results / "loc").glob("*.h5"))) == 2
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
@@ -29,8 +36,16 @@ def test_without_slurm_a_sweep_runs_locally(results):
 
 @pytest.mark.slow
 def test_a_detached_local_sweep_returns_at_once_and_is_watched(results):
-    done = run_train("-m", *TINY, "dataset.test_sizes=[1]", "seed=4,5", "cluster=local", "cluster.detach=true",
-                     f"results_root={results}", "experiment=det")
+    done = run_train(
+        "-m",
+        *TINY,
+        "dataset.test_sizes=[1]",
+        "seed=4,5",
+        "cluster=local",
+        "cluster.detach=true",
+        f"results_root={results}",
+        "experiment=det",
+    )
     assert "detached (driver pid" in done.stdout
     early = hpc_cli("status", "latest", root=results).stdout
     counts = dict(re.findall(r"(pending|running|completed|lost) (\d+)", early))
@@ -48,10 +63,24 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_a_killed_local_driver_leaves_no_live_workers(results):
-    driver = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *TINY, "dataset.test_sizes=[1]",
-                               "curriculum.phases.0.steps=100000", "cluster.checkpoint_steps=50", "seed=1,2",
-                               "cluster=local", f"results_root={results}", "experiment=orphan"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            *TINY,
+            "dataset.test_sizes=[1]",
+            "curriculum.phases.0.steps=100000",
+            "cluster.checkpoint_steps=50",
+            "seed=1,2",
+            "cluster=local",
+            f"results_root={results}",
+            "experiment=orphan",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 180
         while len(list((results / "orphan").glob("*.ckpt"))) < 2:  # both workers are training
@@ -79,7 +108,8 @@ def test_start_sweep_without_hydra(tmp_path, capsys):
         f"    hpc.write_result('{tmp_path}/root/exp/' + cfg.rid + '.h5', status='completed', run_id=cfg.rid,\n"
         "                     config={}, config_yaml='', metadata={})\n"
         "    return {'status': 'completed', 'run_id': cfg.rid}\n"
-        "APP = hpc.App(name='tiny', entry=run, prepare=lambda config, overrides: None)\n")
+        "APP = hpc.App(name='tiny', entry=run, prepare=lambda config, overrides: None)\n"
+    )
     local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
     root = tmp_path / "root"
     runs = [launch.Run(rid, [f"x={rid}"], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "a")]
@@ -109,6 +139,9 @@ def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ValueError, match="the results root .*file/root is not writable"):
         launch.start_sweep(runs, app="x:APP", workdir=str(tmp_path))
     with pytest.raises(ValueError, match="mem_per_cpu_mb"):
-        launch.start_sweep([launch.Run("a", [], "", tmp_path / "r", "exp", {**local, "mem_per_cpu_mb": "abc"})],
-                           app="x:APP", workdir=str(tmp_path))
+        launch.start_sweep(
+            [launch.Run("a", [], "", tmp_path / "r", "exp", {**local, "mem_per_cpu_mb": "abc"})],
+            app="x:APP",
+            workdir=str(tmp_path),
+        )
     assert not (tmp_path / "r").exists()  # no sweep record, no index entry

@@ -15,14 +15,16 @@ def exact_field():
     """A `NeuralODE` that is the true field -r/|r|^3: no hidden layer, `unit_scaled` head
     (|m0| / r^2 times the normalised direction) with m0 = 1 and direction -r/r."""
     with jax.enable_x64(True):
-        spec = ModelSpec(depth=0, feature_layer="sph_4D_rinv_vel", output_head="unit_scaled",
-                         planar_constraint=True)
+        spec = ModelSpec(depth=0, feature_layer="sph_4D_rinv_vel", output_head="unit_scaled", planar_constraint=True)
         model = NeuralODE(spec, key=jax.random.PRNGKey(0))
         weight = jnp.zeros((4, 7)).at[1:4, 1:4].set(-jnp.eye(3))  # features [1/r, r_hat, v]
         bias = jnp.zeros(4).at[0].set(1.0)
         layer = model.field.mlp.layers[0]
-        yield eqx.tree_at(lambda m: (m.field.mlp.layers[0].weight, m.field.mlp.layers[0].bias), model,
-                          (weight.astype(layer.weight.dtype), bias.astype(layer.bias.dtype)))
+        yield eqx.tree_at(
+            lambda m: (m.field.mlp.layers[0].weight, m.field.mlp.layers[0].bias),
+            model,
+            (weight.astype(layer.weight.dtype), bias.astype(layer.bias.dtype)),
+        )
 
 
 def test_along_the_orbit_equals_at_the_true_states_for_the_true_field(exact_field, tmp_path):
@@ -44,8 +46,9 @@ def test_along_the_orbit_error_is_the_fields_error_where_the_model_goes(exact_fi
     test = neuralode.load_or_generate(tmp_path, "complex", True, 3, 1, "test")
     t, y = CanonicalUnits().to_canonical(test.t, test.y)
     # 2 % too strong everywhere: 2 % at any state, though its orbits drift off the true ones
-    stronger = eqx.tree_at(lambda m: m.field.mlp.layers[0].bias, exact_field,
-                           exact_field.field.mlp.layers[0].bias.at[0].set(1.02))
+    stronger = eqx.tree_at(
+        lambda m: m.field.mlp.layers[0].bias, exact_field, exact_field.field.mlp.layers[0].bias.at[0].set(1.02)
+    )
     with jax.enable_x64(True):
         out = neuralode.evaluate(stronger, t, y)
     assert out["accel_pct_mean"] == pytest.approx(2.0, rel=1e-4)

@@ -23,19 +23,22 @@ def orbits(tmp_path_factory):
 def _train(orbits, seed=0, phases=PHASES, **kw):
     t, y = orbits
     init, key = jax.random.split(jax.random.PRNGKey(seed))
-    return neuralode.train(NeuralODE(SPEC, key=init), t, y, phases, loss="percent_error",
-                           batch_size=8, key=key, chunk_size=4, **kw)
+    return neuralode.train(
+        NeuralODE(SPEC, key=init), t, y, phases, loss="percent_error", batch_size=8, key=key, chunk_size=4, **kw
+    )
 
 
 def _linear_model(sign):
     """A depth-0 MLP is one linear layer: make the acceleration `sign * r` exactly."""
-    spec = ModelSpec(width=4, depth=0, output_head="simple", feature_layer="cartesian", max_steps=4096,
-                     dtype="float32")
+    spec = ModelSpec(width=4, depth=0, output_head="simple", feature_layer="cartesian", max_steps=4096, dtype="float32")
     model = NeuralODE(spec, key=jax.random.PRNGKey(0))
     weight = jnp.zeros((3, 6)).at[:, :3].set(sign * jnp.eye(3))
     layer = model.field.mlp.layers[0]
-    return eqx.tree_at(lambda m: (m.field.mlp.layers[0].weight, m.field.mlp.layers[0].bias), model,
-                       (weight.astype(layer.weight.dtype), jnp.zeros(3, layer.bias.dtype)))
+    return eqx.tree_at(
+        lambda m: (m.field.mlp.layers[0].weight, m.field.mlp.layers[0].bias),
+        model,
+        (weight.astype(layer.weight.dtype), jnp.zeros(3, layer.bias.dtype)),
+    )
 
 
 def test_solve_matches_a_known_solution():
@@ -80,8 +83,10 @@ def test_other_adjoints_train_alike(orbits):
 
 
 def test_curriculum_phases_and_points_used(orbits):
-    phases = [Phase(steps=2, lr=1e-3, segment_length=8, length=(0.25, 0.25)),
-              Phase(steps=2, lr=1e-4, segment_length=8, length=(1.0, 1.0))]
+    phases = [
+        Phase(steps=2, lr=1e-3, segment_length=8, length=(0.25, 0.25)),
+        Phase(steps=2, lr=1e-4, segment_length=8, length=(1.0, 1.0)),
+    ]
     res = _train(orbits, phases=phases)
     np.testing.assert_array_equal(res.phases, [0, 0, 1, 1])
     assert phases[0].points_used(0) == 2 and phases[1].points_used(1) == 8
@@ -134,8 +139,10 @@ def test_solve_batch_matches_differentiating_diffeqsolve(orbits):
     # reject decisions, so the reference solves the same groups (`lanes` consecutive
     # segments) that `solve_batch` does.
     def through_diffrax(m, lanes):
-        ys = [jax.vmap(m.solve)(t[i:i + lanes], y[i:i + lanes, 0], t1[i:i + lanes])[0]
-              for i in range(0, len(t), lanes)]
+        ys = [
+            jax.vmap(m.solve)(t[i : i + lanes], y[i : i + lanes, 0], t1[i : i + lanes])[0]
+            for i in range(0, len(t), lanes)
+        ]
         return jnp.sum(loss(y, jnp.concatenate(ys), 6))
 
     def replayed(m, lanes):

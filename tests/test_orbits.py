@@ -6,8 +6,9 @@ from neuralode import R_EARTH, ElementRanges, angular_momentum, generate_orbits,
 from neuralode._orbits import MIN_ALTITUDE
 
 
-@pytest.mark.parametrize("family,planar",
-                         [("complex", True), ("complex", False), ("circular", False), ("simple", True)])
+@pytest.mark.parametrize(
+    "family,planar", [("complex", True), ("complex", False), ("circular", False), ("simple", True)]
+)
 def test_energy_and_angular_momentum_conserved(family, planar):
     t, y, _ = generate_orbits(20, seed=3, ranges=neuralode.family_ranges(family, planar, rotated=not planar))
     energy = specific_energy(y)

@@ -24,9 +24,17 @@ def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster)
     tarball = re.search(r"Packed (\S+\.tar\.gz)", packed).group(1)
     assert "Reusing" in hpc_cli("pack", root=results).stdout  # unchanged environment: same tarball
     unpack = tmp_path / "node-local"
-    done = run_train("-m", *GRID_TINY, "width=8,16", "cluster.environment.kind=packed",
-                     f"cluster.environment.tarball={tarball}", f"cluster.environment.unpack_dir={unpack}",
-                     "hydra/launcher=manifest", f"results_root={results}", "experiment=plain")
+    done = run_train(
+        "-m",
+        *GRID_TINY,
+        "width=8,16",
+        "cluster.environment.kind=packed",
+        f"cluster.environment.tarball={tarball}",
+        f"cluster.environment.unpack_dir={unpack}",
+        "hydra/launcher=manifest",
+        f"results_root={results}",
+        "experiment=plain",
+    )
     sweep = Sweep.load(find("latest", results))
     manifest = (sweep.path / "manifest.txt").read_text().splitlines()
     assert len(manifest) == 2 and all("width=" in line for line in manifest)
@@ -49,14 +57,19 @@ def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster)
     assert logs.count("hpc: unpacked") == 1 and logs.count("hpc: reusing") == 1
 
     # the same ids as the submitit path: planning the grid again finds both completed
-    again = run_train("-m", *GRID_TINY, "width=8,16", "hydra/launcher=manifest", f"results_root={results}",
-                      "experiment=plain")
+    again = run_train(
+        "-m", *GRID_TINY, "width=8,16", "hydra/launcher=manifest", f"results_root={results}", "experiment=plain"
+    )
     assert "2 already completed" in again.stdout
 
 
 def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
-    limit = int(subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
-                .split("MaxArraySize")[1].split("=")[1].split()[0])
+    limit = int(
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+        .stdout.split("MaxArraySize")[1]
+        .split("=")[1]
+        .split()[0]
+    )
     assert limit == 4, "the test cluster runs with MAX_ARRAY_SIZE=4"
     # the toolkit's split, not training: the numpy app (about a second a run) as the workload
     run_lsq("-m", "seed=0,1,2,3,4", f"results_root={results}", "experiment=split", "hydra/launcher=manifest")
@@ -72,12 +85,14 @@ def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
     assert lines == [1, 2, 3, 4, 5]  # every run exactly once
 
     # and the submitit path splits the same way (held: what is tested is the split, not the runs)
-    run_train("-m", *GRID_TINY, "seed=10,11,12,13,14", f"results_root={results}", "experiment=split2",
-              "cluster.hold=true")
+    run_train(
+        "-m", *GRID_TINY, "seed=10,11,12,13,14", f"results_root={results}", "experiment=split2", "cluster.hold=true"
+    )
     sweep = Sweep.load(find("latest", results))
     assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
     jobs = [s["job_id"] for s in sweep.submissions]
-    held = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(jobs), "-o", "%i %r"], capture_output=True,
-                          text=True).stdout.split("\n")
+    held = subprocess.run(
+        ["squeue", "-h", "-r", "-j", ",".join(jobs), "-o", "%i %r"], capture_output=True, text=True
+    ).stdout.split("\n")
     assert len([line for line in held if "JobHeldUser" in line]) == 5, held
     subprocess.run(["scancel", *jobs], check=True)

@@ -11,9 +11,18 @@ from hpc.slurm.plan import write_plan
 from hpc.slurm.submit import submitit_parameters
 from hpc.sweep import Sweep
 
-ZARATAN = {"submit": "slurm", "partition": "standard", "account": "my-alloc", "qos": None, "time_min": 240,
-           "cpus_per_task": 4, "mem_per_cpu_mb": 4000, "gpus_per_task": 0, "array_parallelism": 50,
-           "setup": ["module load python"]}
+ZARATAN = {
+    "submit": "slurm",
+    "partition": "standard",
+    "account": "my-alloc",
+    "qos": None,
+    "time_min": 240,
+    "cpus_per_task": 4,
+    "mem_per_cpu_mb": 4000,
+    "gpus_per_task": 0,
+    "array_parallelism": 50,
+    "setup": ["module load python"],
+}
 
 
 def test_the_defaults_are_the_ones_the_config_shows():
@@ -26,19 +35,35 @@ def test_the_defaults_are_the_ones_the_config_shows():
 def test_submitit_parameters_from_a_profile():
     # What reaches sbatch is checked on the real cluster (test_slurm: `scontrol show job`).
     params = submitit_parameters(Profile.from_dict(ZARATAN), "grid")
-    assert params == {"job_name": "grid", "time": 240, "cpus_per_task": 4, "ntasks_per_node": 1,
-                      "array_parallelism": 50, "stderr_to_stdout": True, "signal_delay_s": 300,
-                      "additional_parameters": {"requeue": True},
-                      "partition": "standard", "account": "my-alloc", "mem_per_cpu": "4000M",
-                      "setup": ["module load python"]}
+    assert params == {
+        "job_name": "grid",
+        "time": 240,
+        "cpus_per_task": 4,
+        "ntasks_per_node": 1,
+        "array_parallelism": 50,
+        "stderr_to_stdout": True,
+        "signal_delay_s": 300,
+        "additional_parameters": {"requeue": True},
+        "partition": "standard",
+        "account": "my-alloc",
+        "mem_per_cpu": "4000M",
+        "setup": ["module load python"],
+    }
 
 
 def test_both_submission_paths_ask_slurm_for_the_same(tmp_path):
     """The plain sbatch script's directives and submitit's parameters come from `slurm_options`."""
     profile = Profile.from_dict({**ZARATAN, "gpus_per_task": 1, "qos": "high"})
     options = slurm_options(profile)
-    assert options == {"partition": "standard", "account": "my-alloc", "qos": "high", "time": 240,
-                       "cpus_per_task": 4, "mem_per_cpu": "4000M", "gpus_per_task": 1}
+    assert options == {
+        "partition": "standard",
+        "account": "my-alloc",
+        "qos": "high",
+        "time": 240,
+        "cpus_per_task": 4,
+        "mem_per_cpu": "4000M",
+        "gpus_per_task": 1,
+    }
     assert {k: v for k, v in submitit_parameters(profile, "g").items() if k in options} == options
     sweep = Sweep.create(tmp_path, "exp", "app:APP")
     sweep.add_run("r1", ["x=1"], "")
@@ -47,20 +72,23 @@ def test_both_submission_paths_ask_slurm_for_the_same(tmp_path):
     assert {k.replace("_", "-"): str(v) for k, v in options.items()}.items() <= shown.items()
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("mem_per_cpu_mb", "abc", "`cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'"),
-    ("time_min", 0, "`cluster.time_min` must be an integer >= 1, got 0"),
-    ("shared_gpu", "yes", "`cluster.shared_gpu` must be true or false, got 'yes'"),
-    ("max_requeues", -1, "`cluster.max_requeues` must be an integer >= 0, got -1"),
-    ("checkpoint_min", 0, "`cluster.checkpoint_min` must be a number > 0 or null, got 0"),
-    ("setup", "module load python", "`cluster.setup` must be a list of strings"),
-    ("partition", 5, "`cluster.partition` must be a string or null, got 5"),
-    ("submit", "cloud", "`cluster.submit`='cloud'; allowed: auto, slurm, local"),
-    ("parition", "debug", "`cluster.parition` is not a cluster setting; they are: name, submit"),
-    ("environment", {"kind": "docker"}, "`cluster.environment.kind`='docker'; allowed: none, packed, conda, venv"),
-    ("environment", {"kind": "packed"}, "`cluster.environment.tarball` must name the `hpc pack` tarball"),
-    ("signal_before_s", 120, "`cluster.signal_before_s`=120 warns of the time limit before half of a 1-minute job"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("mem_per_cpu_mb", "abc", "`cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'"),
+        ("time_min", 0, "`cluster.time_min` must be an integer >= 1, got 0"),
+        ("shared_gpu", "yes", "`cluster.shared_gpu` must be true or false, got 'yes'"),
+        ("max_requeues", -1, "`cluster.max_requeues` must be an integer >= 0, got -1"),
+        ("checkpoint_min", 0, "`cluster.checkpoint_min` must be a number > 0 or null, got 0"),
+        ("setup", "module load python", "`cluster.setup` must be a list of strings"),
+        ("partition", 5, "`cluster.partition` must be a string or null, got 5"),
+        ("submit", "cloud", "`cluster.submit`='cloud'; allowed: auto, slurm, local"),
+        ("parition", "debug", "`cluster.parition` is not a cluster setting; they are: name, submit"),
+        ("environment", {"kind": "docker"}, "`cluster.environment.kind`='docker'; allowed: none, packed, conda, venv"),
+        ("environment", {"kind": "packed"}, "`cluster.environment.tarball` must name the `hpc pack` tarball"),
+        ("signal_before_s", 120, "`cluster.signal_before_s`=120 warns of the time limit before half of a 1-minute job"),
+    ],
+)
 def test_every_field_is_checked_when_the_profile_is_made(field, value, message):
     local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
     assert Profile.from_dict(local).time_min == 1

@@ -34,9 +34,24 @@ def sweep(tmp_path_factory):
     bad = run_id_of(*GRID, "width=16", "seed=1")
     foreign_checkpoint(root / "rep" / f"{bad}.ckpt")
     cache = f"jax_cache={ROOT / '.pytest_cache' / 'jax'}"
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *GRID, "width=8,16", "seed=0,1",
-                           "cluster=local", f"results_root={root}", "experiment=rep", cache],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            *GRID,
+            "width=8,16",
+            "seed=0,1",
+            "cluster=local",
+            f"results_root={root}",
+            "experiment=rep",
+            cache,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return Sweep.load(find("latest", root)), root, bad
 
@@ -171,9 +186,23 @@ def test_result_files_hold_what_the_figures_need(sweep):
 def test_evaluating_the_best_run_of_each_width_writes_files_beside_them(sweep, tmp_path):
     s, root, bad = sweep
     results = {r: s.result_path(r).read_bytes() for r in s.runs}
-    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "latest", "--best-of", "width",
-                           "dataset=circular_3d", "n_orbits=3", "--root", str(root)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            "latest",
+            "--best-of",
+            "width",
+            "dataset=circular_3d",
+            "n_orbits=3",
+            "--root",
+            str(root),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     table, columns = rows(s, all_config=True)
     metric = resolve_metric(columns, METRIC)
@@ -199,27 +228,56 @@ def test_evaluating_the_best_run_of_each_width_writes_files_beside_them(sweep, t
 
     # the same family with another seed is another test set: a column of its own, not a clash
     best = chosen[8]
-    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), best, "dataset=circular_3d", "n_orbits=3",
-                           "dataset.test_seed=9", "--root", str(root)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            best,
+            "dataset=circular_3d",
+            "n_orbits=3",
+            "dataset.test_seed=9",
+            "--root",
+            str(root),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    (other,) = [c for c in rows(s, all_config=True)[1] if c.startswith("eval.circular_TBP_3D_3_test-")
-                and c.endswith(".accel_pct_mean")]
+    (other,) = [
+        c
+        for c in rows(s, all_config=True)[1]
+        if c.startswith("eval.circular_TBP_3D_3_test-") and c.endswith(".accel_pct_mean")
+    ]
     row = {r["run_id"]: r for r in rows(s, all_config=True)[0]}[best]
     assert row[other] != row[column] and row[column] == float(collected[best][column])
 
-    wrong = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "latest", "--best-of", "widht",
-                            "--root", str(root)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    wrong = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "latest", "--best-of", "widht", "--root", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert wrong.returncode == 2 and "`--best-of widht` is not a parameter of this sweep" in wrong.stderr
-    wrong = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "latest", "lr=1", "--root", str(root)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    wrong = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "latest", "lr=1", "--root", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert wrong.returncode == 2 and "takes overrides of dataset, n_orbits, metrics only" in wrong.stderr
 
 
 def test_bad_options_name_what_varies_before_writing(sweep, tmp_path):
     s, root, bad = sweep
-    with pytest.raises(ValueError, match=r"`--x widht` is not a parameter that varies in this sweep; those that "
-                                         r"vary are: width"):
+    with pytest.raises(
+        ValueError,
+        match=r"`--x widht` is not a parameter that varies in this sweep; those that "
+        r"vary are: width",
+    ):
         report.build(s, tmp_path / "r", report.Options(x="widht"))
     with pytest.raises(ValueError, match=r"`--x`, `--y` and `--facet` must name different parameters, got width, w"):
         report.build(s, tmp_path / "r", report.Options(x="width", y="width"))
@@ -229,10 +287,21 @@ def test_bad_options_name_what_varies_before_writing(sweep, tmp_path):
 
 
 def _fake_result(path, run_id, status="completed", **config):
-    tree = {"metrics": {"set_1_test": {"accel_pct_mean": float(config.get("width", 1))}},
-            "history": {"loss": np.linspace(2, 1, 5)}, "training": {"final_loss": 1.0}}
-    write_result(path, status=status, config=config, config_yaml="", run_id=run_id, metadata={}, tree=tree,
-                 message="diverged" if status != "completed" else "")
+    tree = {
+        "metrics": {"set_1_test": {"accel_pct_mean": float(config.get("width", 1))}},
+        "history": {"loss": np.linspace(2, 1, 5)},
+        "training": {"final_loss": 1.0},
+    }
+    write_result(
+        path,
+        status=status,
+        config=config,
+        config_yaml="",
+        run_id=run_id,
+        metadata={},
+        tree=tree,
+        message="diverged" if status != "completed" else "",
+    )
 
 
 def test_a_sweep_still_running_and_a_sweep_of_one_run(tmp_path):
@@ -262,9 +331,12 @@ def test_a_sweep_still_running_and_a_sweep_of_one_run(tmp_path):
 
 
 def test_seeds_aggregate_and_goals_rank():
-    table = [{"run_id": f"r{i}", "state": "completed", "config.width": w, "config.seed": s, "m": v, "slope": sl}
-            for i, (w, s, v, sl) in enumerate([(8, 0, 3.0, -1.0), (8, 1, 5.0, -2.2), (16, 0, 1.0, -3.0),
-                                               (16, 1, float("nan"), -1.9)])]
+    table = [
+        {"run_id": f"r{i}", "state": "completed", "config.width": w, "config.seed": s, "m": v, "slope": sl}
+        for i, (w, s, v, sl) in enumerate(
+            [(8, 0, 3.0, -1.0), (8, 1, 5.0, -2.2), (16, 0, 1.0, -3.0), (16, 1, float("nan"), -1.9)]
+        )
+    ]
     table.append({"run_id": "r9", "state": "failed", "config.width": 16, "config.seed": 2, "m": 0.0, "slope": -2.0})
     spec = report.Spec(goals={"slope": -2.0})
     configs = report.rank(report.aggregate(table, ["config.width"], ["m", "slope"], spec), "m", "min")
@@ -280,8 +352,10 @@ def test_seeds_aggregate_and_goals_rank():
 
 def test_an_infinite_critical_radius_is_the_best_and_counts():
     # inf: the learned field holds 1/r^2 beyond every test radius; NaN: no value at all
-    table = [{"run_id": f"r{i}", "state": "completed", "config.width": w, "config.seed": s, "rc": v}
-             for i, (w, s, v) in enumerate([(8, 0, 9.5), (8, 1, float("inf")), (16, 0, 10.0), (16, 1, float("nan"))])]
+    table = [
+        {"run_id": f"r{i}", "state": "completed", "config.width": w, "config.seed": s, "rc": v}
+        for i, (w, s, v) in enumerate([(8, 0, 9.5), (8, 1, float("inf")), (16, 0, 10.0), (16, 1, float("nan"))])
+    ]
     spec = report.Spec(goals={"rc": "max"})
     configs = report.rank(report.aggregate(table, ["config.width"], ["rc"], spec), "rc", "max")
     assert [c.params for c in configs] == [{"width": 8}, {"width": 16}]
@@ -322,8 +396,9 @@ def browser():
     browser_path, driver_path = _chromium()
     reason = None
     if (browser_path is None or driver_path is None) and os.geteuid() == 0:
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "install_browser.sh")], capture_output=True,
-                              text=True, timeout=900)
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install_browser.sh")], capture_output=True, text=True, timeout=900
+        )
         browser_path, driver_path = _chromium()
         reason = None if driver_path else f"install_browser.sh failed: {done.stderr[-1000:]}"
     if browser_path is None or driver_path is None:
@@ -351,7 +426,8 @@ def browser():
 def test_the_page_loads_in_a_browser(built, browser):
     browser.get((built / "report.html").resolve().as_uri())
     images = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);")
+        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);"
+    )
     assert len(images) == 4 and all(complete and width > 0 for _, complete, width in images), images
     rows = browser.execute_script("return document.querySelectorAll('#configs tr').length;")
     assert rows == 2 + 2  # two header rows, two configurations

@@ -9,8 +9,9 @@ from hpc.run import Outcome, execute
 
 
 def _execute(path, work, **kw):
-    return execute(path, work, run_id="r1", config={"seed": 1}, config_yaml="seed: 1\n",
-                   packages=("h5py", "not-a-package"), **kw)
+    return execute(
+        path, work, run_id="r1", config={"seed": 1}, config_yaml="seed: 1\n", packages=("h5py", "not-a-package"), **kw
+    )
 
 
 def test_a_completed_run_is_written_then_skipped(tmp_path):
@@ -19,8 +20,13 @@ def test_a_completed_run_is_written_then_skipped(tmp_path):
 
     def work(checkpoint):
         calls.append(1)
-        return Outcome("completed", {"history": {"steps": 3}}, metadata={"steps_per_s": 2.0},
-                       extra=lambda f: f.create_group("model"), summary={"final_loss": 0.5})
+        return Outcome(
+            "completed",
+            {"history": {"steps": 3}},
+            metadata={"steps_per_s": 2.0},
+            extra=lambda f: f.create_group("model"),
+            summary={"final_loss": 0.5},
+        )
 
     out = _execute(path, work)
     assert out == {"status": "completed", "run_id": "r1", "path": str(path), "final_loss": 0.5}
@@ -123,8 +129,11 @@ def test_results_and_notes_honour_the_umask(tmp_path):
 
     def work(checkpoint):
         checkpoint.save({"losses": np.zeros(3)}, step=3)
-        seen.update(checkpoint=mode(checkpoint.path), claim=mode(path.with_suffix(".claim")),
-                    note=mode(hpc.store.note_path(path)))
+        seen.update(
+            checkpoint=mode(checkpoint.path),
+            claim=mode(path.with_suffix(".claim")),
+            note=mode(hpc.store.note_path(path)),
+        )
         return Outcome("completed", {})
 
     old = os.umask(0o027)  # a lab's shared scratch: the group reads, others do not

@@ -10,18 +10,33 @@ from hpc import Profile, envpack, slurm_options
 from hpc.slurm.sbatch import activation_lines, array_script, directives, render, template_dirs
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
-ZARATAN = dict(job_name="grid-1", array="0-9%5", output="/scratch/s/slurm/%A_%a.out", signal="B:USR2@300",
-               requeue=True, options=slurm_options(Profile(partition="standard", account="my alloc", time_min=240,
-                                                           cpus_per_task=4, mem_per_cpu_mb=4000)))
+ZARATAN = dict(
+    job_name="grid-1",
+    array="0-9%5",
+    output="/scratch/s/slurm/%A_%a.out",
+    signal="B:USR2@300",
+    requeue=True,
+    options=slurm_options(
+        Profile(partition="standard", account="my alloc", time_min=240, cpus_per_task=4, mem_per_cpu_mb=4000)
+    ),
+)
 PACKED = {"kind": "packed", "tarball": "/scratch/envs/venv-0123456789ab.tar.gz", "unpack_dir": "/tmp"}
 
 
 @pytest.mark.parametrize("cluster,environment", [("default", {"kind": "none"}), ("zaratan", PACKED)])
 def test_array_script_matches_golden(cluster, environment):
-    text = array_script(template_dirs(ROOT), cluster, directive_lines=directives(**ZARATAN),
-                        setup=["module load python"], activation=activation_lines(environment),
-                        sweep_dir="/scratch/exp/sweeps/s", workdir="/home/u/neuralode-hpc",
-                        entry_script="train.py", offset=1000, results_root="/scratch/neuralode-hpc")
+    text = array_script(
+        template_dirs(ROOT),
+        cluster,
+        directive_lines=directives(**ZARATAN),
+        setup=["module load python"],
+        activation=activation_lines(environment),
+        sweep_dir="/scratch/exp/sweeps/s",
+        workdir="/home/u/neuralode-hpc",
+        entry_script="train.py",
+        offset=1000,
+        results_root="/scratch/neuralode-hpc",
+    )
     golden = GOLDEN / f"array_{cluster}.sbatch"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -44,8 +59,16 @@ def test_render_blocks_and_placeholders():
 
 def test_a_checkout_jobs_directory_overrides_the_packaged_templates(tmp_path):
     """`base.sbatch` ships with the package; `<workdir>/jobs/` overrides it file by file."""
-    args = dict(directive_lines=["#SBATCH --x=1"], setup=[], activation=[], sweep_dir="/s", workdir="/w",
-                entry_script="app.py", offset=0, results_root="/r")
+    args = dict(
+        directive_lines=["#SBATCH --x=1"],
+        setup=[],
+        activation=[],
+        sweep_dir="/s",
+        workdir="/w",
+        entry_script="app.py",
+        offset=0,
+        results_root="/r",
+    )
     packaged = array_script(template_dirs(tmp_path), "default", **args)
     assert "#SBATCH --x=1" in packaged and "app.py" in packaged  # no jobs/ here: the package's base
     (tmp_path / "jobs").mkdir()

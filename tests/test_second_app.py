@@ -15,8 +15,9 @@ def test_another_app_sweeps_fails_resubmits_collects_and_reports(slurm_cluster, 
     flag = tmp_path / "fail-now"
     flag.touch()
     root = tmp_path / "results"
-    done = run_lsq("-m", "degree=1,3,5", f"results_root={root}", "fail_degree=3", f"fail_flag={flag}",
-                   "hydra.launcher.wait=true")  # wait: blocks until every run is final
+    done = run_lsq(
+        "-m", "degree=1,3,5", f"results_root={root}", "fail_degree=3", f"fail_flag={flag}", "hydra.launcher.wait=true"
+    )  # wait: blocks until every run is final
     assert "Submitted 3 runs as 1 array job(s)" in done.stdout, done.stdout
     assert not (LSQ_DIR / "outputs").exists() and not (LSQ_DIR / "multirun").exists()  # Hydra writes nothing here
     status = hpc_cli("status", "latest", root=root).stdout

@@ -30,8 +30,15 @@ def _wait(root, timeout=300):
 
 
 def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
-    done = run_train("-m", *GRID_TINY, "width=8,16", "depth=1", "cluster.array_parallelism=1",
-                     f"results_root={results}", "experiment=grid")
+    done = run_train(
+        "-m",
+        *GRID_TINY,
+        "width=8,16",
+        "depth=1",
+        "cluster.array_parallelism=1",
+        f"results_root={results}",
+        "experiment=grid",
+    )
     sweep = _sweep(results)
     assert len(sweep.submissions) == 1 and len(sweep.submissions[0]["runs"]) == 2
     job = sweep.submissions[0]["job_id"]
@@ -86,8 +93,7 @@ def test_grid_is_one_array_job_and_results_land(results, slurm_cluster):
 def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster):
     bad_run = run_id_of(*GRID_TINY, "n_orbits=3", "dataset.train_seed=5")
     foreign_checkpoint(results / "iso" / f"{bad_run}.ckpt")
-    run_train("-m", *GRID_TINY, "n_orbits=3", "dataset.train_seed=0,5", f"results_root={results}",
-              "experiment=iso")
+    run_train("-m", *GRID_TINY, "n_orbits=3", "dataset.train_seed=0,5", f"results_root={results}", "experiment=iso")
     assert _wait(results).returncode == 1
     assert "completed 1" in hpc_cli("status", "latest", root=results).stdout
     done = hpc_cli("failed", "latest", root=results, check=False)
@@ -108,8 +114,15 @@ def test_a_failing_run_is_isolated_and_resubmitted_alone(results, slurm_cluster)
 
 
 def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_cluster):
-    run_train("-m", *GRID_TINY, "curriculum.phases.0.steps=20000", "cluster.checkpoint_steps=20", "seed=7,8",
-              f"results_root={results}", "experiment=cancel")
+    run_train(
+        "-m",
+        *GRID_TINY,
+        "curriculum.phases.0.steps=20000",
+        "cluster.checkpoint_steps=20",
+        "seed=7,8",
+        f"results_root={results}",
+        "experiment=cancel",
+    )
     sweep = _sweep(results)
     task = sweep.submissions[0]["tasks"][0]
     assert task == f"{sweep.submissions[0]['job_id']}_0"
@@ -137,13 +150,16 @@ def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_clu
 
 
 def test_bad_resources_fail_before_submission(results, slurm_cluster):
-    for override, field in (("cluster.partition=gpu", "cluster.partition"),
-                            ("cluster.cpus_per_task=999", "cluster.cpus_per_task")):
+    for override, field in (
+        ("cluster.partition=gpu", "cluster.partition"),
+        ("cluster.cpus_per_task=999", "cluster.cpus_per_task"),
+    ):
         done = run_train("-m", *GRID_TINY, "width=8,16", override, f"results_root={results}", check=False)
         assert done.returncode != 0 and f"`{field}`" in done.stderr
     assert not (results / "default" / "sweeps").exists()
-    done = run_train("-m", *GRID_TINY, "segment_length=400", "curriculum=lofi", "width=8,16",
-                     f"results_root={results}", check=False)
+    done = run_train(
+        "-m", *GRID_TINY, "segment_length=400", "curriculum=lofi", "width=8,16", f"results_root={results}", check=False
+    )
     assert done.returncode != 0 and "`segment_length`=400" in done.stderr
 
 
@@ -181,8 +197,13 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
     requeues; a preemption (`scontrol requeue`: SIGTERM, then requeued) checkpoints and the
     rerun resumes; with the requeues spent the run ends `timeout` with its partial history,
     and `hpc resubmit` finishes it. The losses equal an uninterrupted run's, step for step."""
-    args = [*GRID_TINY, "curriculum.phases.0.steps=1500", "cluster.checkpoint_steps=25",
-            "cluster.max_requeues=1", "experiment=ckpt"]
+    args = [
+        *GRID_TINY,
+        "curriculum.phases.0.steps=1500",
+        "cluster.checkpoint_steps=25",
+        "cluster.max_requeues=1",
+        "experiment=ckpt",
+    ]
     reference = tmp_path / "reference"
     run_train("-m", *args, "seed=3", f"results_root={reference}")
     run_train("-m", *args, "seed=3", f"results_root={results}")
@@ -217,8 +238,14 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
 
 def _preempt_args():
     # each victim takes half the node; the urgent job asks for all of it, so both must go
-    return [*GRID_TINY, "curriculum.phases.0.steps=3000", "cluster.checkpoint_steps=25", "seed=4",
-            "experiment=preempt", f"cluster.cpus_per_task={max(1, _node_cpus() // 2)}"]
+    return [
+        *GRID_TINY,
+        "curriculum.phases.0.steps=3000",
+        "cluster.checkpoint_steps=25",
+        "seed=4",
+        "experiment=preempt",
+        f"cluster.cpus_per_task={max(1, _node_cpus() // 2)}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -241,14 +268,23 @@ def test_preempted_runs_are_requeued_and_resume(results, preempt_reference):
         run_train("-m", *_preempt_args(), f"results_root={root}", f"cluster.partition={partition}")
         sweep = _sweep(root)
         (run_id,) = sweep.runs
-        victims[partition] = (root, sweep, run_id, sweep.submissions[0]["tasks"][0],
-                              root / "preempt" / f"{run_id}.ckpt")
+        victims[partition] = (
+            root,
+            sweep,
+            run_id,
+            sweep.submissions[0]["tasks"][0],
+            root / "preempt" / f"{run_id}.ckpt",
+        )
     deadline = time.monotonic() + 300
     while any(_saved_steps(v[4]) == 0 for v in victims.values()):
         assert time.monotonic() < deadline, "no checkpoint"
         time.sleep(0.2)
-    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", str(_node_cpus()), "-o", "/dev/null",
-                             "--wrap", "sleep 1"], capture_output=True, text=True, check=True).stdout.strip()
+    urgent = subprocess.run(
+        ["sbatch", "--parsable", "-p", "urgent", "-c", str(_node_cpus()), "-o", "/dev/null", "--wrap", "sleep 1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     for _ in range(1200):  # Slurm preempts on its scheduling pass (tens of seconds)
         if all(_squeue_state(v[3]) in (["PENDING"], []) for v in victims.values()):
             break
@@ -263,8 +299,10 @@ def test_preempted_runs_are_requeued_and_resume(results, preempt_reference):
         log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
         assert f"Resuming run {run_id} from its checkpoint at step {stopped[partition]}" in log, log
         assert "Traceback" not in log  # a preemption is no error
-        with (h5py.File(root / "preempt" / f"{run_id}.h5") as f,
-              h5py.File(preempt_reference / "preempt" / f"{run_id}.h5") as g):
+        with (
+            h5py.File(root / "preempt" / f"{run_id}.h5") as f,
+            h5py.File(preempt_reference / "preempt" / f"{run_id}.h5") as g,
+        ):
             np.testing.assert_array_equal(f["history"]["loss"][()], g["history"]["loss"][()])
     subprocess.run(["scancel", urgent], capture_output=True)
 
@@ -288,8 +326,9 @@ def test_one_run_id_trains_alike_on_slurm_and_in_a_local_pool(results, slurm_clu
 
 def _hpc_elsewhere(*args, cwd, env=None):
     """`hpc` run as from another shell: another directory, its own environment."""
-    done = subprocess.run([sys.executable, "-m", "hpc.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpc.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -301,8 +340,14 @@ def test_a_resubmit_uses_the_sweeps_root_and_directory_whatever_the_shell(tmp_pa
     args = [*GRID_TINY, "seed=0,1,2", "experiment=shell", "cluster.hold=true"]
     bad = run_id_of(*GRID_TINY, "seed=1", "experiment=shell")
     foreign_checkpoint(root / "shell" / f"{bad}.ckpt")  # that run fails the first time
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = Sweep.load(find("latest", root))
     assert sweep.results_root == str(root)
@@ -333,8 +378,9 @@ def test_a_resubmit_uses_the_sweeps_root_and_directory_whatever_the_shell(tmp_pa
 
 def _cancelled_sweep(results, experiment):
     """A sweep of two runs whose held array was cancelled: both to resubmit."""
-    run_train("-m", *GRID_TINY, "seed=31,32", f"results_root={results}", f"experiment={experiment}",
-              "cluster.hold=true")
+    run_train(
+        "-m", *GRID_TINY, "seed=31,32", f"results_root={results}", f"experiment={experiment}", "cluster.hold=true"
+    )
     sweep = _sweep(results)
     subprocess.run(["scancel", sweep.submissions[0]["job_id"]], check=True)
     for _ in range(100):
@@ -347,8 +393,9 @@ def _cancelled_sweep(results, experiment):
 def test_two_resubmits_at_once_give_one_array_and_record_it(results, slurm_cluster):
     sweep = _cancelled_sweep(results, "together")
     cmd = [sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path), "--set", "hold=true"]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     said = "".join(o for o, _ in outs)
@@ -370,8 +417,14 @@ def test_a_submitter_killed_after_sbatch_is_found(results, tmp_path, slurm_clust
     (wrapper / "sbatch").write_text(f'#!/bin/sh\nout=$({real} "$@")\ncode=$?\necho "$out"\nkill -9 $PPID\nexit $code\n')
     (wrapper / "sbatch").chmod(0o755)
     env = {**os.environ, "PATH": f"{wrapper}{os.pathsep}{os.environ['PATH']}"}
-    killed = subprocess.run([sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path),
-                             "--set", "hold=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path), "--set", "hold=true"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -9  # killed between sbatch and saving the job id
     record = Sweep.load(sweep.path)
     intent = record.submissions[-1]
@@ -392,15 +445,25 @@ def _node_cpus() -> int:
 
 
 def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster):
-    args = [*GRID_TINY, "curriculum.phases.0.steps=300", "seed=11,12", "cluster.array_parallelism=1",
-            f"results_root={results}", "experiment=twice"]
+    args = [
+        *GRID_TINY,
+        "curriculum.phases.0.steps=300",
+        "seed=11,12",
+        "cluster.array_parallelism=1",
+        f"results_root={results}",
+        "experiment=twice",
+    ]
     run_train("-m", *args)
     run_train("-m", *args)  # at once: both arrays are queued before either starts
     sweeps = [Sweep.load(p) for p in sorted((results / "twice" / "sweeps").iterdir())]
     assert len(sweeps) == 2 and set(sweeps[0].runs) == set(sweeps[1].runs)
     for sweep in sweeps:
-        assert hpc_cli("wait", str(sweep.path), "--interval", "2", "--timeout", "300", root=results,
-                       check=False).returncode == 0
+        assert (
+            hpc_cli(
+                "wait", str(sweep.path), "--interval", "2", "--timeout", "300", root=results, check=False
+            ).returncode
+            == 0
+        )
     logs = "".join(p.read_text() for s in sweeps for p in (s.path / "slurm").rglob("*.out"))
     trained = re.findall(r"Result \(completed\) written to .*/(\w+)\.h5", logs)
     assert sorted(trained) == sorted(sweeps[0].runs), logs  # each run once
@@ -410,8 +473,11 @@ def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster)
 
 
 def _cores_constrained() -> bool:
-    return "ConstrainCores=yes" in pathlib.Path("/etc/slurm/cgroup.conf").read_text() \
-        if pathlib.Path("/etc/slurm/cgroup.conf").exists() else False
+    return (
+        "ConstrainCores=yes" in pathlib.Path("/etc/slurm/cgroup.conf").read_text()
+        if pathlib.Path("/etc/slurm/cgroup.conf").exists()
+        else False
+    )
 
 
 def _memory_enforced() -> bool:
@@ -422,8 +488,7 @@ def _memory_enforced() -> bool:
 def test_a_run_over_its_memory_is_out_of_memory_everywhere(results, slurm_cluster):
     if not _memory_enforced():
         pytest.skip("the local cluster runs without task/cgroup here (local_cluster.sh said why)")
-    run_train("-m", *GRID_TINY, "seed=21", "cluster.mem_per_cpu_mb=120", f"results_root={results}",
-              "experiment=oom")
+    run_train("-m", *GRID_TINY, "seed=21", "cluster.mem_per_cpu_mb=120", f"results_root={results}", "experiment=oom")
     assert _wait(results).returncode == 1
     shown = hpc_cli("status", "latest", root=results).stdout
     assert "out_of_memory 1" in shown, shown
@@ -454,11 +519,19 @@ def test_a_newer_slurm_failure_outranks_an_older_result(tmp_path, slurm_cluster)
 
     sweep = Sweep.create(tmp_path, "exp", "train:train")
     sweep.add_run("a", ["x=a"], "x: 1\n")
-    write_result(sweep.result_path("a"), status="failed", run_id="a", config={}, config_yaml="", metadata={},
-                 message="the first try's reason")
+    write_result(
+        sweep.result_path("a"),
+        status="failed",
+        run_id="a",
+        config={},
+        config_yaml="",
+        metadata={},
+        message="the first try's reason",
+    )
     time.sleep(1.1)
-    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "exit 1"], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    job = subprocess.run(
+        ["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "exit 1"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     sweep.add_submission("slurm", job, ["a"], {}, [job])
     for _ in range(300):
         (state,) = run_states(Sweep.load(sweep.path))

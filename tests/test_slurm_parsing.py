@@ -32,16 +32,24 @@ def test_squeue_lines():
 def test_sacct_lines_drop_array_summaries_and_the_reason_after_a_state():
     tasks = slurm.read_listing((RECORDED / "sacct.txt").read_text())
     states = _states(tasks)
-    assert states == {"41_0": "COMPLETED", "41_1": "TIMEOUT", "41_2": "CANCELLED", "41_3": "OUT_OF_MEMORY",
-                      "42": "NODE_FAIL", "43": "FAILED"}
+    assert states == {
+        "41_0": "COMPLETED",
+        "41_1": "TIMEOUT",
+        "41_2": "CANCELLED",
+        "41_3": "OUT_OF_MEMORY",
+        "42": "NODE_FAIL",
+        "43": "FAILED",
+    }
     assert {t.task_id: t.index for t in tasks}["42"] is None
     for state in states.values():  # every state we read maps to one we print
         assert (slurm.FINAL.get(state) or slurm.ACTIVE.get(state) or "completed") in STATES
 
 
 def test_the_cpus_slurm_allocated_are_read_from_scontrol():
-    shown = ("JobId=5 JobName=x\n   NumNodes=1 NumCPUs=4 NumTasks=1 CPUs/Task=4\n"
-             "     Nodes=node7 CPU_IDs=0-1,64-65 Mem=16000 GRES=\n   MinCPUsNode=4\n")
+    shown = (
+        "JobId=5 JobName=x\n   NumNodes=1 NumCPUs=4 NumTasks=1 CPUs/Task=4\n"
+        "     Nodes=node7 CPU_IDs=0-1,64-65 Mem=16000 GRES=\n   MinCPUsNode=4\n"
+    )
     assert slurm.allocated_cpus(shown, "node7") == [0, 1, 64, 65]
     two = shown.replace("     Nodes=node7 CPU_IDs=0-1,64-65", "     Nodes=a CPU_IDs=3\n     Nodes=b CPU_IDs=5-6")
     assert slurm.allocated_cpus(two, "b") == [5, 6] and slurm.allocated_cpus(two, "c") == []

@@ -30,10 +30,17 @@ def _sweep(root, kind="local", runs=("a", "b", "c", "d", "e", "f", "g")):
 def test_states_from_files_notes_and_checkpoints(tmp_path):
     sweep = _sweep(tmp_path)
     write_result(sweep.result_path("a"), status="completed", run_id="a", **COMMON)
-    write_result(sweep.result_path("b"), status="non_finite", run_id="b", message="non-finite loss at step 4",
-                 failures=("non_finite",), **COMMON)  # an app's own failure status
-    write_result(sweep.result_path("e"), status="timeout", run_id="e", message="time limit reached at step 81",
-                 **COMMON)
+    write_result(
+        sweep.result_path("b"),
+        status="non_finite",
+        run_id="b",
+        message="non-finite loss at step 4",
+        failures=("non_finite",),
+        **COMMON,
+    )  # an app's own failure status
+    write_result(
+        sweep.result_path("e"), status="timeout", run_id="e", message="time limit reached at step 81", **COMMON
+    )
     sweep.result_path("f").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # truncated
     write_note(sweep.result_path("g"), "could not write the result file: [Errno 28] No space left on device")
     checkpoint_path(sweep.result_path("c")).write_bytes(b"")
@@ -70,8 +77,10 @@ def slurm_down(request, tmp_path, monkeypatch):
     """Slurm's commands on PATH that fail (controller down) or hang (controller stuck)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    body = {"fail": 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
-            "hang": "exec sleep 600"}[request.param]
+    body = {
+        "fail": 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
+        "hang": "exec sleep 600",
+    }[request.param]
     for name in ("squeue", "scontrol", "sacct", "sinfo", "sbatch"):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(stat.S_IRWXU)

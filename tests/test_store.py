@@ -16,13 +16,22 @@ CONFIG = {"width": 8, "model": {"depth": 2}, "tags": ["a", "b"], "none": None}
 
 
 def _write(path, status="completed", **kw):
-    return write_result(path, status=status, config=CONFIG, config_yaml="width: 8\n", run_id="abc",
-                        metadata={"host": "h", "versions": {"jax": "0"}}, **kw)
+    return write_result(
+        path,
+        status=status,
+        config=CONFIG,
+        config_yaml="width: 8\n",
+        run_id="abc",
+        metadata={"host": "h", "versions": {"jax": "0"}},
+        **kw,
+    )
 
 
 def test_round_trip(tmp_path):
-    path = _write(tmp_path / "r.h5", tree={"metrics": {"set": {"mean": 1.5, "per_point": np.arange(3.0)}},
-                                           "history": {"loss": np.ones(4)}})
+    path = _write(
+        tmp_path / "r.h5",
+        tree={"metrics": {"set": {"mean": 1.5, "per_point": np.arange(3.0)}}, "history": {"loss": np.ones(4)}},
+    )
     summary = hpc.read_summary(path)
     assert summary["status"] == "completed" and summary["run_id"] == "abc"
     assert summary["config.model.depth"] == 2 and summary["config.tags"] == "['a', 'b']"

@@ -11,8 +11,15 @@ def _sweep(root, app: dict) -> Sweep:
     sweep = Sweep.create(root, "exp", "app:APP", app=app)
     for i, width in enumerate((8, 16)):
         sweep.add_run(f"r{i}", [f"width={width}"], "")
-        write_result(sweep.result_path(f"r{i}"), status="completed", run_id=f"r{i}", config={"width": width, "seed": 0},
-                     config_yaml="", metadata={"host": "h"}, tree=TREE)
+        write_result(
+            sweep.result_path(f"r{i}"),
+            status="completed",
+            run_id=f"r{i}",
+            config={"width": width, "seed": 0},
+            config_yaml="",
+            metadata={"host": "h"},
+            tree=TREE,
+        )
     sweep.add_submission("local", None, list(sweep.runs), {}, save=True)
     return sweep
 

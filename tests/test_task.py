@@ -8,10 +8,17 @@ from hpc.layout import ROOT_VARIABLE
 
 
 def test_task_settings_come_from_the_profile_and_the_record():
-    settings = task.task_settings(Profile(cpus_per_task=4, gpus_per_task=1, shared_gpu=True,
-                                          node_local_tmp="/local", xla_flags="--x"), "/w", "/r")
-    assert settings == {"cpus": 4, "shared_gpu": True, "tmp_base": "/local", "xla_flags": "--x", "workdir": "/w",
-                        "results_root": "/r"}
+    settings = task.task_settings(
+        Profile(cpus_per_task=4, gpus_per_task=1, shared_gpu=True, node_local_tmp="/local", xla_flags="--x"), "/w", "/r"
+    )
+    assert settings == {
+        "cpus": 4,
+        "shared_gpu": True,
+        "tmp_base": "/local",
+        "xla_flags": "--x",
+        "workdir": "/w",
+        "results_root": "/r",
+    }
     assert task.task_settings({"cpus_per_task": 2}, "/w")["shared_gpu"] is False  # a mapping is a profile too
 
 
@@ -20,7 +27,8 @@ def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_pat
         "import hpc\n"
         "def entry(cfg):\n"
         "    return {'status': cfg.status, 'run_id': 'r1'}\n"
-        "APP = hpc.App(name='tiny', entry=entry, prepare=lambda config, overrides: None)\n")
+        "APP = hpc.App(name='tiny', entry=entry, prepare=lambda config, overrides: None)\n"
+    )
     monkeypatch.setenv(task.PREPARED, "1")  # the hygiene is applied once per process: not again here
     monkeypatch.setenv(ROOT_VARIABLE, "")  # the task pins the root: monkeypatch undoes it after the test
     settings = {"workdir": str(tmp_path), "results_root": str(tmp_path / "root")}

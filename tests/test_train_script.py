@@ -35,9 +35,17 @@ def test_smoke_run_writes_one_complete_result(results):
         assert f["model"].attrs["spec.planar_constraint"]
         for name in ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test"):
             m = f["metrics"][name]
-            for key in ("accel_pct_mean", "accel_pct_median", "accel_pct_bowley", "angle_deg_mean",
-                        "radial_sign_error_pct", "loglog_slope", "final_position_error_km_mean",
-                        "along_accel_pct_mean", "along_accel_pct_median"):
+            for key in (
+                "accel_pct_mean",
+                "accel_pct_median",
+                "accel_pct_bowley",
+                "angle_deg_mean",
+                "radial_sign_error_pct",
+                "loglog_slope",
+                "final_position_error_km_mean",
+                "along_accel_pct_mean",
+                "along_accel_pct_median",
+            ):
                 assert np.isfinite(m.attrs[key]) or key == "final_position_error_km_mean", key
             assert m["accel_pct_per_orbit"].shape == (int(name.split("_")[3]),)
             assert m["along_accel_pct_error"].shape == m["accel_pct_error"].shape
@@ -75,12 +83,18 @@ def test_misspelled_key_lists_short_names(results):
     assert not results.exists()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["output_head=logmag"], "Unknown `output_head` 'logmag'; known values:"),
-    (["curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1"], "`segment_length`=400"),
-    (["seed=abc"], "`seed` must be an integer >= 0, got 'abc'."),
-    (["lr=abc"], "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0, got 'ab"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["output_head=logmag"], "Unknown `output_head` 'logmag'; known values:"),
+        (["curriculum=lofi", "segment_length=400", "curriculum.phases.0.steps=1"], "`segment_length`=400"),
+        (["seed=abc"], "`seed` must be an integer >= 0, got 'abc'."),
+        (
+            ["lr=abc"],
+            "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0, got 'ab",
+        ),
+    ],
+)
 def test_a_single_run_with_bad_input_says_so_and_writes_nothing(results, overrides, message):
     done = run_train(*TINY, *overrides, f"results_root={results}", "experiment=bad", check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
@@ -99,12 +113,15 @@ def test_a_failure_in_training_leaves_a_failed_result(results):
         assert "a resubmit starts over" in f.attrs["message"]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["seed=abc,1"], "`seed` must be an integer >= 0, got 'abc'."),
-    (["lr=abc,1e-3"], "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0"),
-    (["seed=range(0,0)"], "the sweep has no runs"),
-    (["seed=0,1", "cluster.signal_before_s=120", "cluster.time_min=1"], "`cluster.signal_before_s`=120 warns"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["seed=abc,1"], "`seed` must be an integer >= 0, got 'abc'."),
+        (["lr=abc,1e-3"], "`curriculum.phases.0.lr` (the `lr` short name, or the curriculum's) must be a number > 0"),
+        (["seed=range(0,0)"], "the sweep has no runs"),
+        (["seed=0,1", "cluster.signal_before_s=120", "cluster.time_min=1"], "`cluster.signal_before_s`=120 warns"),
+    ],
+)
 def test_bad_values_in_a_sweep_are_refused_before_anything_is_written(results, overrides, message):
     done = run_train("-m", *TINY, *overrides, f"results_root={results}", check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
@@ -114,16 +131,14 @@ def test_bad_values_in_a_sweep_are_refused_before_anything_is_written(results, o
 
 def test_a_full_disk_at_submission_leaves_no_half_written_sweep(tmpfs):
     root = tmpfs("size=64k")
-    done = run_train("-m", *TINY, "seed=range(0,200)", "hydra/launcher=manifest", f"results_root={root}",
-                     check=False)
+    done = run_train("-m", *TINY, "seed=range(0,200)", "hydra/launcher=manifest", f"results_root={root}", check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"could not write the sweep's record under the results root {root}" in done.stderr
     assert not list(root.glob("*/sweeps/*"))  # removed whole
 
 
 def test_bad_sweep_input_is_one_message_and_writes_nothing(results):
-    done = run_train("-m", *TINY, "width=8,16", "cluster.mem_per_cpu_mb=abc", f"results_root={results}",
-                     check=False)
+    done = run_train("-m", *TINY, "width=8,16", "cluster.mem_per_cpu_mb=abc", f"results_root={results}", check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "Error: `cluster.mem_per_cpu_mb` must be an integer >= 1 or null, got 'abc'." in done.stderr
     assert not results.exists()

@@ -37,7 +37,7 @@ def aggregate(table: list[dict], params: list[str], metrics: list[str], spec: Sp
     for row in table:
         if not any(k.startswith("config.") for k in row):
             continue  # no result file (yet): in the status, not in the table
-        values = {p[len("config."):]: row.get(p) for p in params}
+        values = {p[len("config.") :]: row.get(p) for p in params}
         key = json.dumps(values, sort_keys=True, default=str)
         groups.setdefault(key, Config(values, [])).runs.append(row)
     for config in groups.values():
@@ -69,14 +69,15 @@ def independent(table: list[dict], params: list[str]) -> tuple[list[str], dict[s
     kept, follows, partitions = [], {}, {}
     for p in sorted(params, key=lambda p: (longest(p), params.index(p))):
         labels: dict[str, int] = {}
-        partition = tuple(labels.setdefault(json.dumps(r.get(p), sort_keys=True, default=str), len(labels))
-                          for r in keyed)
+        partition = tuple(
+            labels.setdefault(json.dumps(r.get(p), sort_keys=True, default=str), len(labels)) for r in keyed
+        )
         if partition in partitions:
             follows[p] = partitions[partition]
             continue
         partitions[partition] = p
         kept.append(p)
-    return [p for p in params if p in kept], {k[len("config."):]: v[len("config."):] for k, v in follows.items()}
+    return [p for p in params if p in kept], {k[len("config.") :]: v[len("config.") :] for k, v in follows.items()}
 
 
 def rank(configs: list[Config], metric: str, goal) -> list[Config]:

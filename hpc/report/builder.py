@@ -50,9 +50,10 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     table, columns = rows(sweep)
     seed = f"config.{spec.seed}"
     params, follows = independent(table, [c for c in columns if c.startswith("config.") and c != seed])
-    names = [p[len("config."):] for p in params]
-    metric_columns = [c for c in columns if any(fnmatch.fnmatch(c, p) for p in spec.columns)
-                      and any(number(r.get(c)) for r in table)]
+    names = [p[len("config.") :] for p in params]
+    metric_columns = [
+        c for c in columns if any(fnmatch.fnmatch(c, p) for p in spec.columns) and any(number(r.get(c)) for r in table)
+    ]
     have_results = any(r["state"] == "completed" for r in table)
     metric = resolve_metric(columns, options.metric or spec.metric) if (have_results or options.metric) else None
     if metric is not None:
@@ -87,21 +88,34 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     top = [c for c in configs if c.completed][: options.top]
     if metric is not None and x is not None:
         title = f"Heatmap of {short(metric)} over {x}" + (f" and {y}" if y else "")
-        attempt(title, "heatmap", _heatmap_caption(facets, spec, metric),
-                lambda path: draw_heatmaps(path, configs, metric, x, y, facets))
+        attempt(
+            title,
+            "heatmap",
+            _heatmap_caption(facets, spec, metric),
+            lambda path: draw_heatmaps(path, configs, metric, x, y, facets),
+        )
     if spec.curves and top:
-        attempt("Histories", "histories", "Median over seeds (line) and min-max (band); dotted lines mark "
-                f"{spec.boundaries or 'nothing'}.",
-                lambda path: draw_histories(path, top, sweep, spec))
+        attempt(
+            "Histories",
+            "histories",
+            f"Median over seeds (line) and min-max (band); dotted lines mark {spec.boundaries or 'nothing'}.",
+            lambda path: draw_histories(path, top, sweep, spec),
+        )
     groups = {f"#{i + 1} {c.label}": _ranked_paths(c, sweep, metric, spec) for i, c in enumerate(top)}
     for figure in spec.figures if groups else ():
         attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path))
 
-    page = Page(sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors,
-                len(top))
+    page = Page(
+        sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors, len(top)
+    )
     (out_dir / "report.html").write_text(page_html(page))
-    return {"html": out_dir / "report.html", "figures": [out_dir / f for _, f, _ in figures], "errors": errors,
-            "configs": configs, "runs": table}
+    return {
+        "html": out_dir / "report.html",
+        "figures": [out_dir / f for _, f, _ in figures],
+        "errors": errors,
+        "configs": configs,
+        "runs": table,
+    }
 
 
 def _ranked_paths(config: Config, sweep: Sweep, metric: str | None, spec: Spec) -> list[pathlib.Path]:
@@ -115,8 +129,10 @@ def _ranked_paths(config: Config, sweep: Sweep, metric: str | None, spec: Spec) 
 def _heatmap_axes(names: list[str], options: Options, spec: Spec):
     for flag, value in (("--x", options.x), ("--y", options.y)) + tuple(("--facet", f) for f in options.facet or ()):
         if value is not None and value not in names:
-            raise ValueError(f"`{flag} {value}` is not a parameter that varies in this sweep; those that vary "
-                             f"are: {', '.join(names) or 'none (every run has the same parameters)'}.")
+            raise ValueError(
+                f"`{flag} {value}` is not a parameter that varies in this sweep; those that vary "
+                f"are: {', '.join(names) or 'none (every run has the same parameters)'}."
+            )
     chosen = [v for v in (options.x, options.y, *(options.facet or ())) if v is not None]
     if len(set(chosen)) < len(chosen):
         raise ValueError(f"`--x`, `--y` and `--facet` must name different parameters, got {', '.join(chosen)}.")
@@ -129,6 +145,7 @@ def _heatmap_axes(names: list[str], options: Options, spec: Spec):
 
 def _heatmap_caption(facets, spec: Spec, metric: str) -> str:
     over = f"one panel per {', '.join(facets)}; " if facets else ""
-    return (f"The mean over seeds of {metric} (goal: {spec.goal(metric)}); {over}grey: no completed run. "
-            "Parameters neither on an axis nor faceted are averaged over.")
-
+    return (
+        f"The mean over seeds of {metric} (goal: {spec.goal(metric)}); {over}grey: no completed run. "
+        "Parameters neither on an axis nor faceted are averaged over."
+    )

@@ -19,8 +19,11 @@ def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | Non
     for config in configs:
         mean = config.stats[metric]["mean"]
         if math.isfinite(mean):
-            key = (tuple(show(config.params[f]) for f in facets), show(config.params[y]) if y else "",
-                   show(config.params[x]))
+            key = (
+                tuple(show(config.params[f]) for f in facets),
+                show(config.params[y]) if y else "",
+                show(config.params[x]),
+            )
             cells.setdefault(key, []).append(mean)
     all_params = [c.params for c in configs]
     xs = ordered({show(p[x]): p[x] for p in all_params})
@@ -29,13 +32,16 @@ def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | Non
     shown = panels[:MAX_PANELS]
     values = [float(np.mean(v)) for v in cells.values()]
     positive = values and min(values) > 0
-    norm = (matplotlib.colors.LogNorm(min(values), max(values)) if positive and max(values) > 10 * min(values)
-            else matplotlib.colors.Normalize(min(values, default=0), max(values, default=1)))
+    norm = (
+        matplotlib.colors.LogNorm(min(values), max(values))
+        if positive and max(values) > 10 * min(values)
+        else matplotlib.colors.Normalize(min(values, default=0), max(values, default=1))
+    )
     ncols = min(3, len(shown))
     nrows = math.ceil(len(shown) / ncols)
     width = max(3.0, 0.9 * len(xs) + 2.2)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, (0.5 * len(ys) + 1.6) * nrows), squeeze=False)
-    for ax in axes.flat[len(shown):]:
+    for ax in axes.flat[len(shown) :]:
         ax.set_visible(False)
     image = None
     for ax, panel in zip(axes.flat, shown):
@@ -47,8 +53,13 @@ def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | Non
         cmap.set_bad("#d0d0d0")
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
         first_column, last_row = ax.get_subplotspec().is_first_col(), ax.get_subplotspec().is_last_row()
-        ax.set_xticks(range(len(xs)), xs if last_row or len(shown) - shown.index(panel) <= ncols else [],
-                      rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(
+            range(len(xs)),
+            xs if last_row or len(shown) - shown.index(panel) <= ncols else [],
+            rotation=30,
+            ha="right",
+            fontsize=8,
+        )
         ax.set_yticks(range(len(ys)), ys if first_column else [], fontsize=8)
         if last_row or len(shown) - shown.index(panel) <= ncols:
             ax.set_xlabel(x)
@@ -58,8 +69,15 @@ def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | Non
         if grid.size <= 100:
             for (i, j), v in np.ndenumerate(grid):
                 if math.isfinite(v):
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
-                            color="white" if norm(v) < 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm(v) < 0.5 else "black",
+                    )
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=metric.split(".")[-1])
     if len(panels) > len(shown):

@@ -27,8 +27,12 @@ def write_configs_csv(path, configs, names, metrics) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for i, c in enumerate(configs):
-            line = [i + 1, *(json.dumps(c.params[n]) if isinstance(c.params[n], (list, dict)) else c.params[n]
-                             for n in names), len(c.runs), len(c.completed)]
+            line = [
+                i + 1,
+                *(json.dumps(c.params[n]) if isinstance(c.params[n], (list, dict)) else c.params[n] for n in names),
+                len(c.runs),
+                len(c.completed),
+            ]
             for m in metrics:
                 s = c.stats[m]
                 line += [s["mean"], s["std"], s["n"], s["best"], s["best_run"]]
@@ -58,8 +62,14 @@ class Page:
 
 def page_html(page: Page) -> str:
     """The page as HTML: inline CSS, no script, nothing from the network."""
-    sweep, table, configs, names, metrics, metric = (page.sweep, page.table, page.configs, page.names,
-                                                     page.metrics, page.metric)
+    sweep, table, configs, names, metrics, metric = (
+        page.sweep,
+        page.table,
+        page.configs,
+        page.names,
+        page.metrics,
+        page.metric,
+    )
     spec, figures, errors, n_top = page.spec, page.figures, page.errors, page.n_top
     e = html.escape
     counts: dict[str, int] = {}
@@ -67,62 +77,90 @@ def page_html(page: Page) -> str:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     active = sum(counts.get(s, 0) for s in status.NOT_FINISHED)
     bad = [r for r in table if r["state"] in status.ENDED_BADLY]  # unknown is not finished, not failed
-    parts = [f"<h1>Sweep {e(sweep.sweep_id)}</h1>",
-             f"<p class=meta>{e(str(sweep.path))} &middot; experiment {e(sweep.experiment)} &middot; created "
-             f"{e(sweep.created)} &middot; figures from {e(page.spec_from)}</p>",
-             "<h2>Status</h2>",
-             "<table class=counts><tr>" + "".join(f"<th>{e(k)}</th>" for k in counts) + "<th>total</th></tr><tr>"
-             + "".join(f"<td>{v}</td>" for v in counts.values()) + f"<td>{len(table)}</td></tr></table>"]
+    parts = [
+        f"<h1>Sweep {e(sweep.sweep_id)}</h1>",
+        f"<p class=meta>{e(str(sweep.path))} &middot; experiment {e(sweep.experiment)} &middot; created "
+        f"{e(sweep.created)} &middot; figures from {e(page.spec_from)}</p>",
+        "<h2>Status</h2>",
+        "<table class=counts><tr>"
+        + "".join(f"<th>{e(k)}</th>" for k in counts)
+        + "<th>total</th></tr><tr>"
+        + "".join(f"<td>{v}</td>" for v in counts.values())
+        + f"<td>{len(table)}</td></tr></table>",
+    ]
     if active:
-        parts.append(f"<p class=note>{active} run{' has' if active == 1 else 's have'} not finished (or "
-                     "their state is unknown): this report "
-                     "shows the results that exist now.</p>")
+        parts.append(
+            f"<p class=note>{active} run{' has' if active == 1 else 's have'} not finished (or "
+            "their state is unknown): this report "
+            "shows the results that exist now.</p>"
+        )
     if bad:
-        parts.append(f"<h3>Runs that did not complete ({len(bad)})</h3><table id=failures><tr><th>run</th>"
-                     "<th>state</th><th>reason</th><th>overrides</th></tr>")
+        parts.append(
+            f"<h3>Runs that did not complete ({len(bad)})</h3><table id=failures><tr><th>run</th>"
+            "<th>state</th><th>reason</th><th>overrides</th></tr>"
+        )
         for r in bad:
             overrides = " ".join(sweep.runs.get(r["run_id"], {}).get("overrides", []))
-            parts.append(f"<tr><td><code>{e(r['run_id'])}</code></td><td>{e(r['state'])}</td>"
-                         f"<td>{e(str(r['reason']))}</td><td><code>{e(overrides)}</code></td></tr>")
+            parts.append(
+                f"<tr><td><code>{e(r['run_id'])}</code></td><td>{e(r['state'])}</td>"
+                f"<td>{e(str(r['reason']))}</td><td><code>{e(overrides)}</code></td></tr>"
+            )
         parts.append("</table>")
     parts.append("<h2>Configurations</h2>")
     if metric is None:
         parts.append("<p>No run has completed yet: nothing to rank.</p>")
     else:
         varying = (", ".join(names) if names else "none") + "".join(
-            f"; {k} follows {v}" for k, v in page.follows.items())
-        parts.append(f"<p>Ranked by the mean of <code>{e(metric)}</code> (goal: {e(str(spec.goal(metric)))}). "
-                     f"Parameters that vary: {e(varying)}; aggregated over <code>{e(spec.seed)}</code>: mean, "
-                     "sample std, n (runs with a value) and best. All rows and full precision: "
-                     "<a href=configs.csv>configs.csv</a>; one row per run: <a href=runs.csv>runs.csv</a>.</p>")
-        head1 = ("<tr><th rowspan=2>#</th>" + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names)
-                 + "<th rowspan=2>runs</th>"
-                 + "".join(f"<th colspan=4 title='{e(m)}'>{e(short(m))}</th>" for m in metrics) + "</tr>")
+            f"; {k} follows {v}" for k, v in page.follows.items()
+        )
+        parts.append(
+            f"<p>Ranked by the mean of <code>{e(metric)}</code> (goal: {e(str(spec.goal(metric)))}). "
+            f"Parameters that vary: {e(varying)}; aggregated over <code>{e(spec.seed)}</code>: mean, "
+            "sample std, n (runs with a value) and best. All rows and full precision: "
+            "<a href=configs.csv>configs.csv</a>; one row per run: <a href=runs.csv>runs.csv</a>.</p>"
+        )
+        head1 = (
+            "<tr><th rowspan=2>#</th>"
+            + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names)
+            + "<th rowspan=2>runs</th>"
+            + "".join(f"<th colspan=4 title='{e(m)}'>{e(short(m))}</th>" for m in metrics)
+            + "</tr>"
+        )
         head2 = "<tr>" + "<th>mean</th><th>std</th><th>n</th><th>best</th>" * len(metrics) + "</tr>"
         body = []
         for i, c in enumerate(configs[:MAX_ROWS]):
             cells = "".join(f"<td>{e(show(c.params[n]))}</td>" for n in names)
-            stats = "".join(f"<td>{num(c.stats[m]['mean'])}</td><td>{num(c.stats[m]['std'])}</td>"
-                            f"<td>{c.stats[m]['n']}</td><td title='{e(c.stats[m]['best_run'])}'>"
-                            f"{num(c.stats[m]['best'])}</td>" for m in metrics)
+            stats = "".join(
+                f"<td>{num(c.stats[m]['mean'])}</td><td>{num(c.stats[m]['std'])}</td>"
+                f"<td>{c.stats[m]['n']}</td><td title='{e(c.stats[m]['best_run'])}'>"
+                f"{num(c.stats[m]['best'])}</td>"
+                for m in metrics
+            )
             body.append(f"<tr><td>{i + 1}</td>{cells}<td>{len(c.completed)}/{len(c.runs)}</td>{stats}</tr>")
         parts.append(f"<div class=wide><table id=configs>{head1}{head2}{''.join(body)}</table></div>")
         if len(configs) > MAX_ROWS:
-            parts.append(f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; "
-                         "configs.csv has all.</p>")
+            parts.append(
+                f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; configs.csv has all.</p>"
+            )
     if figures or errors:
-        parts.append(f"<h2>Figures</h2><p>Histories and the application's figures show the top {n_top} "
-                     "configurations (<code>--top</code>), numbered by rank.</p>")
+        parts.append(
+            f"<h2>Figures</h2><p>Histories and the application's figures show the top {n_top} "
+            "configurations (<code>--top</code>), numbered by rank.</p>"
+        )
     if figures and n_top:
-        parts.append("<p id=legend>" + "<br>".join(f"#{i + 1}: {e(c.label)}" for i, c in
-                                                    enumerate([c for c in configs if c.completed][:n_top])) + "</p>")
+        parts.append(
+            "<p id=legend>"
+            + "<br>".join(f"#{i + 1}: {e(c.label)}" for i, c in enumerate([c for c in configs if c.completed][:n_top]))
+            + "</p>"
+        )
     for title, file, caption in figures:
-        parts.append(f"<figure><h3>{e(title)}</h3><img src='{e(file)}' alt='{e(title)}'>"
-                     f"<figcaption>{e(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure><h3>{e(title)}</h3><img src='{e(file)}' alt='{e(title)}'>"
+            f"<figcaption>{e(caption)}</figcaption></figure>"
+        )
     for error in errors:
         parts.append(f"<p class=error>Figure not drawn: {e(error)}</p>")
     return _HTML.format(title=e(f"Sweep {sweep.sweep_id}"), body="\n".join(parts))
-
 
 
 def short(column: str) -> str:

@@ -51,4 +51,3 @@ class Spec:
 
     def goal(self, column: str):
         return next((g for pattern, g in self.goals.items() if fnmatch.fnmatch(column, pattern)), "min")
-

@@ -8,11 +8,27 @@ import shutil
 import subprocess
 
 # Slurm's final job states -> our run status: the one mapping, used everywhere.
-FINAL = {"FAILED": "failed", "CANCELLED": "cancelled", "REVOKED": "cancelled", "TIMEOUT": "timeout",
-         "DEADLINE": "timeout", "PREEMPTED": "preempted", "OUT_OF_MEMORY": "out_of_memory",
-         "NODE_FAIL": "node_fail", "BOOT_FAIL": "node_fail"}
-ACTIVE = {"PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending", "RESIZING": "pending",
-          "SUSPENDED": "pending", "RUNNING": "running", "COMPLETING": "running", "STOPPED": "running"}
+FINAL = {
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+    "REVOKED": "cancelled",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "PREEMPTED": "preempted",
+    "OUT_OF_MEMORY": "out_of_memory",
+    "NODE_FAIL": "node_fail",
+    "BOOT_FAIL": "node_fail",
+}
+ACTIVE = {
+    "PENDING": "pending",
+    "CONFIGURING": "pending",
+    "REQUEUED": "pending",
+    "RESIZING": "pending",
+    "SUSPENDED": "pending",
+    "RUNNING": "running",
+    "COMPLETING": "running",
+    "STOPPED": "running",
+}
 
 
 # How long a Slurm query may take before the controller counts as unreachable.
@@ -72,7 +88,7 @@ def array_parts(items: list, size: int | None = None) -> list[tuple[int, list]]:
     """`items` split into arrays of at most `size` (default `max_array_size()`), each with the
     offset of its first item."""
     size = size or max_array_size()
-    return [(start, items[start:start + size]) for start in range(0, len(items), size)]
+    return [(start, items[start : start + size]) for start in range(0, len(items), size)]
 
 
 def requeue(job_id: str) -> None:
@@ -106,11 +122,13 @@ def check_resources(partition: str | None, cpus_per_task: int) -> None:
     parts = partitions()
     name = partition or default_partition()
     if partition is not None and partition not in parts:
-        raise ValueError(f"`cluster.partition`={partition!r} does not exist on this cluster; "
-                         f"partitions: {', '.join(sorted(parts))}.")
+        raise ValueError(
+            f"`cluster.partition`={partition!r} does not exist on this cluster; partitions: {', '.join(sorted(parts))}."
+        )
     if name in parts and cpus_per_task > parts[name]:
-        raise ValueError(f"`cluster.cpus_per_task`={cpus_per_task} is more than any node of partition "
-                         f"{name!r} has ({parts[name]}).")
+        raise ValueError(
+            f"`cluster.cpus_per_task`={cpus_per_task} is more than any node of partition {name!r} has ({parts[name]})."
+        )
 
 
 class SlurmUnreachable(RuntimeError):
@@ -182,8 +200,10 @@ def read_jobs(text: str) -> list["Task"]:
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
         base = fields.get("ArrayJobId") or fields.get("JobId", "")
         index = fields.get("ArrayTaskId")
-        out.extend(_task(base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
-                   for i in (expand_indices(index) if index else [None]))
+        out.extend(
+            _task(base, i, fields.get("JobName", ""), fields.get("JobState", "UNKNOWN"))
+            for i in (expand_indices(index) if index else [None])
+        )
     return out
 
 
@@ -200,14 +220,34 @@ def tasks(job_ids=(), names=(), user: str | None = None) -> dict[str, Task]:
     if not job_ids and not names:
         return {}
     user = user or getpass.getuser()
-    acct = _run_quietly("sacct", "-n", "-P", "-X", "-o", "JobID,JobName,State", "-u", user, "-S", "now-14days",
-                        *(["-j", ",".join(sorted(job_ids))] if job_ids and not names else []),
-                        *(["--name", ",".join(sorted(names))] if names and not job_ids else []))
+    acct = _run_quietly(
+        "sacct",
+        "-n",
+        "-P",
+        "-X",
+        "-o",
+        "JobID,JobName,State",
+        "-u",
+        user,
+        "-S",
+        "now-14days",
+        *(["-j", ",".join(sorted(job_ids))] if job_ids and not names else []),
+        *(["--name", ",".join(sorted(names))] if names and not job_ids else []),
+    )
     if acct is not None:
         ended = read_listing(acct)
     else:
-        ended = read_jobs(_ask("scontrol", "-o", "show", "job", *(sorted(job_ids) if len(job_ids) == 1 and not names
-                                                                  else []), known_failure="Invalid job id") or "")
+        ended = read_jobs(
+            _ask(
+                "scontrol",
+                "-o",
+                "show",
+                "job",
+                *(sorted(job_ids) if len(job_ids) == 1 and not names else []),
+                known_failure="Invalid job id",
+            )
+            or ""
+        )
     queued = read_listing(_ask("squeue", "-h", "-r", "-u", user, "-o", "%i|%j|%T"))
     return {t.task_id: t for t in ended + queued if t.job_id in job_ids or t.name in names}  # the queue's last
 

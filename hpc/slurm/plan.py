@@ -9,8 +9,15 @@ from ..sweep import Sweep
 from .sbatch import activation_lines, array_script, directives, template_dirs
 
 
-def write_plan(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, script: str,
-               max_array_size: int | None = None, templates=None) -> list[pathlib.Path]:
+def write_plan(
+    sweep: Sweep,
+    run_ids: list[str],
+    profile: Profile,
+    workdir: str,
+    script: str,
+    max_array_size: int | None = None,
+    templates=None,
+) -> list[pathlib.Path]:
     """Write `manifest.txt` (one line of overrides per run) and one array script per
     `MaxArraySize` runs (`array.sbatch`, then `array-1.sbatch` ...) into the sweep directory.
 
@@ -25,12 +32,26 @@ def write_plan(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str,
     for part, (start, runs) in enumerate(slurm.array_parts(run_ids, max_array_size)):
         name = f"{sweep.experiment}-{sweep.sweep_id}-p{part}"
         throttle = min(profile.array_parallelism, len(runs))
-        lines = directives(job_name=name, array=f"0-{len(runs) - 1}%{throttle}", output=f"{sweep.path}/slurm/%A_%a.out",
-                           options=slurm_options(profile), signal=f"B:USR2@{profile.signal_s}",  # B: python is the
-                           requeue=True)  # batch shell (exec)
-        text = array_script(templates or template_dirs(workdir), profile.name or "default", directive_lines=lines,
-                            setup=list(profile.setup), activation=activation, sweep_dir=str(sweep.path),
-                            workdir=workdir, entry_script=script, offset=start, results_root=sweep.results_root)
+        lines = directives(
+            job_name=name,
+            array=f"0-{len(runs) - 1}%{throttle}",
+            output=f"{sweep.path}/slurm/%A_%a.out",
+            options=slurm_options(profile),
+            signal=f"B:USR2@{profile.signal_s}",  # B: python is the
+            requeue=True,
+        )  # batch shell (exec)
+        text = array_script(
+            templates or template_dirs(workdir),
+            profile.name or "default",
+            directive_lines=lines,
+            setup=list(profile.setup),
+            activation=activation,
+            sweep_dir=str(sweep.path),
+            workdir=workdir,
+            entry_script=script,
+            offset=start,
+            results_root=sweep.results_root,
+        )
         path = sweep.path / ("array.sbatch" if part == 0 else f"array-{part}.sbatch")
         path.write_text(text)
         scripts.append(path)

@@ -15,8 +15,15 @@ PACKAGED = pathlib.Path(__file__).resolve().parent / "templates"
 _BLOCK = re.compile(r"^# >>> (\w+)\n(.*?)^# <<< \1\n", re.M | re.S)
 
 
-def directives(*, job_name: str, array: str, output: str, options: dict | None = None,
-               signal: str | None = None, requeue: bool = False) -> list[str]:
+def directives(
+    *,
+    job_name: str,
+    array: str,
+    output: str,
+    options: dict | None = None,
+    signal: str | None = None,
+    requeue: bool = False,
+) -> list[str]:
     """`#SBATCH` lines: the job's own, then `options` (`hpc.profile.slurm_options`: sbatch long
     names with `_` for `-`). Every value is shell-quoted; unset (None) values are left out."""
     values = {"job_name": job_name, "array": array, "output": output, **(options or {}), "signal": signal}
@@ -29,13 +36,18 @@ def activation_lines(environment) -> list[str]:
     `hpc.profile.Environment`, or its mapping, which is checked)."""
     from ..profile import Environment
 
-    env = environment if isinstance(environment, Environment) else Environment(
-        **{k: v for k, v in (environment or {}).items() if v is not None or k != "kind"})
+    env = (
+        environment
+        if isinstance(environment, Environment)
+        else Environment(**{k: v for k, v in (environment or {}).items() if v is not None or k != "kind"})
+    )
     if env.kind == "venv":
         return [f"source {shlex.quote(str(env.venv))}/bin/activate"]
     if env.kind == "conda":
-        return ['source "$(conda info --base)/etc/profile.d/conda.sh"',
-                f"conda activate {shlex.quote(str(env.conda_env))}"]
+        return [
+            'source "$(conda info --base)/etc/profile.d/conda.sh"',
+            f"conda activate {shlex.quote(str(env.conda_env))}",
+        ]
     if env.kind == "none":
         return []
     base = shlex.quote(str(env.unpack_dir)) if env.unpack_dir else '"${TMPDIR:-/tmp}"'
@@ -74,14 +86,17 @@ def render(base: str, cluster: str | None, values: dict[str, str]) -> str:
         unknown = sorted(set(blocks) - known)
         if unknown:
             raise ValueError(f"cluster template defines unknown block(s) {unknown}; base blocks: {sorted(known)}.")
-        base = _BLOCK.sub(lambda m: f"# >>> {m.group(1)}\n{blocks.get(m.group(1), m.group(2))}# <<< {m.group(1)}\n",
-                          base)
+        base = _BLOCK.sub(
+            lambda m: f"# >>> {m.group(1)}\n{blocks.get(m.group(1), m.group(2))}# <<< {m.group(1)}\n", base
+        )
 
     def fill(match):
         name = match.group(1)
         if name not in values:
-            raise ValueError(f"the sbatch template's placeholder `{{{{ {name} }}}}` has no value; "
-                             f"those it may use: {', '.join(sorted(values))}.")
+            raise ValueError(
+                f"the sbatch template's placeholder `{{{{ {name} }}}}` has no value; "
+                f"those it may use: {', '.join(sorted(values))}."
+            )
         return values[name]
 
     return re.sub(r"\{\{ (\w+) \}\}", fill, base)
@@ -96,19 +111,33 @@ def _template(dirs, name: str) -> str | None:
     return next(((d / name).read_text() for d in dirs if (d / name).is_file()), None)
 
 
-def array_script(templates, cluster_name: str, *, directive_lines: list[str], setup: list[str],
-                 activation: list[str], sweep_dir: str, workdir: str, entry_script: str, offset: int,
-                 results_root: str) -> str:
+def array_script(
+    templates,
+    cluster_name: str,
+    *,
+    directive_lines: list[str],
+    setup: list[str],
+    activation: list[str],
+    sweep_dir: str,
+    workdir: str,
+    entry_script: str,
+    offset: int,
+    results_root: str,
+) -> str:
     """The sbatch script for one array of a manifest sweep; its runs write under `results_root`.
     `templates`: the directories to look in (`template_dirs`), first match wins."""
     dirs = [pathlib.Path(templates)] if isinstance(templates, (str, pathlib.Path)) else list(templates)
-    return render(_template([*dirs, PACKAGED], "base.sbatch"), _template(dirs, f"{cluster_name}.sbatch"), {
-        "directives": "\n".join(directive_lines),
-        "setup": "\n".join(setup) if setup else ":",
-        "activate": "\n".join(activation) if activation else ":",
-        "sweep_dir": shlex.quote(sweep_dir),
-        "results_root": shlex.quote(results_root),
-        "workdir": shlex.quote(workdir),
-        "entry_script": shlex.quote(entry_script),
-        "offset": str(int(offset)),
-    })
+    return render(
+        _template([*dirs, PACKAGED], "base.sbatch"),
+        _template(dirs, f"{cluster_name}.sbatch"),
+        {
+            "directives": "\n".join(directive_lines),
+            "setup": "\n".join(setup) if setup else ":",
+            "activate": "\n".join(activation) if activation else ":",
+            "sweep_dir": shlex.quote(sweep_dir),
+            "results_root": shlex.quote(results_root),
+            "workdir": shlex.quote(workdir),
+            "entry_script": shlex.quote(entry_script),
+            "offset": str(int(offset)),
+        },
+    )

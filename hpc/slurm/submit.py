@@ -9,9 +9,15 @@ from .sbatch import activation_lines
 
 def submitit_parameters(profile: Profile, job_name: str) -> dict:
     """A profile -> `submitit.SlurmExecutor.update_parameters` keywords (pure)."""
-    params = {"job_name": job_name, **slurm_options(profile), "ntasks_per_node": 1,
-              "array_parallelism": profile.array_parallelism, "stderr_to_stdout": True,
-              "signal_delay_s": profile.signal_s, "additional_parameters": {"requeue": True}}
+    params = {
+        "job_name": job_name,
+        **slurm_options(profile),
+        "ntasks_per_node": 1,
+        "array_parallelism": profile.array_parallelism,
+        "stderr_to_stdout": True,
+        "signal_delay_s": profile.signal_s,
+        "additional_parameters": {"requeue": True},
+    }
     if profile.hold:
         params["additional_parameters"]["hold"] = True  # queued, not started: `scontrol release` starts them
     setup = list(profile.setup) + activation_lines(profile.environment)
@@ -37,8 +43,11 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
     if room is not None and len(run_ids) > room:  # the rest waits: `hpc resubmit` sends it later
         run_ids, later = run_ids[:room], run_ids[room:]
         sweep.add_submission("deferred", None, later, cluster)
-        print(f"The cluster takes {room} more jobs now: submitting {len(run_ids)} runs, {len(later)} wait "
-              f"(`hpc resubmit {sweep.path}` submits them once there is room).", flush=True)
+        print(
+            f"The cluster takes {room} more jobs now: submitting {len(run_ids)} runs, {len(later)} wait "
+            f"(`hpc resubmit {sweep.path}` submits them once there is room).",
+            flush=True,
+        )
     job_ids = []
     for _, part in slurm.array_parts(run_ids):
         name = f"{sweep.experiment}-{sweep.sweep_id}-s{len(sweep.submissions)}"  # unique in the sweep

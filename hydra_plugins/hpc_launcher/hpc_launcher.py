@@ -59,8 +59,7 @@ class HpcSweeper(BasicSweeper):
 
 ConfigStore.instance().store(group="hydra/launcher", name="hpc", node=HpcLauncherConf, provider="hpc")
 ConfigStore.instance().store(group="hydra/sweeper", name="hpc", node=HpcSweeperConf, provider="hpc")
-ConfigStore.instance().store(group="hydra/launcher", name="manifest", node=HpcLauncherConf(plan=True),
-                             provider="hpc")
+ConfigStore.instance().store(group="hydra/launcher", name="manifest", node=HpcLauncherConf(plan=True), provider="hpc")
 
 
 class HpcLauncher(Launcher):
@@ -81,8 +80,9 @@ class HpcLauncher(Launcher):
         from hpc.compose import SweepComposer, config_text
 
         if not self.app:
-            raise ValueError("`hydra.launcher.app` is not set: name the application, e.g. "
-                             "hydra.launcher.app=train:APP (an hpc.App).")
+            raise ValueError(
+                "`hydra.launcher.app` is not set: name the application, e.g. hydra.launcher.app=train:APP (an hpc.App)."
+            )
         workdir = str(pathlib.Path.cwd())
         app = hpc.load_app(self.app, workdir)
         loader = self.hydra_context.config_loader
@@ -94,15 +94,30 @@ class HpcLauncher(Launcher):
             key = json.dumps(config["cluster"], sort_keys=True)  # each distinct profile is made (checked) once
             if key not in profiles:
                 profiles[key] = hpc.Profile.from_dict(config["cluster"])
-            runs.append(hpc.Run(rid, list(overrides), config_text(config), pathlib.Path(root), config["experiment"],
-                                profiles[key], bool(config.get("force"))))
-        _, states = hpc.start_sweep(runs, app=self.app, workdir=workdir, argv=" ".join(sys.argv), plan=self.plan,
-                                    wait=self.wait)
+            runs.append(
+                hpc.Run(
+                    rid,
+                    list(overrides),
+                    config_text(config),
+                    pathlib.Path(root),
+                    config["experiment"],
+                    profiles[key],
+                    bool(config.get("force")),
+                )
+            )
+        _, states = hpc.start_sweep(
+            runs, app=self.app, workdir=workdir, argv=" ".join(sys.argv), plan=self.plan, wait=self.wait
+        )
         returns = []
         for run in runs:
-            ret = JobReturn(overrides=run.overrides, cfg=self.config, hydra_cfg=self.config, working_dir=workdir,
-                            task_name=app.name, status=JobStatus.COMPLETED)
-            ret.return_value = {"run_id": run.run_id,
-                                "status": states[run.run_id].status if states else "submitted"}
+            ret = JobReturn(
+                overrides=run.overrides,
+                cfg=self.config,
+                hydra_cfg=self.config,
+                working_dir=workdir,
+                task_name=app.name,
+                status=JobStatus.COMPLETED,
+            )
+            ret.return_value = {"run_id": run.run_id, "status": states[run.run_id].status if states else "submitted"}
             returns.append(ret)
         return returns

@@ -41,16 +41,26 @@ def _fit(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     fitted = np.polynomial.polynomial.polyval(grid, coefficients)
     train_rmse = float(np.sqrt(np.mean((np.polynomial.polynomial.polyval(x, coefficients) - y) ** 2)))
     rmse = float(np.sqrt(np.mean((fitted - np.sin(3 * grid)) ** 2)))
-    tree = {"metrics": {"fit": {"rmse": rmse, "train_rmse": train_rmse}},
-            "curve": {"x": grid, "y": fitted}, "coefficients": {"values": coefficients}}
+    tree = {
+        "metrics": {"fit": {"rmse": rmse, "train_rmse": train_rmse}},
+        "curve": {"x": grid, "y": fitted},
+        "coefficients": {"values": coefficients},
+    }
     return hpc.Outcome("completed", tree, summary={"rmse": rmse})
 
 
 def train(cfg: DictConfig) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     rid, _, path = place(config)
-    return hpc.execute(path, lambda checkpoint: _fit(config, checkpoint), app=APP, run_id=rid, config=config,
-                       config_yaml=OmegaConf.to_yaml(cfg), lifeline=hpc.Lifeline.from_cluster(config["cluster"]))
+    return hpc.execute(
+        path,
+        lambda checkpoint: _fit(config, checkpoint),
+        app=APP,
+        run_id=rid,
+        config=config,
+        config_yaml=OmegaConf.to_yaml(cfg),
+        lifeline=hpc.Lifeline.from_cluster(config["cluster"]),
+    )
 
 
 def fit_figure(groups, out) -> None:
@@ -68,10 +78,19 @@ def fit_figure(groups, out) -> None:
     plt.close(fig)
 
 
-APP = hpc.App(name="lsq", entry=train, prepare=prepare, conf_dir=pathlib.Path(__file__).parent / "conf",
-              packages=("numpy", "h5py"), file_format="lsq-result/1",
-              report=hpc.Spec(metric="metrics.fit.rmse", heatmap=("degree",),
-                              figures=(hpc.Figure("fit", "Fits", fit_figure, "The best run of each degree."),)))
+APP = hpc.App(
+    name="lsq",
+    entry=train,
+    prepare=prepare,
+    conf_dir=pathlib.Path(__file__).parent / "conf",
+    packages=("numpy", "h5py"),
+    file_format="lsq-result/1",
+    report=hpc.Spec(
+        metric="metrics.fit.rmse",
+        heatmap=("degree",),
+        figures=(hpc.Figure("fit", "Fits", fit_figure, "The best run of each degree."),),
+    ),
+)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
