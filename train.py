@@ -85,7 +85,11 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
         result.status,
         tree,
         result.message,
-        metadata={"steps_per_s": result.steps_per_s, "first_step_s": result.first_step_s},
+        metadata={
+            "steps_per_s": result.steps_per_s,
+            "first_step_s": result.first_step_s,
+            "device": neuralode.device_used(),
+        },
         extra=lambda f: neuralode.save_model(f.create_group("model"), result.model),
         summary=neuralode.scalars(tree),
     )

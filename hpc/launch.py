@@ -70,6 +70,50 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
     return Profile.from_dict(cluster)
 
 
+def expected_run_s(sweep: Sweep, sample: int = 16) -> tuple[float, int] | None:
+    """A run's expected wall time in this sweep: the median over its completed runs (up to
+    `sample` of them, from their stored summaries) and how many that was; `None` when none
+    has completed."""
+    import statistics
+
+    from .store import read_summary
+
+    times = []
+    for run_id in sweep.runs:
+        path = sweep.result_path(run_id)
+        if len(times) == sample or not path.exists():
+            continue
+        try:
+            summary = read_summary(path)
+        except (OSError, KeyError, ValueError):
+            continue
+        if summary.get("status") == "completed" and isinstance(summary.get("meta.wall_time_s"), (int, float)):
+            times.append(float(summary["meta.wall_time_s"]))
+    return (statistics.median(times), len(times)) if times else None
+
+
+def fit_packing(sweep: Sweep, profile: Profile) -> Profile:
+    """`profile`, with fewer runs per task where `runs_per_task` runs of the time this sweep's
+    completed runs took would not fit in `time_min` (less the warning before it): those would
+    only be requeued, run after run. Unchanged when nothing is known yet, or it fits."""
+    per_task = profile.runs_per_task
+    known = expected_run_s(sweep) if per_task > 1 else None
+    if known is None:
+        return profile
+    each_s, count = known
+    budget_s = profile.time_min * 60 - profile.signal_s
+    fits = max(1, int(budget_s // max(each_s, 1e-9)))
+    if fits >= per_task:
+        return profile
+    print(
+        f"cluster.runs_per_task={per_task}: {per_task} runs of about {each_s:.0f} s each (the median of "
+        f"{count} completed runs of this sweep) do not fit in cluster.time_min={profile.time_min} (less the "
+        f"{profile.signal_s} s warning): packing {fits} per task instead.",
+        flush=True,
+    )
+    return profile.replace(runs_per_task=fits)
+
+
 def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, how: str | None = None) -> list[str]:
     """Submit `run_ids` with the backend `how` (`slurm`: `hpc.slurm.submit`, one array job per
     `MaxArraySize`; `local`: `hpc.local`), which is what `submit_mode(profile)` returned;
@@ -81,7 +125,7 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, how
         return []
     from .slurm.submit import submit as to_slurm
 
-    return to_slurm(sweep, run_ids, profile, workdir)
+    return to_slurm(sweep, run_ids, fit_packing(sweep, profile), workdir)
 
 
 LOCK = "submitting"  # <sweep>/submitting.claim: who is submitting to the sweep now
@@ -201,7 +245,7 @@ def start_sweep(
             if plan:
                 from .slurm.plan import write_plan
 
-                scripts = write_plan(sweep, run_ids, key, workdir, script_of(app, application))
+                scripts = write_plan(sweep, run_ids, fit_packing(sweep, key), workdir, script_of(app, application))
                 print(
                     f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
                     + "\n".join(f"  sbatch {p}" for p in scripts),
@@ -210,9 +254,11 @@ def start_sweep(
                 continue
             job_ids = submit(sweep, run_ids, key, workdir, modes[key])
             if job_ids:
-                sent = sum(len(s["runs"]) for s in sweep.submissions if s["job_id"] in job_ids)
+                subs = [s for s in sweep.submissions if s["job_id"] in job_ids]
+                sent, tasks = sum(len(s["runs"]) for s in subs), len({t for s in subs for t in s["tasks"]})
+                packed = f" in {tasks} tasks ({sent / tasks:.3g} runs per task)" if tasks < sent else ""
                 print(
-                    f"Submitted {sent} runs as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
+                    f"Submitted {sent} runs{packed} as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
                     f"Watch with: hpc status {sweep.path}",
                     flush=True,
                 )

@@ -85,21 +85,23 @@ def _output_to(path):
             os.close(saved[1])
 
 
-def _worker(args) -> None:
-    entry, config_yaml, settings, log = args
-    with _output_to(log):
-        print(
-            f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} (pid {os.getpid()})",
-            flush=True,
-        )
-        try:
-            run_task(entry, config_yaml, settings)
-        except Exception:  # one run's failure must not stop the others; its result file says why
-            import traceback
+def _worker(pack) -> None:
+    """The runs of one task (`cluster.runs_per_task` of them), one after the other in this
+    warm worker, each with its output in its own log."""
+    for entry, config_yaml, settings, log in pack:
+        with _output_to(log):
+            print(
+                f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} (pid {os.getpid()})",
+                flush=True,
+            )
+            try:
+                run_task(entry, config_yaml, settings)
+            except Exception:  # one run's failure must not stop the others; its result file says why
+                import traceback
 
-            traceback.print_exc()
-    if _DRIVER["pid"] is not None and os.getppid() != _DRIVER["pid"]:
-        os._exit(1)  # the driver is gone: take no further run
+                traceback.print_exc()
+        if _DRIVER["pid"] is not None and os.getppid() != _DRIVER["pid"]:
+            os._exit(1)  # the driver is gone: take no further run
 
 
 def _usable_cpus() -> list[int]:
@@ -121,9 +123,11 @@ def run_pool(sweep: Sweep, position: int) -> None:
     most one per `cpus_per_task` cores), each run's output in its log file. Blocks."""
     sub = sweep.submissions[position]
     settings = task_settings(sub["cluster"], sub["workdir"], sweep.results_root)
-    workers = workers_for(len(sub["runs"]), settings["cpus"])
+    per_task = int(sub["cluster"].get("runs_per_task") or 1)
+    workers = workers_for(-(-len(sub["runs"]) // per_task), settings["cpus"])
     context = multiprocessing.get_context("spawn")
-    jobs = [(sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r)) for r in sub["runs"]]
+    runs = [(sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r)) for r in sub["runs"]]
+    jobs = [runs[i : i + per_task] for i in range(0, len(runs), per_task)]
     sets = context.Queue()
     for cpus in cpu_sets(workers, settings["cpus"]):
         sets.put(cpus)
@@ -137,7 +141,7 @@ def start(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> N
     """Run `run_ids` locally: in this process's pool (blocking), or, with
     `cluster.detach`, in a driver of its own that outlives this process."""
     detach = profile.detach
-    workers = workers_for(len(run_ids), profile.cpus_per_task)
+    workers = workers_for(-(-len(run_ids) // profile.runs_per_task), profile.cpus_per_task)
     driver = {"host": socket.gethostname(), "pid": os.getpid()}
     sweep.add_submission("local", None, run_ids, profile.to_dict())
     position = len(sweep.submissions) - 1

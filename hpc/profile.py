@@ -48,11 +48,14 @@ class Profile:
     partition: str | None = None  # None: the cluster's default
     account: str | None = None
     qos: str | None = None
-    time_min: int = 60  # wall-time limit per run
+    time_min: int = 60  # wall-time limit per Slurm task (of its `runs_per_task` runs together)
     cpus_per_task: int = 1  # also the thread count of XLA, OpenMP, MKL and OpenBLAS in the task
     mem_per_cpu_mb: int | None = None
     gpus_per_task: int = 0
+    gpu_type: str | None = None  # a GPU type or MIG slice (`a100_1g.5gb`): asked as --gres=gpu:<type>:<n>
     shared_gpu: bool = False  # tasks share a GPU: no GPU memory preallocation
+    gpu_mem_fraction: float | None = None  # the share of GPU memory JAX may take (None: JAX's 75 %)
+    runs_per_task: int = 1  # runs trained one after the other in one warm process per Slurm task
     array_parallelism: int = 256  # at most this many tasks of one array at once (%N)
     max_submit_jobs: int | None = None  # the site's MaxSubmitJobs per user: a larger grid is sent in parts
     checkpoint_min: float | None = 10  # checkpoint every this many minutes (None: only on a signal)
@@ -72,6 +75,15 @@ class Profile:
                 _check(field, getattr(self, field.name))
         if self.submit not in SUBMIT_MODES:
             raise ValueError(f"`cluster.submit`={self.submit!r}; allowed: {', '.join(SUBMIT_MODES)}.")
+        if self.gpu_type is not None and self.gpus_per_task < 1:
+            raise ValueError(
+                f"`cluster.gpu_type`={self.gpu_type!r} needs `cluster.gpus_per_task` >= 1 (it is "
+                f"{self.gpus_per_task}): the type names which GPUs, the count how many."
+            )
+        if self.gpu_mem_fraction is not None and self.gpu_mem_fraction > 1:
+            raise ValueError(
+                f"`cluster.gpu_mem_fraction` must be a number > 0 and <= 1, got {self.gpu_mem_fraction!r}."
+            )
         if self.signal_before_s is not None and 2 * self.signal_before_s > 60 * self.time_min:
             raise ValueError(
                 f"`cluster.signal_before_s`={self.signal_before_s} warns of the time limit before half "
@@ -132,6 +144,8 @@ class Profile:
             "cpus_per_task",
             "mem_per_cpu_mb",
             "gpus_per_task",
+            "gpu_type",
+            "runs_per_task",
             "array_parallelism",
             "max_requeues",
         )
@@ -154,6 +168,9 @@ def slurm_options(profile: Profile) -> dict:
         "mem_per_cpu": f"{profile.mem_per_cpu_mb}M" if profile.mem_per_cpu_mb else None,
         "gpus_per_task": profile.gpus_per_task or None,
     }
+    if profile.gpu_type:  # a type (or MIG slice) is asked for as a generic resource, per node (one task)
+        options["gpus_per_task"] = None
+        options["gres"] = f"gpu:{profile.gpu_type}:{profile.gpus_per_task}"
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -202,6 +219,8 @@ _LOWEST = {
     "cpus_per_task": 1,
     "mem_per_cpu_mb": 1,
     "gpus_per_task": 0,
+    "gpu_mem_fraction": 0,
+    "runs_per_task": 1,
     "array_parallelism": 1,
     "max_submit_jobs": 1,
     "checkpoint_min": 0,

@@ -27,7 +27,7 @@ import h5py
 from . import slurm
 from .checkpoint import Checkpoint, UnusableCheckpoint, checkpoint_path
 from .claim import Busy, Claim
-from .hygiene import THREAD_VARIABLES
+from .hygiene import THREAD_VARIABLES, devices
 from .layout import check_writable
 from .profile import Profile
 from .slurm.env import slurm_info
@@ -146,6 +146,7 @@ def execute(
         "start_time": started.isoformat(),
         "slurm": info,
         "argv": " ".join(sys.argv),
+        "devices": devices(),
         "threads": {
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1,
             **{var: os.environ.get(var, "") for var in THREAD_VARIABLES + ("XLA_FLAGS",)},
@@ -225,28 +226,40 @@ def execute(
     return {"status": outcome.status, "run_id": run_id, "path": str(path), **outcome.summary}
 
 
-def _interrupted(outcome: Outcome, checkpoint: Checkpoint, info: dict, max_requeues: int) -> Outcome:
-    """What an interrupted run becomes: `requeued`, `interrupted` (nothing to write) or a
-    `timeout` result."""
-    step = checkpoint.saved_step
+def stop_task(cause: str, info: dict, max_requeues: int, done: str) -> str:
+    """What a task stopped by a signal does (`cause`: `timeout` for SIGUSR2, else SIGTERM's),
+    once `done` (`checkpoint at step 40`, or `between runs`) is safe: `requeued` (by Slurm, or
+    by itself: within a preemption's grace time, or near its time limit with requeues left),
+    `interrupted` (nothing to do: `scancel`, a node shutdown), or `timeout` (no requeue left)."""
     restarts = int(info.get("restart_count") or 0)
-    if checkpoint.stop != "timeout":
+    if cause != "timeout":
         preempted = slurm.preemption(info["job_id"], restarts) if "job_id" in info else None
         if preempted == "preempted":  # within a grace time: Slurm would end the task without a requeue
             slurm.requeue(info["job_id"])
         if preempted:
-            print(f"Preempted: checkpoint at step {step}; the task is requeued and the rerun resumes.", flush=True)
-            return Outcome("requeued", {})
-        print(f"Stopped by SIGTERM; checkpoint at step {step} in {checkpoint.path}.", flush=True)
-        return Outcome("interrupted", {})
+            print(f"Preempted: {done}; the task is requeued and the rerun resumes.", flush=True)
+            return "requeued"
+        print(f"Stopped by SIGTERM; {done}.", flush=True)
+        return "interrupted"
     if "job_id" in info and restarts < max_requeues:
         slurm.requeue(info["job_id"])
         print(
-            f"Time limit near: checkpoint at step {step}; requeued task {info['job_id']} "
-            f"(requeue {restarts + 1} of {max_requeues}).",
+            f"Time limit near: {done}; requeued task {info['job_id']} (requeue {restarts + 1} of {max_requeues}).",
             flush=True,
         )
-        return Outcome("requeued", {})
+        return "requeued"
+    return "timeout"
+
+
+def _interrupted(outcome: Outcome, checkpoint: Checkpoint, info: dict, max_requeues: int) -> Outcome:
+    """What an interrupted run becomes: `requeued`, `interrupted` (nothing to write) or a
+    `timeout` result."""
+    step = checkpoint.saved_step
+    done = f"checkpoint at step {step}" + ("" if checkpoint.stop == "timeout" else f" in {checkpoint.path}")
+    what = stop_task(checkpoint.stop, info, max_requeues, done)
+    if what != "timeout":
+        return Outcome(what, {})
+    restarts = int(info.get("restart_count") or 0)
     why = (
         f"after {restarts} requeue(s) (cluster.max_requeues={max_requeues})"
         if "job_id" in info

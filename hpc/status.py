@@ -64,10 +64,11 @@ def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
         if sub["kind"] == "slurm" and sub["job_id"]:
             tasks[n] = sub.get("tasks") or []
         elif sub in by_names:
-            name, count = sub.get("job_name"), len(sub["runs"])
-            # submitit sends a batch of one run as a plain job: no array index
+            name, count, per_task = sub.get("job_name"), len(sub["runs"]), _per_task(sub)
+            # submitit sends a batch of one task as a plain job: no array index
             tasks[n] = [
-                by_name.get((name, i)) or (by_name.get((name, None), "") if count == 1 else "") for i in range(count)
+                by_name.get((name, i // per_task)) or (by_name.get((name, None), "") if count <= per_task else "")
+                for i in range(count)
             ]
     return tasks, {t.task_id: t.state for t in found.values()}, ""
 
@@ -102,6 +103,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
             # requeued after it finished (a late `scontrol requeue`): it will skip; the result stands
             out.append(RunState(run_id, "completed", f"its task is {slurm_state} again; it will skip the run", job))
             continue
+        if slurm_state in slurm.ACTIVE and _per_task(latest.submission) > 1:
+            out.append(_in_packed_task(run_id, path, latest.submission, job, slurm_state, owners))
+            continue
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue
@@ -127,7 +131,8 @@ def run_states(sweep: Sweep) -> list[RunState]:
             continue
         note = read_note(path)
         if note is not None:
-            out.append(RunState(run_id, "failed", note.get("message", ""), job))
+            said = note.get("status")
+            out.append(RunState(run_id, said if said in ENDED_BADLY else "failed", note.get("message", ""), job))
             continue
         kept = checkpoint_path(path).exists()
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
@@ -171,6 +176,25 @@ def run_states(sweep: Sweep) -> list[RunState]:
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
+
+
+def _per_task(submission: dict) -> int:
+    """How many runs each task of `submission` trains (`cluster.runs_per_task`)."""
+    return int((submission.get("cluster") or {}).get("runs_per_task") or 1)
+
+
+def _in_packed_task(run_id: str, path, submission: dict, job: str, slurm_state: str, owners) -> RunState:
+    """A run whose task trains several runs one after the other and is active: the task's
+    state is not the run's. Its result written since the submission (or a completed one, which
+    the task skips) says what became of it; a live claim, that it trains now; else it waits
+    for its turn in the task."""
+    if is_completed(path) or (path.exists() and not _older_than(path, submission)):
+        return _from_file(run_id, path, job)
+    owner = claim.read(claim.claim_path(path))
+    if owner and owners.alive(owner):
+        return RunState(run_id, "running", f"in task {job}, claimed by {claim.describe(owner)}", job)
+    turn = "its task is running another of its runs" if slurm_state == "RUNNING" else f"its task is {slurm_state}"
+    return RunState(run_id, "pending", f"{turn}; it trains {_per_task(submission)} runs one after the other", job)
 
 
 def _older_than(path, submission: dict) -> bool:

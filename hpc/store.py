@@ -107,11 +107,11 @@ def reserve_note(path) -> None:
         note_path(path).unlink(missing_ok=True)
 
 
-def write_note(path, message: str) -> bool:
+def write_note(path, message: str, status: str = "failed") -> bool:
     """Leave `message` beside the result file `path` could not be written to (a full disk,
     a quota), over the reserved space where there is some (rewriting allocated blocks needs
     none). Best effort: returns whether it was written."""
-    text = json.dumps({"status": "failed", "message": message[: NOTE_BYTES - 64]})
+    text = json.dumps({"status": status, "message": message[: NOTE_BYTES - 64]})
     note = note_path(path)
     try:
         if note.exists() and note.stat().st_size >= len(text):

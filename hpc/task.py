@@ -1,9 +1,13 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 
 from . import layout, slurm
+from .checkpoint import CAUSES
 from .hygiene import private_tmp, task_env_vars
 from .slurm.env import slurm_info
 
@@ -26,10 +30,12 @@ def task_settings(profile, workdir: str, results_root: str | None = None) -> dic
     return {
         "cpus": profile.cpus_per_task,
         "shared_gpu": bool(profile.gpus_per_task) and profile.shared_gpu,
+        "gpu_mem_fraction": profile.gpu_mem_fraction if profile.gpus_per_task else None,
         "tmp_base": profile.node_local_tmp,
         "xla_flags": profile.xla_flags,
         "workdir": workdir,
         "results_root": results_root,
+        "max_requeues": profile.max_requeues,
     }
 
 
@@ -78,7 +84,11 @@ def apply_task_env(settings: dict) -> None:
     bind_to_allocation(cpus)
     os.environ.update(
         task_env_vars(
-            cpus, shared_gpu=bool(settings.get("shared_gpu")), tmp_dir=str(tmp), xla_flags=settings.get("xla_flags", "")
+            cpus,
+            shared_gpu=bool(settings.get("shared_gpu")),
+            tmp_dir=str(tmp),
+            xla_flags=settings.get("xla_flags", ""),
+            gpu_mem_fraction=settings.get("gpu_mem_fraction"),
         )
     )
     tempfile.tempdir = None  # re-read TMPDIR
@@ -102,3 +112,114 @@ def run_task(app: str, config_yaml: str, settings: dict) -> dict:
     if out.get("status") not in TASK_OK:
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out
+
+
+class _Stops:
+    """SIGUSR2 and SIGTERM that come between the runs of a task (a run's own checkpoint takes
+    them while it trains), remembered as their cause."""
+
+    def __init__(self):
+        self.cause: str | None = None
+
+    @contextlib.contextmanager
+    def caught(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum, frame):
+            self.cause = self.cause or CAUSES[signum]
+            print(f"Received {signal.Signals(signum).name} between runs.", flush=True)
+
+        previous = {s: signal.signal(s, handler) for s in CAUSES}
+        try:
+            yield self
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+
+def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
+    """Train several runs of the application `app` one after the other in this one process
+    (`cluster.runs_per_task`): one import, one compile (the cache hits after the first), and
+    each run with its own claim, result file, checkpoint and log lines.
+
+    `runs`: `(run id, result path, config YAML)` each; `settings` as for `run_task`, with
+    `max_requeues`. A run that fails does not stop the others: the task raises `RunFailed`
+    naming every failed run once all have had their turn. When a run comes back `requeued` or
+    `interrupted`, the task is going away: the runs after it wait for its rerun, which skips
+    the completed ones and resumes the interrupted one from its checkpoint. A stop signal
+    between two runs does the same before the next starts (`hpc.run.stop_task`); with no
+    requeue left, the runs not started get a note saying so (`hpc status`: timeout).
+    **Returns:** what each run's entry returned, for the runs that ran.
+    """
+    apply_task_env(settings)
+    import traceback
+
+    from omegaconf import OmegaConf
+
+    from .app import load
+    from .run import stop_task
+    from .store import write_note
+
+    entry = load(app, settings.get("workdir")).entry
+    outs, failed = [], []
+
+    def not_started(rest) -> None:  # the time limit is near, with no requeue left: say so for each
+        for _, later_path, _ in rest:
+            write_note(
+                later_path,
+                f"not started: its task ({len(runs)} runs per task) reached its time limit with no "
+                "requeue left; `hpc resubmit` runs it",
+                status="timeout",
+            )
+        if rest:
+            failed.append(f"{', '.join(r for r, _, _ in rest)} (not started: time limit)")
+
+    with _Stops().caught() as stops:
+        for n, (run_id, path, config_yaml) in enumerate(runs):
+            if stops.cause:
+                what = stop_task(stops.cause, slurm_info(), int(settings.get("max_requeues", 0)), "between runs")
+                if what == "timeout":
+                    not_started(runs[n:])
+                break
+            print(f"--- hpc: run {n + 1} of {len(runs)} of this task: {run_id}", flush=True)
+            try:
+                out = entry(OmegaConf.create(config_yaml))
+            except Exception as exc:  # its result file says why; the next run still gets its turn
+                traceback.print_exc()
+                failed.append(f"{run_id} ({type(exc).__name__})")
+                continue
+            outs.append(out)
+            if out.get("status") in ("requeued", "interrupted"):
+                break
+            if out.get("status") not in TASK_OK:
+                failed.append(f"{run_id} ({out.get('status')})")
+            if out.get("status") == "timeout":  # its time limit came, with no requeue left: start no other
+                not_started(runs[n + 1 :])
+                break
+    if failed:
+        raise RunFailed(f"{len(failed)} of the task's {len(runs)} runs did not complete: {'; '.join(failed)}")
+    return outs
+
+
+def main(argv=None) -> None:
+    """`python -m hpc.task <sweep dir> <offset>`: in a plain-sbatch array task, the runs of
+    this task (`cluster.runs_per_task` of the manifest part starting at `offset`, by
+    `SLURM_ARRAY_TASK_ID`), from the sweep's record."""
+    import sys
+
+    from .sweep import Sweep
+
+    sweep_dir, offset = argv or sys.argv[1:]
+    sweep = Sweep.load(sweep_dir)
+    part = next(s for s in reversed(sweep.submissions) if s["kind"] == "manifest" and s.get("offset") == int(offset))
+    size = int(part["cluster"].get("runs_per_task") or 1)
+    index = int(slurm_info()["array_task_id"])
+    chosen = part["runs"][index * size : (index + 1) * size]
+    settings = task_settings(part["cluster"], sweep.workdir or os.getcwd(), sweep.results_root)
+    run_tasks(sweep.entry, [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in chosen], settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,6 +52,7 @@ from ._segments import Segments as Segments
 from ._segments import check_segment_length as check_segment_length
 from ._segments import segment as segment
 from ._setup import configure_jax as configure_jax
+from ._setup import device_used as device_used
 from ._train import HEALTH as HEALTH
 from ._train import CheckpointMismatch as CheckpointMismatch
 from ._train import StallRule as StallRule

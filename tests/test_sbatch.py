@@ -36,6 +36,7 @@ def test_array_script_matches_golden(cluster, environment):
         entry_script="train.py",
         offset=1000,
         results_root="/scratch/neuralode-hpc",
+        runs_per_task=4 if cluster == "zaratan" else 1,
     )
     golden = GOLDEN / f"array_{cluster}.sbatch"
     if os.environ.get("UPDATE_GOLDEN"):

@@ -1,10 +1,19 @@
 """What runs on a node: the settings from a profile and the record, the app loaded and called."""
 
+import os
+import pathlib
+import signal
+import sys
+import threading
+
+import h5py
 import pytest
 import yaml
 
+from conftest import LSQ_DIR
 from hpc import Profile, task
 from hpc.layout import ROOT_VARIABLE
+from hpc.store import read_note, read_status
 
 
 def test_task_settings_come_from_the_profile_and_the_record():
@@ -18,6 +27,8 @@ def test_task_settings_come_from_the_profile_and_the_record():
         "xla_flags": "--x",
         "workdir": "/w",
         "results_root": "/r",
+        "gpu_mem_fraction": None,
+        "max_requeues": 3,
     }
     assert task.task_settings({"cpus_per_task": 2}, "/w")["shared_gpu"] is False  # a mapping is a profile too
 
@@ -34,8 +45,6 @@ def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_pat
     settings = {"workdir": str(tmp_path), "results_root": str(tmp_path / "root")}
     for status in task.TASK_OK:
         assert task.run_task("tiny_task_app:APP", yaml.safe_dump({"status": status}), settings)["status"] == status
-    import os
-
     assert os.environ[ROOT_VARIABLE] == str(tmp_path / "root")  # the sweep's root, pinned
     with pytest.raises(task.RunFailed, match="run r1 ended with status stalled"):
         task.run_task("tiny_task_app:APP", yaml.safe_dump({"status": "stalled"}), settings)
@@ -44,3 +53,68 @@ def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_pat
     with pytest.raises(ValueError, match="'json:dumps' is not an hpc.App"):
         task.run_task("json:dumps", "{}", settings)
     assert task.run_task("tiny_task_app:entry", "{status: completed}", settings)["run_id"] == "r1"  # an older record
+
+
+def _lsq_runs(root, *changes) -> list:
+    """`(run id, result path, config YAML)` of second-app (`tests/lsq_app`) runs, as a sweep's
+    record gives them to a task, one per mapping of config changes."""
+    sys.path.insert(0, str(LSQ_DIR))
+    import lsq
+
+    base = yaml.safe_load((LSQ_DIR / "conf" / "config.yaml").read_text())
+    base.pop("defaults"), base.pop("hydra")
+    out = []
+    for change in changes:
+        config = {**base, "results_root": str(root), **change}
+        rid, _, path = lsq.place(config)
+        out.append((rid, str(path), yaml.safe_dump(config)))
+    return out
+
+
+@pytest.fixture
+def in_task(tmp_path, monkeypatch):
+    monkeypatch.setenv(task.PREPARED, "1")
+    monkeypatch.setenv(ROOT_VARIABLE, "")
+    for var in [v for v in os.environ if v.startswith("SLURM_")]:
+        monkeypatch.delenv(var)  # outside Slurm: no requeue
+    return {"workdir": str(LSQ_DIR), "results_root": str(tmp_path / "root"), "max_requeues": 3}
+
+
+def test_the_runs_of_a_task_train_in_turn_and_a_failure_stops_none(tmp_path, in_task):
+    flag = tmp_path / "fail"
+    flag.touch()
+    runs = _lsq_runs(
+        tmp_path / "root", {"degree": 1}, {"degree": 2, "fail_degree": 2, "fail_flag": str(flag)}, {"degree": 3}
+    )
+    with pytest.raises(task.RunFailed, match=f"1 of the task's 3 runs did not complete: {runs[1][0]} \\(RuntimeError"):
+        task.run_tasks("lsq:APP", runs, in_task)
+    assert [read_status(path)["status"] for _, path, _ in runs] == ["completed", "failed", "completed"]
+    flag.unlink()
+    outs = task.run_tasks("lsq:APP", runs, in_task)  # a rerun skips the completed runs and trains the failed one
+    assert [o["status"] for o in outs] == ["skipped", "completed", "skipped"]
+
+
+def test_a_time_limit_in_a_task_starts_no_further_run(tmp_path, in_task):
+    """SIGUSR2 (the time limit near) with no requeue (outside Slurm): the run in progress ends
+    `timeout` with its checkpoint, and the runs after it are not started: each gets a note that
+    `hpc status` shows as timeout."""
+    runs = _lsq_runs(tmp_path / "root", {"steps": 40, "step_s": 0.05}, {"degree": 2}, {"degree": 4})
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR2))
+    timer.start()
+    try:
+        with pytest.raises(task.RunFailed, match="not started: time limit"):
+            task.run_tasks("lsq:APP", runs, in_task)
+    finally:
+        timer.cancel()
+    first = read_status(runs[0][1])
+    assert first["status"] == "timeout" and "time limit reached at step" in first["message"]
+    assert pathlib.Path(runs[0][1]).with_suffix(".ckpt").exists()  # kept: a resubmit resumes it
+    for _, path, _ in runs[1:]:
+        assert not pathlib.Path(path).exists()
+        note = read_note(path)
+        assert note["status"] == "timeout" and note["message"].startswith("not started: its task (3 runs per task)")
+    outs = task.run_tasks("lsq:APP", runs, in_task)  # the rerun resumes the first and trains the others
+    assert [o["status"] for o in outs] == ["completed"] * 3 and read_note(runs[1][1]) is None
+    with h5py.File(runs[0][1]) as f:  # resumed: this pass made only the steps after the checkpoint
+        steps = f["passes/steps"][()]
+        assert 1 < steps[0] and steps[-1] == 40

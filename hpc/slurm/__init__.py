@@ -91,6 +91,16 @@ def array_parts(items: list, size: int | None = None) -> list[tuple[int, list]]:
     return [(start, items[start : start + size]) for start in range(0, len(items), size)]
 
 
+def packs(items: list, size: int) -> list[list]:
+    """`items` in consecutive groups of `size` (the last may be smaller): the runs of each task
+    when a task trains `cluster.runs_per_task` of them.
+
+    >>> packs(["a", "b", "c", "d", "e"], 2)
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 def requeue(job_id: str) -> None:
     """Put a task back in the queue (`scontrol requeue`): Slurm ends it and runs it again
     from the start of its script, with `SLURM_RESTART_COUNT` one higher."""

@@ -19,7 +19,8 @@ def write_plan(
     templates=None,
 ) -> list[pathlib.Path]:
     """Write `manifest.txt` (one line of overrides per run) and one array script per
-    `MaxArraySize` runs (`array.sbatch`, then `array-1.sbatch` ...) into the sweep directory.
+    `MaxArraySize` tasks, each task training `runs_per_task` runs (`array.sbatch`, then
+    `array-1.sbatch` ...), into the sweep directory.
 
     **Returns:** the scripts, in submission order.
     """
@@ -29,12 +30,15 @@ def write_plan(
     (sweep.path / "manifest.txt").write_text("".join(line + "\n" for line in lines))
     (sweep.path / "slurm").mkdir(exist_ok=True)
     scripts = []
-    for part, (start, runs) in enumerate(slurm.array_parts(run_ids, max_array_size)):
+    per_task = profile.runs_per_task
+    size = (max_array_size or slurm.max_array_size()) * per_task  # in runs
+    for part, (start, runs) in enumerate(slurm.array_parts(run_ids, size)):
         name = f"{sweep.experiment}-{sweep.sweep_id}-p{part}"
-        throttle = min(profile.array_parallelism, len(runs))
+        tasks = len(slurm.packs(runs, per_task))
+        throttle = min(profile.array_parallelism, tasks)
         lines = directives(
             job_name=name,
-            array=f"0-{len(runs) - 1}%{throttle}",
+            array=f"0-{tasks - 1}%{throttle}",
             output=f"{sweep.path}/slurm/%A_%a.out",
             options=slurm_options(profile),
             signal=f"B:USR2@{profile.signal_s}",  # B: python is the
@@ -50,6 +54,7 @@ def write_plan(
             workdir=workdir,
             entry_script=script,
             offset=start,
+            runs_per_task=per_task,
             results_root=sweep.results_root,
         )
         path = sweep.path / ("array.sbatch" if part == 0 else f"array-{part}.sbatch")

@@ -123,6 +123,7 @@ def array_script(
     entry_script: str,
     offset: int,
     results_root: str,
+    runs_per_task: int = 1,
 ) -> str:
     """The sbatch script for one array of a manifest sweep; its runs write under `results_root`.
     `templates`: the directories to look in (`template_dirs`), first match wins."""
@@ -139,5 +140,6 @@ def array_script(
             "workdir": shlex.quote(workdir),
             "entry_script": shlex.quote(entry_script),
             "offset": str(int(offset)),
+            "runs_per_task": str(int(runs_per_task)),
         },
     )

@@ -3,7 +3,7 @@
 from .. import slurm
 from ..profile import Profile, slurm_options
 from ..sweep import Sweep
-from ..task import run_task, task_settings
+from ..task import run_task, run_tasks, task_settings
 from .sbatch import activation_lines
 
 
@@ -26,8 +26,14 @@ def submitit_parameters(profile: Profile, job_name: str) -> dict:
     return params
 
 
+def _runs(sweep: Sweep, run_ids: list[str]) -> list[tuple[str, str, str]]:
+    """What `hpc.task.run_tasks` needs of each run: its id, result file and config."""
+    return [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in run_ids]
+
+
 def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> list[str]:
-    """Submit `run_ids` as one array job per `MaxArraySize`, each recorded before `sbatch`
+    """Submit `run_ids` as one array job per `MaxArraySize` tasks, each task training
+    `profile.runs_per_task` of them one after the other (`hpc.task.run_tasks`), each recorded before `sbatch`
     under a job name unique to the sweep and the submission, then with its job id. Runs beyond
     the cluster's job limit are recorded as deferred. **Returns:** the array job ids."""
     settings = task_settings(profile, workdir, sweep.results_root)
@@ -38,8 +44,9 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
         python = python or "python"  # the activated environment's, not this process's
     executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
     executor.update_parameters(**submitit_parameters(profile, f"{sweep.experiment}-{sweep.sweep_id}"))
-    cluster = profile.to_dict()
+    cluster, per_task = profile.to_dict(), profile.runs_per_task
     room = slurm.job_room(profile.max_submit_jobs)
+    room = None if room is None else room * per_task  # in runs: each job trains `runs_per_task` of them
     if room is not None and len(run_ids) > room:  # the rest waits: `hpc resubmit` sends it later
         run_ids, later = run_ids[:room], run_ids[room:]
         sweep.add_submission("deferred", None, later, cluster)
@@ -49,14 +56,20 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
             flush=True,
         )
     job_ids = []
-    for _, part in slurm.array_parts(run_ids):
+    for _, part in slurm.array_parts(run_ids, slurm.max_array_size() * per_task):
         name = f"{sweep.experiment}-{sweep.sweep_id}-s{len(sweep.submissions)}"  # unique in the sweep
         entry = sweep.add_submission("slurm", None, part, cluster, job_name=name)  # the intent, saved first
         executor.update_parameters(job_name=name)
+        packs = slurm.packs(part, per_task)
         with executor.batch():
-            jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for r in part]
-        # submitit sends a batch of one as a plain job: its task id has no array index
-        entry.update(job_id=jobs[0].job_id.split("_")[0], tasks=[job.job_id for job in jobs])
+            if per_task == 1:
+                jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for (r,) in packs]
+            else:
+                jobs = [executor.submit(run_tasks, sweep.entry, _runs(sweep, pack), settings) for pack in packs]
+        # submitit sends a batch of one as a plain job: its task id has no array index; each run
+        # is recorded with the task that trains it (`runs_per_task` runs share one)
+        tasks = [job.job_id for job, pack in zip(jobs, packs) for _ in pack]
+        entry.update(job_id=jobs[0].job_id.split("_")[0], tasks=tasks)
         sweep.save()
         job_ids.append(entry["job_id"])
     return job_ids

@@ -8,6 +8,7 @@ own configs, its own report figure, and no change in `hpc`.
 
 import pathlib
 import sys
+import time
 
 import h5py
 import hydra
@@ -29,10 +30,30 @@ def prepare(config: dict, overrides=()):
     return place(config)[:2]
 
 
+def _iterate(config: dict, checkpoint: hpc.Checkpoint) -> list | None:
+    """`steps` slow steps (`step_s` each), checkpointed as `hpc.Checkpoint` asks: a stand-in for
+    training that a signal interrupts and a rerun resumes. **Returns:** the step of each pass
+    made in this process, or `None` when a signal stopped it (after a checkpoint)."""
+    state = checkpoint.load()
+    start = int(state["step"]) if state is not None else 0
+    if state is not None:
+        print(f"Resuming run at step {start}.", flush=True)
+    for step in range(start + 1, config["steps"] + 1):
+        time.sleep(config["step_s"])
+        if checkpoint.due(step):
+            checkpoint.save({"step": step}, step)
+        if checkpoint.stop:
+            return None
+    return list(range(start + 1, config["steps"] + 1))
+
+
 def _fit(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     flag = config["fail_flag"]
     if flag and config["degree"] == config["fail_degree"] and pathlib.Path(flag).exists():
         raise RuntimeError(f"asked to fail: {flag} exists")
+    passes = _iterate(config, checkpoint)
+    if passes is None:
+        return hpc.Outcome("interrupted", {})
     rng = np.random.default_rng(config["seed"])
     x = rng.uniform(-1, 1, config["points"])
     y = np.sin(3 * x) + config["noise"] * rng.normal(size=x.size)
@@ -46,6 +67,8 @@ def _fit(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
         "curve": {"x": grid, "y": fitted},
         "coefficients": {"values": coefficients},
     }
+    if config["steps"]:  # the steps this process made: a resumed run shows only those after its checkpoint
+        tree["passes"] = {"steps": np.asarray(passes, dtype=np.int64)}
     return hpc.Outcome("completed", tree, summary={"rmse": rmse})
 
 
