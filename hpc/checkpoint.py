@@ -94,21 +94,31 @@ class Checkpoint:
         self.path.replace(aside)
         return aside
 
-    @contextlib.contextmanager
     def signals(self):
         """While inside, SIGUSR2 and SIGTERM set `stop` instead of ending the process (main
         thread only; elsewhere nothing changes). The previous handlers come back after."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
 
-        def handler(signum, frame):
-            self.stop = self.stop or CAUSES[signum]
-            print(f"Received {signal.Signals(signum).name}: checkpointing, then stopping.", flush=True)
+        def stop(cause: str, name: str) -> None:
+            self.stop = self.stop or cause
+            print(f"Received {name}: checkpointing, then stopping.", flush=True)
 
-        previous = {s: signal.signal(s, handler) for s in CAUSES}
-        try:
-            yield self
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
+        return stop_signals(stop, self)
+
+
+@contextlib.contextmanager
+def stop_signals(on_signal, value=None):
+    """While inside, SIGUSR2 and SIGTERM call `on_signal(cause, signal name)` (`cause`: a value
+    of `CAUSES`) instead of ending the process; main thread only (elsewhere nothing changes).
+    The previous handlers come back after. Yields `value`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield value
+        return
+    previous = {
+        s: signal.signal(s, lambda signum, frame: on_signal(CAUSES[signum], signal.Signals(signum).name))
+        for s in CAUSES
+    }
+    try:
+        yield value
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -1,13 +1,10 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
-import contextlib
 import os
-import signal
 import tempfile
-import threading
 
 from . import layout, slurm
-from .checkpoint import CAUSES
+from .checkpoint import stop_signals
 from .hygiene import private_tmp, task_env_vars
 from .slurm.env import slurm_info
 
@@ -121,22 +118,12 @@ class _Stops:
     def __init__(self):
         self.cause: str | None = None
 
-    @contextlib.contextmanager
     def caught(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
+        def remember(cause: str, name: str) -> None:
+            self.cause = self.cause or cause
+            print(f"Received {name} between runs.", flush=True)
 
-        def handler(signum, frame):
-            self.cause = self.cause or CAUSES[signum]
-            print(f"Received {signal.Signals(signum).name} between runs.", flush=True)
-
-        previous = {s: signal.signal(s, handler) for s in CAUSES}
-        try:
-            yield self
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
+        return stop_signals(remember, self)
 
 
 def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
