@@ -8,22 +8,12 @@ import time
 import h5py
 import numpy as np
 import pytest
+from test_slurm import GRID_TINY, _squeue_state, _sweep, _wait
 
-from conftest import TINY, hpc_cli, run_id_of, run_lsq, run_train
+from conftest import hpc_cli, run_id_of, run_lsq, run_train
 from hpc.store import read_summary
-from hpc.sweep import Sweep, find
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-GRID_TINY = [a for a in TINY if not a.startswith("dataset.test_sizes")] + ["dataset.test_sizes=[1]"]
-
-
-def _sweep(root) -> Sweep:
-    return Sweep.load(find("latest", root))
-
-
-def _wait(root, timeout=300):
-    return hpc_cli("wait", "latest", "--interval", "1", "--timeout", str(timeout), root=root, check=False)
 
 
 def _counts(text) -> dict:
@@ -56,10 +46,6 @@ def test_eight_runs_in_two_tasks_equal_the_runs_unpacked(results, tmp_path, slur
             np.testing.assert_array_equal(f["history/loss"][()], g["history/loss"][()])
         metrics = lambda s: {k: v for k, v in s.items() if k.startswith("metrics.")}  # noqa: E731
         assert metrics(read_summary(packed)) == metrics(read_summary(alone)) != {}
-
-
-def _squeue_state(task):
-    return subprocess.run(["squeue", "-h", "-r", "-j", task, "-o", "%T"], capture_output=True, text=True).stdout.split()
 
 
 def _checkpoint_step(path) -> int:
