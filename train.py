@@ -81,6 +81,12 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     except neuralode.CheckpointMismatch as exc:
         raise hpc.UnusableCheckpoint(str(exc)) from exc
     progress.close()
+    return _outcome(result, tree)
+
+
+def _outcome(result, tree) -> hpc.Outcome:
+    import neuralode
+
     return hpc.Outcome(
         result.status,
         tree,
@@ -95,21 +101,76 @@ def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
     )
 
 
+def _work_many(configs: list[dict], joined: list) -> dict:
+    """Train the runs `joined` (`(index, checkpoint)` each) of `configs` together: an ensemble."""
+    import neuralode
+
+    chosen = [configs[i] for i, _ in joined]
+    root = place(chosen[0])[1]
+    neuralode.configure_jax(chosen[0]["solver"]["dtype"] == "float64", chosen[0]["jax_cache"] or root / "jax-cache")
+    checkpoints = [c for _, c in joined]
+    resumes = []
+    for config, checkpoint in zip(chosen, checkpoints):
+        resumes.append(checkpoint.load())
+        if resumes[-1] is not None:
+            print(f"Resuming run {place(config)[0]} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
+    bars = [
+        hpc.Progress(
+            sum(p.steps for p in neuralode.phases_from_config(c)), desc=f"train {place(c)[0]}", mode=c["progress"]
+        )
+        for c in chosen
+    ]
+    trained = neuralode.train_many_from_config(
+        chosen,
+        root,
+        checkpoints=checkpoints,
+        resumes=resumes,
+        callbacks=[lambda step, phase, loss, _, bar=bar: bar.update(step, loss=loss, phase=phase) for bar in bars],
+    )
+    for bar in bars:
+        bar.close()
+    out = {}
+    for (i, _), got in zip(joined, trained):
+        if isinstance(got, neuralode.CheckpointMismatch):
+            got = hpc.UnusableCheckpoint(str(got))
+        out[i] = got if isinstance(got, BaseException) else _outcome(*got)
+    return out
+
+
+def train_many(cfgs: list) -> list[dict]:
+    """Run several configurations together (`cluster.ensemble`): those that share every shape
+    train as one ensemble (`neuralode.train_many_from_config`), each with its own claim,
+    checkpoint and result file (`hpc.execute_many`). **Returns:** what `train` would, per config."""
+    configs = [canonical(OmegaConf.to_container(cfg, resolve=True)) for cfg in cfgs]
+    return hpc.execute_many(
+        [dict(_execution(config), path=place(config)[2]) for config in configs],
+        lambda joined: _work_many(configs, joined),
+        app=APP,
+        source_dir=CONF_DIR.parent,
+    )
+
+
+def _execution(config: dict) -> dict:
+    """The arguments of `hpc.execute` that are this run's own."""
+    return {
+        "run_id": place(config)[0],
+        "config": config,
+        "config_yaml": OmegaConf.to_yaml(OmegaConf.create(config)),
+        "force": bool(config.get("force")),
+        "lifeline": hpc.Lifeline.from_cluster(config["cluster"]),
+    }
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one configuration end to end and write its result file (`hpc.execute`). **Returns:**
     `status`, `run_id`, `path`, and the scalar metrics; `skipped` when a completed result exists."""
     config = canonical(OmegaConf.to_container(cfg, resolve=True))
-    rid, _, path = place(config)
     return hpc.execute(
-        path,
+        place(config)[2],
         lambda checkpoint: _work(config, checkpoint),
         app=APP,
-        run_id=rid,
-        config=config,
-        config_yaml=OmegaConf.to_yaml(OmegaConf.create(config)),
         source_dir=CONF_DIR.parent,
-        force=bool(config.get("force")),
-        lifeline=hpc.Lifeline.from_cluster(config["cluster"]),
+        **_execution(config),
     )
 
 
@@ -120,6 +181,7 @@ def _figure(name: str):  # neuralode (JAX) loads when a figure is drawn, not whe
 APP = hpc.App(
     name="neuralode-hpc",
     entry=train,
+    ensemble=train_many,
     prepare=prepare,
     file_format="neuralode-hpc-result/1",
     conf_dir=CONF_DIR,

@@ -1,4 +1,5 @@
-"""Runs per core-hour: one run per Slurm task against K runs per task (`cluster.runs_per_task`).
+"""Runs per core-hour: one run per Slurm task against K runs per task (`cluster.runs_per_task`)
+and against K-member ensembles per task (`cluster.ensemble`).
 
     python bench/throughput.py                         # 8 runs, K=4, 100 steps of `quick`; JSON
     python bench/throughput.py --runs 16 --per-task 4 --steps 2000   # two-minute runs
@@ -8,7 +9,9 @@ start`), each layout submits the same N seeds through `python train.py -m` and w
 Reported per layout: `wall_s` (submission to the last result), `core_s` (the sum over its tasks
 of Slurm's elapsed time x CPUs, from `scontrol show job` while the controller still holds the
 finished tasks), `cpu_s_per_run`, `runs_per_core_hour`, `jobs_per_1000_runs`, and the ratios
-against one run per task. Vmapped ensembles are not built: nothing is reported for them.
+against one run per task. For the ensembles also `lane_occupancy`: the sum of the members'
+solver steps over K x the slowest member's (1: no lane waits for another member), from the
+result files' `history/solver_steps`.
 """
 
 import argparse
@@ -20,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import h5py
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,8 +45,18 @@ def core_seconds(job_ids) -> tuple[float, int]:
     return total, tasks
 
 
-def layout(runs: int, per_task: int, steps: int, work: pathlib.Path) -> dict:
-    root = work / f"k{per_task}"
+def lane_occupancy(root: pathlib.Path, sweep: dict) -> float:
+    """The mean over ensemble tasks of sum(members' solver steps) / (K x the slowest member's)."""
+    tasks: dict = {}
+    for sub in sweep["submissions"]:
+        for run_id, task in zip(sub["runs"], sub["tasks"]):
+            with h5py.File(next(root.glob(f"*/{run_id}.h5"))) as f:
+                tasks.setdefault(task, []).append(float(np.sum(f["history/solver_steps"][()])))
+    return round(float(np.mean([sum(s) / (len(s) * max(s)) for s in tasks.values()])), 3)
+
+
+def layout(runs: int, per_task: int, steps: int, work: pathlib.Path, ensemble: int = 1) -> dict:
+    root = work / f"k{per_task}e{ensemble}"
     args = [
         sys.executable,
         "train.py",
@@ -50,6 +66,7 @@ def layout(runs: int, per_task: int, steps: int, work: pathlib.Path) -> dict:
         f"curriculum.phases.0.steps={steps}",
         "progress=off",
         f"cluster.runs_per_task={per_task}",
+        f"cluster.ensemble={ensemble}",
         f"results_root={root}",
         f"jax_cache={work / 'jax-cache'}",
     ]
@@ -65,8 +82,11 @@ def layout(runs: int, per_task: int, steps: int, work: pathlib.Path) -> dict:
     wall = time.perf_counter() - tic
     sweep = json.loads(next(root.glob("*/sweeps/*/sweep.json")).read_text())
     core_s, tasks = core_seconds([s["job_id"] for s in sweep["submissions"] if s["job_id"]])
+    out = {"lane_occupancy": lane_occupancy(root, sweep)} if ensemble > 1 else {}
     return {
+        **out,
         "runs_per_task": per_task,
+        "ensemble": ensemble,
         "wall_s": round(wall, 1),
         "core_s": core_s,
         "slurm_tasks": tasks,
@@ -84,8 +104,12 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         work = pathlib.Path(tmp)
+        k = opts.per_task
         layout(2, 1, opts.steps, work / "warm")  # fills the compilation cache, as an earlier sweep would
-        one, packed = (layout(opts.runs, k, opts.steps, work) for k in (1, opts.per_task))
+        layout(k, k, opts.steps, work / "warm", ensemble=k)
+        one, packed = (layout(opts.runs, n, opts.steps, work) for n in (1, k))
+        together = layout(opts.runs, k, opts.steps, work, ensemble=k)
+    ratio = lambda a, b, key: round(a[key] / b[key], 2)  # noqa: E731
     print(
         json.dumps(
             {
@@ -93,9 +117,11 @@ def main() -> None:
                 "steps": opts.steps,
                 "one_per_task": one,
                 "packed": packed,
-                "ratio_runs_per_core_hour": round(packed["runs_per_core_hour"] / one["runs_per_core_hour"], 2),
-                "ratio_wall": round(one["wall_s"] / packed["wall_s"], 2),
-                "ensembles": "not built",
+                "ensembles": together,
+                "ratio_runs_per_core_hour": ratio(packed, one, "runs_per_core_hour"),
+                "ratio_wall": ratio(one, packed, "wall_s"),
+                "ensemble_ratio_runs_per_core_hour": ratio(together, one, "runs_per_core_hour"),
+                "ensemble_ratio_wall": ratio(one, together, "wall_s"),
             },
             indent=1,
         )

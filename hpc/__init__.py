@@ -31,6 +31,7 @@ from .report.spec import Spec as Spec
 from .run import Lifeline as Lifeline
 from .run import Outcome as Outcome
 from .run import execute as execute
+from .run import execute_many as execute_many
 from .run import versions as versions
 from .status import RunState as RunState
 from .status import run_states as run_states
@@ -72,6 +73,7 @@ __all__ = [
     "Lifeline",
     "Outcome",
     "execute",
+    "execute_many",
     "versions",
     "RunState",
     "run_states",

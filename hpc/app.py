@@ -31,7 +31,9 @@ class App:
     root `format` attribute; `conf_dir`: its Hydra configs; `script`: the Hydra script plain
     `sbatch` tasks run (default: the module's file); `failures`: the result statuses of its own
     that mean a failed run (besides `failed` and `timeout`); `columns`: the prefixes of the
-    summary keys its tables show besides `metrics.`, `eval.` and the varying `config.*`."""
+    summary keys its tables show besides `metrics.`, `eval.` and the varying `config.*`;
+    `ensemble(cfgs)`, optional: runs several configs together (`cluster.ensemble`) and returns
+    what `entry` would, per config (`hpc.execute_many` does the bookkeeping)."""
 
     name: str
     entry: Callable
@@ -43,6 +45,7 @@ class App:
     script: str | None = None
     failures: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    ensemble: Callable | None = None
 
     def __post_init__(self):
         if not self.name or "/" in self.name:

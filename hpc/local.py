@@ -26,7 +26,7 @@ import time
 from .claim import process_alive
 from .profile import Profile
 from .sweep import Sweep
-from .task import run_task, task_settings
+from .task import run_task, run_tasks, task_settings
 
 
 def log_path(sweep: Sweep, run_id: str):
@@ -87,15 +87,26 @@ def _output_to(path):
 
 def _worker(pack) -> None:
     """The runs of one task (`cluster.runs_per_task` of them), one after the other in this
-    warm worker, each with its output in its own log."""
-    for entry, config_yaml, settings, log in pack:
+    warm worker, each with its output in its own log; an ensemble's (`cluster.ensemble`) goes
+    to its first run's log, and the others' logs say so."""
+    together = int(pack[0][2].get("ensemble") or 1)
+    for start in range(0, len(pack), together):
+        group = pack[start : start + together]
+        entry, config_yaml, settings, log = group[0][:4]
+        for later in group[1:]:
+            later[3].parent.mkdir(parents=True, exist_ok=True)
+            with open(later[3], "a") as f:
+                f.write(f"--- trained in an ensemble of {len(group)} runs: its output is in {log}\n")
         with _output_to(log):
             print(
                 f"--- {datetime.datetime.now().astimezone().isoformat()} on {socket.gethostname()} (pid {os.getpid()})",
                 flush=True,
             )
             try:
-                run_task(entry, config_yaml, settings)
+                if len(group) == 1:
+                    run_task(entry, config_yaml, settings)
+                else:
+                    run_tasks(entry, [(run_id, path, yaml) for _, yaml, _, _, run_id, path in group], settings)
             except Exception:  # one run's failure must not stop the others; its result file says why
                 import traceback
 
@@ -126,7 +137,10 @@ def run_pool(sweep: Sweep, position: int) -> None:
     per_task = int(sub["cluster"].get("runs_per_task") or 1)
     workers = workers_for(-(-len(sub["runs"]) // per_task), settings["cpus"])
     context = multiprocessing.get_context("spawn")
-    runs = [(sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r)) for r in sub["runs"]]
+    runs = [
+        (sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r), r, str(sweep.result_path(r)))
+        for r in sub["runs"]
+    ]
     jobs = [runs[i : i + per_task] for i in range(0, len(runs), per_task)]
     sets = context.Queue()
     for cpus in cpu_sets(workers, settings["cpus"]):

@@ -56,6 +56,7 @@ class Profile:
     shared_gpu: bool = False  # tasks share a GPU: no GPU memory preallocation
     gpu_mem_fraction: float | None = None  # the share of GPU memory JAX may take (None: JAX's 75 %)
     runs_per_task: int = 1  # runs trained one after the other in one warm process per Slurm task
+    ensemble: int = 1  # runs of a task that share every shape train together, this many at once
     array_parallelism: int = 256  # at most this many tasks of one array at once (%N)
     max_submit_jobs: int | None = None  # the site's MaxSubmitJobs per user: a larger grid is sent in parts
     checkpoint_min: float | None = 10  # checkpoint every this many minutes (None: only on a signal)
@@ -79,6 +80,12 @@ class Profile:
             raise ValueError(
                 f"`cluster.gpu_type`={self.gpu_type!r} needs `cluster.gpus_per_task` >= 1 (it is "
                 f"{self.gpus_per_task}): the type names which GPUs, the count how many."
+            )
+        if self.ensemble > 1 and self.runs_per_task < self.ensemble:
+            raise ValueError(
+                f"`cluster.ensemble`={self.ensemble} trains that many runs of one task together: set "
+                f"`cluster.runs_per_task` to at least {self.ensemble} (a multiple of it packs whole "
+                f"ensembles), got {self.runs_per_task}."
             )
         if self.gpu_mem_fraction is not None and self.gpu_mem_fraction > 1:
             raise ValueError(
@@ -146,6 +153,7 @@ class Profile:
             "gpus_per_task",
             "gpu_type",
             "runs_per_task",
+            "ensemble",
             "array_parallelism",
             "max_requeues",
         )
@@ -221,6 +229,7 @@ _LOWEST = {
     "gpus_per_task": 0,
     "gpu_mem_fraction": 0,
     "runs_per_task": 1,
+    "ensemble": 1,
     "array_parallelism": 1,
     "max_submit_jobs": 1,
     "checkpoint_min": 0,

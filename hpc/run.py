@@ -226,12 +226,73 @@ def execute(
     return {"status": outcome.status, "run_id": run_id, "path": str(path), **outcome.summary}
 
 
+_STOPPED: dict = {}  # (job id, restart count, cause) -> what this process already did about it
+
+
+def execute_many(runs: list[dict], work: Callable[[list], dict], **common) -> list[dict]:
+    """`execute` for several runs whose work is done together (an ensemble): `runs[i]` holds
+    run `i`'s keyword arguments of `execute` (`path`, `run_id`, `config`, `config_yaml`, ...),
+    `common` those they share.
+
+    Every run gets its own claim, checkpoint, stop signals and result file, exactly as with
+    `execute`; the runs that are neither completed nor busy are handed to one call of
+    `work([(i, checkpoint), ...])`, which returns `{i: Outcome or the exception of run i}`.
+    One run's exception fails that run alone; an exception of `work` itself fails every run
+    it was given. **Returns:** what `execute` returned, per run (`status` `failed` where it raised).
+    """
+    outcomes: dict = {}
+    results: list = [None] * len(runs)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + 40 * len(runs)))  # one level per run
+
+    def nest(i: int, joined: list) -> None:  # run i's `execute` holds its claim while runs i+1... go on inside it
+        if i == len(runs):
+            if joined:
+                try:
+                    outcomes.update(work(joined))
+                except Exception as exc:  # the shared work failed: every run it was given failed
+                    outcomes.update({j: exc for j, _ in joined})
+            return
+        reached = False
+
+        def one(checkpoint: Checkpoint) -> Outcome:
+            nonlocal reached
+            reached = True
+            nest(i + 1, [*joined, (i, checkpoint)])
+            got = outcomes[i]
+            if isinstance(got, BaseException):
+                raise got
+            return got
+
+        try:
+            results[i] = execute(work=one, **runs[i], **common)
+        except Exception as exc:  # its result file says so; the others are not affected
+            results[i] = {"status": "failed", "run_id": runs[i]["run_id"], "path": str(runs[i]["path"]), "error": exc}
+        finally:
+            if not reached:  # skipped, busy or failed before its work: the others still train
+                nest(i + 1, joined)
+
+    nest(0, [])
+    return results
+
+
 def stop_task(cause: str, info: dict, max_requeues: int, done: str) -> str:
     """What a task stopped by a signal does (`cause`: `timeout` for SIGUSR2, else SIGTERM's),
     once `done` (`checkpoint at step 40`, or `between runs`) is safe: `requeued` (by Slurm, or
     by itself: within a preemption's grace time, or near its time limit with requeues left),
-    `interrupted` (nothing to do: `scancel`, a node shutdown), or `timeout` (no requeue left)."""
+    `interrupted` (nothing to do: `scancel`, a node shutdown), or `timeout` (no requeue left).
+    Decided once per task and signal: the members of an ensemble, which stop together, do not
+    requeue their task twice."""
     restarts = int(info.get("restart_count") or 0)
+    key = (info.get("job_id"), restarts, cause)
+    if key[0] is not None and key in _STOPPED:
+        return _STOPPED[key]
+    what = _stop_task(cause, info, max_requeues, done, restarts)
+    if key[0] is not None:
+        _STOPPED[key] = what
+    return what
+
+
+def _stop_task(cause: str, info: dict, max_requeues: int, done: str, restarts: int) -> str:
     if cause != "timeout":
         preempted = slurm.preemption(info["job_id"], restarts) if "job_id" in info else None
         if preempted == "preempted":  # within a grace time: Slurm would end the task without a requeue

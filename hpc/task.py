@@ -33,6 +33,7 @@ def task_settings(profile, workdir: str, results_root: str | None = None) -> dic
         "workdir": workdir,
         "results_root": results_root,
         "max_requeues": profile.max_requeues,
+        "ensemble": profile.ensemble,
     }
 
 
@@ -129,7 +130,9 @@ class _Stops:
 def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     """Train several runs of the application `app` one after the other in this one process
     (`cluster.runs_per_task`): one import, one compile (the cache hits after the first), and
-    each run with its own claim, result file, checkpoint and log lines.
+    each run with its own claim, result file, checkpoint and log lines. With `ensemble` in
+    `settings` (`cluster.ensemble`) and an application that has an `App.ensemble`, each turn
+    hands it that many consecutive runs to train together.
 
     `runs`: `(run id, result path, config YAML)` each; `settings` as for `run_task`, with
     `max_requeues`. A run that fails does not stop the others: the task raises `RunFailed`
@@ -149,7 +152,8 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     from .run import stop_task
     from .store import write_note
 
-    entry = load(app, settings.get("workdir")).entry
+    application = load(app, settings.get("workdir"))
+    together = int(settings.get("ensemble") or 1) if application.ensemble is not None else 1
     outs, failed = [], []
 
     def not_started(rest) -> None:  # the time limit is near, with no requeue left: say so for each
@@ -163,27 +167,37 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
         if rest:
             failed.append(f"{', '.join(r for r, _, _ in rest)} (not started: time limit)")
 
+    def turn(chosen) -> list[dict]:  # one run, or an ensemble of them trained together
+        configs = [OmegaConf.create(config_yaml) for _, _, config_yaml in chosen]
+        try:
+            return application.ensemble(configs) if len(chosen) > 1 else [application.entry(configs[0])]
+        except Exception as exc:  # its result files say why; the next runs still get their turn
+            traceback.print_exc()
+            return [{"status": "failed", "run_id": run_id, "error": exc} for run_id, _, _ in chosen]
+
     with _Stops().caught() as stops:
-        for n, (run_id, path, config_yaml) in enumerate(runs):
+        for n in range(0, len(runs), together):
             if stops.cause:
                 what = stop_task(stops.cause, slurm_info(), int(settings.get("max_requeues", 0)), "between runs")
                 if what == "timeout":
                     not_started(runs[n:])
                 break
-            print(f"--- hpc: run {n + 1} of {len(runs)} of this task: {run_id}", flush=True)
-            try:
-                out = entry(OmegaConf.create(config_yaml))
-            except Exception as exc:  # its result file says why; the next run still gets its turn
-                traceback.print_exc()
-                failed.append(f"{run_id} ({type(exc).__name__})")
-                continue
-            outs.append(out)
-            if out.get("status") in ("requeued", "interrupted"):
+            chosen = runs[n : n + together]
+            which = f"{n + 1}-{n + len(chosen)}" if len(chosen) > 1 else f"{n + 1}"
+            names = ", ".join(run_id for run_id, _, _ in chosen)
+            print(f"--- hpc: run {which} of {len(runs)} of this task: {names}", flush=True)
+            results = turn(chosen)
+            outs.extend(r for r in results if "error" not in r)
+            for out in results:
+                if "error" in out:
+                    failed.append(f"{out['run_id']} ({type(out['error']).__name__})")
+                elif out.get("status") not in TASK_OK + ("interrupted",):
+                    failed.append(f"{out.get('run_id')} ({out.get('status')})")
+            statuses = {out.get("status") for out in results}
+            if statuses & {"requeued", "interrupted"}:
                 break
-            if out.get("status") not in TASK_OK:
-                failed.append(f"{run_id} ({out.get('status')})")
-            if out.get("status") == "timeout":  # its time limit came, with no requeue left: start no other
-                not_started(runs[n + 1 :])
+            if "timeout" in statuses:  # its time limit came, with no requeue left: start no other
+                not_started(runs[n + len(chosen) :])
                 break
     if failed:
         raise RunFailed(f"{len(failed)} of the task's {len(runs)} runs did not complete: {'; '.join(failed)}")

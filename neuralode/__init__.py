@@ -8,10 +8,12 @@ losses anyway), then `configure_jax(x64, cache_dir)`.
 
 from ._config import canonical_config as canonical_config
 from ._config import check_config as check_config
+from ._config import ensemble_key as ensemble_key
 from ._config import phases_from_config as phases_from_config
 from ._config import spec_from_config as spec_from_config
 from ._config import test_set_from_config as test_set_from_config
 from ._config import train_from_config as train_from_config
+from ._config import train_many_from_config as train_many_from_config
 from ._config import train_options as train_options
 from ._curriculum import Phase as Phase
 from ._curriculum import phases_from_strategy as phases_from_strategy
@@ -21,6 +23,7 @@ from ._datasets import dataset_path as dataset_path
 from ._datasets import family_ranges as family_ranges
 from ._datasets import load_or_generate as load_or_generate
 from ._datasets import train_and_test_sets as train_and_test_sets
+from ._ensemble import train_ensemble as train_ensemble
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
 from ._figures import loglog_figure as loglog_figure
 from ._figures import per_orbit_figure as per_orbit_figure

@@ -12,7 +12,7 @@ from ._datasets import OrbitDataset, dataset_path, family_ranges, load_or_genera
 from ._heads import HEAD_ALIASES
 from ._model import ModelSpec, NeuralODE
 from ._report import report
-from ._segments import check_segment_length
+from ._segments import check_segment_length, segment
 from ._train import TrainResult, optimizer, train
 from ._units import CanonicalUnits
 
@@ -139,9 +139,81 @@ def train_from_config(
         resume=resume,
         **train_options(config),
     )
+    return result, _report(result, train_set, test_sets, config, units)
+
+
+def ensemble_key(config: dict) -> str:
+    """What the runs that may train together in one ensemble (`train_many_from_config`) share:
+    the model spec, the training options and the curriculum's shape. They may differ in
+    `seed`, learning rates and datasets of one size."""
+    shape = [(p.steps, p.segment_length, tuple(p.length)) for p in phases_from_config(config)]
+    return json.dumps([repr(spec_from_config(config)), train_options(config), shape, config["n_orbits"]])
+
+
+def train_many_from_config(configs: list[dict], data_root, *, callbacks=None, checkpoints=None, resumes=None) -> list:
+    """`train_from_config` for several runs at once: those that share an `ensemble_key`, a
+    number of segments and a checkpoint step train together as one ensemble (`train_ensemble`),
+    the others alone. Returns, per config, `(TrainResult, report tree)`, or the exception
+    that its evaluation raised (one member's failure is its own)."""
+    from ._ensemble import train_ensemble
+
+    count = len(configs)
+    callbacks, checkpoints = callbacks or [None] * count, checkpoints or [None] * count
+    resumes = resumes or [None] * count
+    units = CanonicalUnits()
+    members = []
+    for config in configs:
+        train_set, test_sets = train_and_test_sets(data_root, n_train=config["n_orbits"], **config["dataset"])
+        init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
+        model = NeuralODE(spec_from_config(config), key=init_key)
+        members.append((train_set, test_sets, units.to_canonical(train_set.t, train_set.y), model, train_key))
+    groups: dict = {}
+    for i, (config, resume) in enumerate(zip(configs, resumes)):
+        at = None if resume is None else (int(resume["phase"]), int(resume["step"]))
+        lengths = sorted({p.segment_length for p in phases_from_config(config)})
+        counts = tuple(segment(*members[i][2], n).count for n in lengths)  # datasets of one size may differ
+        groups.setdefault((ensemble_key(config), at, counts), []).append(i)
+    results: list = [None] * count
+    for chosen in groups.values():
+        options = train_options(configs[chosen[0]])
+        if len(chosen) == 1:
+            i = chosen[0]
+            trained = [
+                train(
+                    members[i][3],
+                    *members[i][2],
+                    phases_from_config(configs[i]),
+                    key=members[i][4],
+                    callback=callbacks[i],
+                    checkpoint=checkpoints[i],
+                    resume=resumes[i],
+                    **options,
+                )
+            ]
+        else:
+            trained = train_ensemble(
+                [members[i][3] for i in chosen],
+                [members[i][2] for i in chosen],
+                [phases_from_config(configs[i]) for i in chosen],
+                keys=[members[i][4] for i in chosen],
+                callbacks=[callbacks[i] for i in chosen],
+                checkpoints=[checkpoints[i] for i in chosen],
+                resumes=[resumes[i] for i in chosen],
+                **options,
+            )
+        for i, result in zip(chosen, trained):
+            try:
+                results[i] = (result, _report(result, members[i][0], members[i][1], configs[i], units))
+            except Exception as exc:  # noqa: BLE001 - this member's failure, reported as its own
+                results[i] = exc
+    return results
+
+
+def _report(result: TrainResult, train_set, test_sets, config: dict, units: CanonicalUnits) -> dict:
+    """A result's tree; an `interrupted` run is not evaluated (its tree has no metrics)."""
     if result.status == "interrupted":
-        return result, result.tree()
-    return result, report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
+        return result.tree()
+    return report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
 
 
 def train_options(config: dict) -> dict:

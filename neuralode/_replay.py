@@ -21,6 +21,11 @@ groups of `chunk_size` segments ordered by `effort` (their step counts when last
 the same reason.
 
 Values and gradients equal those of differentiating `diffeqsolve` itself (to rounding).
+
+An ensemble (`member=`) puts the segments of several models, which share every shape, in this
+one pool: each lane gathers its own member's weights, so the MLP stays one batched product
+over the lanes, every segment keeps its own step-size control, and the lanes are shared by all
+members (one long segment of one member does not hold the others back).
 """
 
 import diffrax
@@ -48,7 +53,15 @@ def map_in_groups(fn, arrays, effort, chunk_size):
     return outputs, lambda a: a.reshape((-1,) + a.shape[2:])[back]
 
 
-def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
+def _lanes(params, member):
+    """The weights each lane uses: shared by every lane (`member` None), or member `member[b]`'s
+    (the arrays of `params` carry a leading axis of members)."""
+    if member is None:
+        return params, None
+    return jax.tree_util.tree_map(lambda a: a[member], params), 0
+
+
+def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None, member=None):
     """Integrate `B` segments from `y0 [B, n]` at `ts[:, 0]` to `t1 [B]`, saving at
     `min(ts, t1)` (`ts [B, L]`).
 
@@ -57,14 +70,24 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     (`max_steps` reached, or a non-finite value) has `ok` False, NaN in `ys` and contributes
     nothing to the gradient. `effort [B]` orders the forward groups; `chunk_size` is rounded down
     to a divisor of `B` for the forward groups.
+
+    `member [B]` (an ensemble): `model`'s arrays carry a leading axis of members, and segment
+    `b` is solved by member `member[b]`; the gradient has that axis too.
     """
     params, static = eqx.partition(model, eqx.is_array)
     batch = ts.shape[0]
     save = jnp.minimum(ts, t1[:, None])
-    frozen = eqx.combine(jax.lax.stop_gradient(params), static)
+    frozen = jax.lax.stop_gradient(params)
+    lane = jnp.zeros(batch, jnp.int32) if member is None else member
+
+    def forward(args):
+        weights, axis = _lanes(frozen, None if member is None else args[0])
+        solve = lambda w, *a: eqx.combine(w, static).solve_steps(*a)  # noqa: E731
+        return jax.vmap(solve, (axis, 0, 0, 0))(weights, *args[1:])
+
     grouped, ungroup = map_in_groups(
-        lambda args: jax.vmap(frozen.solve_steps)(*args),
-        (save, y0, t1),
+        forward,
+        (lane, save, y0, t1),
         jnp.zeros(batch, jnp.int32) if effort is None else effort,
         _divisor(batch, chunk_size),
     )
@@ -84,11 +107,11 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None):
     step_of_save = jax.vmap(
         lambda g, s, n: jnp.clip(jnp.searchsorted(g[1:], s, side="left"), 0, jnp.maximum(n - 1, 0))
     )(grid, save, accepted)
-    replay = _replay_vjp(static, min(chunk_size, batch))
-    return replay(params, ys, (grid, starts, save, step_of_save, accepted)), ok, accepted, attempted
+    replay = _replay_vjp(static, min(chunk_size, batch), member is not None)
+    return replay(params, ys, (grid, starts, save, step_of_save, accepted, lane)), ok, accepted, attempted
 
 
-def _replay_vjp(static, chunk_size):
+def _replay_vjp(static, chunk_size, ensemble=False):
     def one_step(params, y, ta, tb, save):
         model = eqx.combine(params, static)
         term, solver = diffrax.ODETerm(model.field), model.solver()
@@ -97,7 +120,7 @@ def _replay_vjp(static, chunk_size):
         interpolation = solver.interpolation_cls(t0=ta, t1=tb, **dense)
         return y1, jax.vmap(interpolation.evaluate)(save)
 
-    steps = jax.vmap(one_step, (None, 0, 0, 0, 0))
+    steps = jax.vmap(one_step, (0 if ensemble else None, 0, 0, 0, 0))
 
     @jax.custom_vjp
     def replay(params, ys, record):
@@ -107,7 +130,7 @@ def _replay_vjp(static, chunk_size):
         return ys, (params, record)
 
     def backward(residuals, cotangent):
-        params, (grid, starts, save, step_of_save, accepted) = residuals
+        params, (grid, starts, save, step_of_save, accepted, lane) = residuals
         batch = accepted.shape[0]
         queue = jnp.argsort(-accepted)  # longest first; failed segments (0 steps) last
         pending = jnp.sum(accepted > 0)
@@ -121,12 +144,17 @@ def _replay_vjp(static, chunk_size):
             active = k >= 0
             b, kk = jnp.maximum(seg, 0), jnp.maximum(k, 0)
             ta, tb = grid[b, kk], grid[b, kk + 1]
-            _, vjp = jax.vjp(lambda p, y: steps(p, y, ta, tb, save[b]), params, starts[b, kk])
+            weights = _lanes(params, lane[b] if ensemble else None)[0]
+            _, vjp = jax.vjp(lambda p, y: steps(p, y, ta, tb, save[b]), weights, starts[b, kk])
             here = (step_of_save[b] == kk[:, None]) & active[:, None]
             step_grads, cot_start = vjp(
                 (jnp.where(active[:, None], cot_y, 0.0), jnp.where(here[..., None], cotangent[b], 0.0))
             )
-            grads = jax.tree_util.tree_map(jnp.add, grads, step_grads)
+            if ensemble:  # each lane's gradient goes to its member's (an idle lane's is 0)
+                add = lambda total, g: total.at[lane[b]].add(g)  # noqa: E731
+            else:
+                add = jnp.add
+            grads = jax.tree_util.tree_map(add, grads, step_grads)
             done = active & (k == 0)
             new_seg, new_k = take(next_slot + jnp.cumsum(done) - 1)
             seg, k = jnp.where(done, new_seg, seg), jnp.where(done, new_k, k - 1)

@@ -142,14 +142,8 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     (rounded down to a divisor of `batch_size`) ordered by effort (`map_in_groups`); a
     chunk whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
     """
-    loss_fn = lookup(LOSSES, loss, "loss")
+    batch_loss = _batch_loss(loss, nmse_weight)
     chunk_size = _divisor(batch_size, chunk_size)
-
-    def segment_loss(y, ys, ok, n_used):
-        # Substituting the truth for a failed solve keeps NaN out of the value.
-        return jnp.where(ok, loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), 0.0)
-
-    batch_loss = jax.vmap(segment_loss, (0, 0, 0, None))
 
     def replay_grads(model, t, y, effort, n_used):
         def total(model):
@@ -181,29 +175,50 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
 
     @eqx.filter_jit
     def step(model, opt_state, t_all, y_all, effort, n_used, key):
-        count = t_all.shape[0]
-        if batch_size <= count:
-            idx = jax.random.permutation(key, count)[:batch_size]
-        else:
-            idx = jax.random.randint(key, (batch_size,), 0, count)
+        idx = _sample(key, t_all.shape[0], batch_size)
         grads_of = replay_grads if model.spec.adjoint == "replay" else chunked_grads
         total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], effort[idx], n_used)
-        finite = _all_finite(grads)
-        scale = 1.0 / jnp.maximum(n_good, 1)
-        value = jnp.where((n_good > 0) & finite, total * scale, jnp.nan)
-        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g * scale, 0), grads)
-        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        model = eqx.apply_updates(model, updates)
-        health = {
-            "grad_norm": optax.tree.norm(grads),
-            "update_norm": optax.tree.norm(updates),
-            "failed_segments": batch_size - n_good,
-            "solver_steps": jnp.mean(steps),
-            "moment_max": _moment_max(opt_state),
-        }
-        return value, health, model, opt_state, effort.at[idx].set(steps)
+        value, health, updates, opt_state = _update(optim, batch_size, total, n_good, grads, steps, opt_state, model)
+        return value, health, eqx.apply_updates(model, updates), opt_state, effort.at[idx].set(steps)
 
     return step
+
+
+def _batch_loss(loss: str, nmse_weight: float):
+    """`(y [B, L, 6], ys, ok [B], n_used) -> [B]`: each segment's loss, 0 where its solve failed."""
+    loss_fn = lookup(LOSSES, loss, "loss")
+
+    def segment_loss(y, ys, ok, n_used):
+        # Substituting the truth for a failed solve keeps NaN out of the value.
+        return jnp.where(ok, loss_fn(y, jnp.where(ok, ys, y), n_used, nmse_weight), 0.0)
+
+    return jax.vmap(segment_loss, (0, 0, 0, None))
+
+
+def _sample(key, count: int, batch_size: int) -> jax.Array:
+    """The indices of one step's batch of segments: without replacement when there are enough."""
+    if batch_size <= count:
+        return jax.random.permutation(key, count)[:batch_size]
+    return jax.random.randint(key, (batch_size,), 0, count)
+
+
+def _update(optim, batch_size: int, total, n_good, grads, steps, opt_state, model):
+    """One optimizer step from a batch's summed loss `total` and gradient over its `n_good`
+    segments that solved: `(loss, health, updates, opt_state)`; the loss is NaN and the gradient
+    0 when none solved or the gradient is not finite."""
+    finite = _all_finite(grads)
+    scale = 1.0 / jnp.maximum(n_good, 1)
+    value = jnp.where((n_good > 0) & finite, total * scale, jnp.nan)
+    grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g * scale, 0), grads)
+    updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    health = {
+        "grad_norm": optax.tree.norm(grads),
+        "update_norm": optax.tree.norm(updates),
+        "failed_segments": batch_size - n_good,
+        "solver_steps": jnp.mean(steps),
+        "moment_max": _moment_max(opt_state),
+    }
+    return value, health, updates, opt_state
 
 
 def _state_arrays(state, phase: int, step: int, losses, phases, health, stall_small: int) -> dict:

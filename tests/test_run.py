@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import hpc
+from hpc.claim import claim_path
 from hpc.run import Outcome, execute
 
 
@@ -153,3 +154,63 @@ def test_results_and_notes_honour_the_umask(tmp_path):
     assert seen == {"checkpoint": 0o640, "claim": 0o640, "note": 0o640}
     assert mode(path) == mode(data) == mode(sweep.path / "sweep.json") == 0o640
     assert mode(sweep.path / "configs" / "r1.yaml") == 0o640
+
+
+def _many(tmp_path, ids):
+    return [{"path": tmp_path / f"{r}.h5", "run_id": r, "config": {"r": r}, "config_yaml": f"r: {r}\n"} for r in ids]
+
+
+def test_runs_executed_together_each_get_their_own_claim_checkpoint_and_result(tmp_path):
+    runs = _many(tmp_path, ["a", "b", "c", "d"])
+    _execute(runs[1]["path"], lambda c: Outcome("completed", {}))  # b is done already: skipped
+    seen = []
+
+    def work(joined):
+        seen.append([(i, c.path.name) for i, c in joined])
+        assert all(claim_path(runs[i]["path"]).exists() for i, _ in joined)  # every claim is held meanwhile
+        return {
+            0: Outcome("completed", {}, summary={"x": 0}),
+            2: ValueError("member c broke"),
+            3: Outcome("non_finite", {}, "bad"),
+        }
+
+    out = hpc.execute_many(runs, work, failures=("non_finite",))
+    assert seen == [[(0, "a.ckpt"), (2, "c.ckpt"), (3, "d.ckpt")]]  # the skipped run is not handed over
+    assert [o["status"] for o in out] == ["completed", "skipped", "failed", "non_finite"]
+    assert out[0]["x"] == 0 and isinstance(out[2]["error"], ValueError)
+    with h5py.File(runs[2]["path"]) as f:  # c's failure is its own, with its traceback
+        assert f.attrs["status"] == "failed" and "member c broke" in f.attrs["message"]
+    for r, status in ((runs[0], "completed"), (runs[3], "non_finite")):
+        with h5py.File(r["path"]) as f:
+            assert f.attrs["status"] == status
+        assert not claim_path(r["path"]).exists()  # released after the result
+
+
+def test_when_the_shared_work_fails_every_run_it_had_fails(tmp_path):
+    runs = _many(tmp_path, ["a", "b"])
+
+    def work(joined):
+        raise RuntimeError("the program did not compile")
+
+    out = hpc.execute_many(runs, work)
+    assert [o["status"] for o in out] == ["failed", "failed"]
+    for r in runs:
+        with h5py.File(r["path"]) as f:
+            assert "the program did not compile" in f.attrs["message"]
+
+
+def test_runs_stopped_together_outside_slurm_each_record_their_timeout(tmp_path):
+    runs = _many(tmp_path, ["a", "b"])
+
+    def work(joined):
+        for i, checkpoint in joined:  # the time-limit signal: every member saves, then stops
+            checkpoint.stop = "timeout"
+            checkpoint.save({"w": np.arange(3)}, step=7)
+        return {i: Outcome("interrupted", {"history": {"steps": 7}}) for i, _ in joined}
+
+    out = hpc.execute_many(runs, work)
+    assert [o["status"] for o in out] == ["timeout", "timeout"]
+    for r in runs:
+        with h5py.File(r["path"]) as f:
+            assert "time limit reached at step 7" in f.attrs["message"]
+        assert r["path"].with_suffix(".ckpt").exists()  # kept: a resubmit resumes it

@@ -29,6 +29,7 @@ def test_task_settings_come_from_the_profile_and_the_record():
         "results_root": "/r",
         "gpu_mem_fraction": None,
         "max_requeues": 3,
+        "ensemble": 1,
     }
     assert task.task_settings({"cpus_per_task": 2}, "/w")["shared_gpu"] is False  # a mapping is a profile too
 
