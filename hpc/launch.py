@@ -111,7 +111,7 @@ def fit_packing(sweep: Sweep, profile: Profile) -> Profile:
         f"{profile.signal_s} s warning): packing {fits} per task instead.",
         flush=True,
     )
-    return profile.replace(runs_per_task=fits)
+    return profile.replace(runs_per_task=fits, ensemble=min(profile.ensemble, fits))
 
 
 def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, how: str | None = None) -> list[str]:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, TINY, hpc_cli, run_train
-from hpc import launch, local
+from hpc import Profile, launch, local
 from hpc.store import write_result
 from hpc.sweep import Sweep, find
 
@@ -145,3 +145,25 @@ def test_an_impossible_results_root_is_refused_before_anything_is_written(tmp_pa
             workdir=str(tmp_path),
         )
     assert not (tmp_path / "r").exists()  # no sweep record, no index entry
+
+
+def test_runs_per_task_are_fitted_to_the_time_limit_from_the_sweeps_completed_runs(tmp_path, capsys):
+    root = tmp_path / "root"
+    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
+    runs = [launch.Run(rid, [], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "c", "d")]
+    for run, wall_s in zip(runs, (500, 600, 700)):  # d has not run yet; the median of the others is 600 s
+        meta = {"wall_time_s": wall_s}
+        write_result(run.result_path, status="completed", run_id=run.run_id, config={}, config_yaml="", metadata=meta)
+    (tmp_path / "tiny_app.py").write_text("import hpc\nAPP = hpc.App(name='tiny', entry=print, prepare=print)\n")
+    sweep, _ = launch.start_sweep(runs[:3], app="tiny_app:APP", workdir=str(tmp_path))
+    assert launch.expected_run_s(sweep) == (600, 3)
+
+    # 60 min less the 300 s warning holds 5 runs of 600 s, not 8: fewer per task, and an ensemble no larger
+    fitted = launch.fit_packing(sweep, Profile(time_min=60, runs_per_task=8, ensemble=8))
+    assert (fitted.runs_per_task, fitted.ensemble) == (5, 5)
+    assert "do not fit in cluster.time_min=60 (less the 300 s warning): packing 5 per task" in capsys.readouterr().out
+    roomy = Profile(time_min=600, runs_per_task=8)
+    assert launch.fit_packing(sweep, roomy) is roomy and capsys.readouterr().out == ""
+    fresh = Sweep.load(sweep.path)
+    fresh.runs.clear()  # nothing known yet: unchanged
+    assert launch.fit_packing(fresh, Profile(time_min=1, runs_per_task=8)).runs_per_task == 8
