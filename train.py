@@ -182,6 +182,7 @@ APP = hpc.App(
     name="neuralode-hpc",
     entry=train,
     ensemble=train_many,
+    describe=lambda summary: __import__("neuralode").describe(summary),  # what a run says when it ends
     prepare=prepare,
     file_format="neuralode-hpc-result/1",
     conf_dir=CONF_DIR,

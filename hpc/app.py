@@ -32,8 +32,10 @@ class App:
     `sbatch` tasks run (default: the module's file); `failures`: the result statuses of its own
     that mean a failed run (besides `failed` and `timeout`); `columns`: the prefixes of the
     summary keys its tables show besides `metrics.`, `eval.` and the varying `config.*`;
-    `ensemble(cfgs)`, optional: runs several configs together (`cluster.ensemble`) and returns
-    what `entry` would, per config (`hpc.execute_many` does the bookkeeping)."""
+    `describe(summary)`, optional: what a completed run's summary (`hpc.read_summary`) says
+    when it ends, as `(headline, lines)` (`hpc.summary`); `ensemble(cfgs)`, optional: runs
+    several configs together (`cluster.ensemble`) and returns what `entry` would, per config
+    (`hpc.execute_many` does the bookkeeping)."""
 
     name: str
     entry: Callable
@@ -46,6 +48,7 @@ class App:
     failures: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     ensemble: Callable | None = None
+    describe: Callable | None = None
 
     def __post_init__(self):
         if not self.name or "/" in self.name:

@@ -32,6 +32,7 @@ from .layout import check_writable
 from .profile import Profile
 from .slurm.env import slurm_info
 from .store import FORMAT, clean_stale, drop_note, is_completed, reserve_note, write_note, write_result
+from .summary import print_summary
 
 
 @dataclasses.dataclass
@@ -174,7 +175,7 @@ def execute(
             file_format=file_format,
             failures=failures,
         )
-        print(f"Result ({outcome.status}) written to {path}", flush=True)
+        print_summary(path, app)  # read back from the file: the numbers it holds
 
     check_writable(path.parent)
     try:

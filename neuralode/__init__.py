@@ -48,6 +48,7 @@ from ._orbits import generate_orbits as generate_orbits
 from ._orbits import solve_kepler as solve_kepler
 from ._orbits import specific_energy as specific_energy
 from ._replay import solve_batch as solve_batch
+from ._report import describe as describe
 from ._report import evaluation as evaluation
 from ._report import report as report
 from ._report import scalars as scalars

@@ -55,3 +55,39 @@ def scalars(tree: dict) -> dict:
         }
     )
     return out
+
+
+def _size(name: str) -> tuple:
+    """A test set's name sorted by its number of orbits (`complex_TBP_planar_100_test`: 100)."""
+    digits = [int(part) for part in name.split("_") if part.isdigit()]
+    return (digits[-1] if digits else 0, name)
+
+
+def describe(values: dict) -> tuple[str, list[str]]:
+    """What a completed run says when it ends, from its result file's summary (`values`, as
+    `hpc.read_summary` gives it): a headline (final loss; the 100-orbit test set's mean
+    acceleration error and log-log slope, else the first test set's) and a table of every
+    test set, the failed segments and the commands to look further."""
+    found = [k[len("metrics.") : -len(".accel_pct_mean")] for k in values if k.endswith(".accel_pct_mean")]
+    sets = sorted((s for s in found if s.endswith("_test")), key=_size)
+    main = next((s for s in sets if s.endswith("_100_test")), sets[0] if sets else None)
+    get = lambda s, k: values.get(f"metrics.{s}.{k}", float("nan"))  # noqa: E731
+    headline = f"final loss {values.get('training.final_loss', float('nan')):.4g}"
+    if main is not None:
+        headline += (
+            f", acceleration error {get(main, 'accel_pct_mean'):.3g} % (mean, {main}), "
+            f"log-log slope {get(main, 'loglog_slope'):.3f} (truth -2)"
+        )
+    width = max([len(s) for s in sets] + [8])
+    table = [f"{'test set':<{width}}  accel % mean  median  angle deg  slope   radial sign err %"]
+    for s in sets:
+        table.append(
+            f"{s:<{width}}  {get(s, 'accel_pct_mean'):12.3g}  {get(s, 'accel_pct_median'):6.3g}  "
+            f"{get(s, 'angle_deg_mean'):9.3g}  {get(s, 'loglog_slope'):6.3f}  {get(s, 'radial_sign_error_pct'):17.3g}"
+        )
+    failed = values.get("training.failed_segments")
+    steps = values.get("history.steps")
+    table.append(f"failed segments: {failed if failed is not None else '?'} over {steps} steps")
+    run = values.get("run_id", "<run id>")
+    table.append(f"look further: python evaluate.py {run} dataset=complex_3d  |  hpc runs run_id={run}")
+    return headline, table

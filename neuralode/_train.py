@@ -91,6 +91,7 @@ class TrainResult:
                 "first_step_s": self.first_step_s,
                 "steps_per_s": self.steps_per_s,
                 "final_loss": final,
+                "failed_segments": int(np.sum(self.health["failed_segments"])),
             },
         }
 

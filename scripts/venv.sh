@@ -9,6 +9,8 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${1:-run}
 if [ ! -e "$stamp" ]; then
     python -m pip install -q --upgrade pip
-    python -m pip install -q -e ".${2:-}"
+    # setuptools' "Editable installation ... be careful with folders" banner is a warning of its
+    # own: silenced by its message; pip's errors, and every other warning, still show
+    PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q -e ".${2:-}"
     touch "$stamp"
 fi

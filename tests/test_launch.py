@@ -31,7 +31,7 @@ def test_without_slurm_a_sweep_runs_locally(results):
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
     sweep = Sweep.load(find("latest", results))
     for run_id in sweep.runs:  # one log per run, in the sweep directory
-        assert f"Result (completed) written to {results}/loc/{run_id}.h5" in local.log_path(sweep, run_id).read_text()
+        assert f"Result: {results}/loc/{run_id}.h5" in local.log_path(sweep, run_id).read_text()
 
 
 @pytest.mark.slow

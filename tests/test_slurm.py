@@ -465,7 +465,7 @@ def test_two_submissions_of_one_grid_train_each_run_once(results, slurm_cluster)
             == 0
         )
     logs = "".join(p.read_text() for s in sweeps for p in (s.path / "slurm").rglob("*.out"))
-    trained = re.findall(r"Result \(completed\) written to .*/(\w+)\.h5", logs)
+    trained = re.findall(r"Result: .*/(\w+)\.h5", logs)
     assert sorted(trained) == sorted(sweeps[0].runs), logs  # each run once
     busy, skipped = logs.count("already being trained by Slurm job"), logs.count("Skipping run")
     assert busy + skipped == 2 and busy >= 1, logs  # the copies overlapped: the claim kept one out

@@ -22,6 +22,8 @@ def test_smoke_run_writes_one_complete_result(results):
     done = run_train(*TINY, f"results_root={results}", "experiment=e2e")
     path = _only_result(results, "e2e")
     assert str(path) in done.stdout
+    assert "libtpu" not in done.stdout + done.stderr  # JAX's probe of absent backends stays quiet
+    _check_summary(done.stdout, path)
     with h5py.File(path) as f:
         assert f.attrs["status"] == "completed" and f.attrs["run_id"] == path.stem
         assert f.attrs["format"] == "neuralode-hpc-result/1"
@@ -111,6 +113,27 @@ def test_a_failure_in_training_leaves_a_failed_result(results):
     with h5py.File(_only_result(results, "ckpt")) as f:
         assert f.attrs["status"] == "failed" and "Traceback" in f["error"].attrs["traceback"]
         assert "a resubmit starts over" in f.attrs["message"]
+        rid, message, wall = f.attrs["run_id"], f.attrs["message"], f["metadata"].attrs["wall_time_s"]
+    # one line says why, with the file's own message
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith(f"Run {rid} ")]
+    assert line == f"Run {rid} failed after {wall:.1f} s: {message} (result: {_only_result(results, 'ckpt')})"
+
+
+def _check_summary(stdout: str, path) -> None:
+    """The lines a completed run ends with hold its result file's numbers."""
+    start = stdout.index(f"Run {path.stem} completed in ")
+    text = stdout[start:]
+    with h5py.File(path) as f:
+        assert f"final loss {f['training'].attrs['final_loss']:.4g}" in text
+        assert f"failed segments: {int(np.sum(f['history/failed_segments'][()]))} over 5 steps" in text
+        for name in ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test"):
+            (row,) = [line.split() for line in text.splitlines() if line.strip().startswith(name)]
+            m = f["metrics"][name].attrs
+            shown = [float(v) for v in row[1:]]
+            expected = [m[k] for k in ("accel_pct_mean", "accel_pct_median", "angle_deg_mean", "loglog_slope")]
+            expected.append(m["radial_sign_error_pct"])
+            np.testing.assert_allclose(shown, expected, rtol=5e-3, atol=1e-3)  # as printed: 3 digits
+    assert f"Result: {path}" in text and f"python evaluate.py {path.stem}" in text
 
 
 @pytest.mark.parametrize(
