@@ -5,6 +5,8 @@ show the metrics as `eval.<test set>.<metric>`.
     python evaluate.py 5e0faf228d94 dataset=complex_3d n_orbits=100      # one run (id or file)
     python evaluate.py latest --best-of output_head dataset=complex_3d   # the best run per output head
     python evaluate.py latest --all n_orbits=50                          # every completed run
+    python evaluate.py runs --filter width=64 --where "metrics.*_100_test.accel_pct_mean < 5" \
+        --best-of output_head dataset=complex_3d   # across every sweep: the query of `hpc runs`
 
 A sweep's runs are ranked by `--metric` (default: the report's, the 100-orbit test set's mean
 acceleration error). The overrides compose the test set as for `train.py`: `dataset=<name>`,
@@ -46,6 +48,32 @@ def test_config(overrides: list[str]) -> dict:
         cfg = compose("config", overrides=["n_orbits=100", *overrides])
     config = OmegaConf.to_container(cfg, resolve=True)
     return {k: config[k] for k in READS}
+
+
+def queried_runs(root, query: dict, best_of: list[str], every: bool, metric: str | None) -> list[pathlib.Path]:
+    """The result files `hpc runs` would list for `query` (`filters`, `where`) across every
+    sweep of the root(s): the best completed run by `metric` (per value of the `best_of`
+    parameters), or `every` completed one."""
+    from hpc import catalog
+
+    table = [row for r in catalog.roots(root) for row in catalog.rows(r)]
+    if every:
+        chosen, _ = catalog.select(table, [*query["filters"], "status=completed"], query["where"])
+        return [pathlib.Path(row["path"]) for row in chosen]
+    pattern = metric or APP.report.metric[0]
+    goal = APP.report.goal(pattern)
+    sort = f"-{pattern}" if goal == "max" else f"{pattern}~{goal}" if not isinstance(goal, str) else pattern
+    # best of each run id: every completed run with a finite metric, best first
+    chosen, _ = catalog.select(table, query["filters"], query["where"], sort, best_of or ["run_id"])
+    if not best_of:
+        chosen = chosen[:1]
+    if not chosen:
+        raise ValueError(f"no completed run matches this query with a finite {pattern}.")
+    for row in chosen:
+        value = catalog.value_of(row, pattern)
+        which = " ".join(f"{n}={catalog.value_of(row, n)}" for n in best_of)
+        print(f"best by {pattern}{' for ' + which if which else ''}: {row['run_id']} ({value:.4g}) in {row['path']}")
+    return [pathlib.Path(row["path"]) for row in chosen]
 
 
 def chosen_runs(target: str, root, best_of: list[str], every: bool, metric: str | None) -> list[pathlib.Path]:
@@ -134,10 +162,20 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="in a sweep: every completed run")
     parser.add_argument("--metric", default=None, help="rank a sweep's runs by this column or glob")
     parser.add_argument("--root", default=None, help="results root to search (default: as for `hpc`)")
+    parser.add_argument(
+        "--filter", action="append", default=[], metavar="KEY=VALUE", help="target `runs`: as `hpc runs KEY=VALUE`"
+    )
+    parser.add_argument("--where", action="append", default=[], help="target `runs`: as `hpc runs --where`")
     args = parser.parse_intermixed_args(argv)
     with hpc.user_errors():
         test = test_config(args.overrides)
-        paths = chosen_runs(args.target, args.root, args.best_of, args.all, args.metric)
+        if args.target == "runs":
+            query = {"filters": args.filter, "where": args.where}
+            paths = queried_runs(args.root, query, args.best_of, args.all, args.metric)
+        elif args.filter or args.where:
+            raise ValueError("--filter and --where pick runs across sweeps: use them with the target `runs`.")
+        else:
+            paths = chosen_runs(args.target, args.root, args.best_of, args.all, args.metric)
     failures = 0
     for path in paths:
         try:

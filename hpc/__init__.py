@@ -9,6 +9,7 @@ The public API; an application's glue imports only `hpc`:
 
 from .app import App as App
 from .app import load as load_app
+from .catalog import find as find
 from .checkpoint import Checkpoint as Checkpoint
 from .checkpoint import UnusableCheckpoint as UnusableCheckpoint
 from .ids import NOT_IDENTITY as NOT_IDENTITY
@@ -72,6 +73,7 @@ __all__ = [
     "Spec",
     "Lifeline",
     "Outcome",
+    "find",
     "execute",
     "execute_many",
     "versions",

@@ -100,19 +100,26 @@ def cmd_collect(args) -> int:
 
     rows, fields = table_rows(_sweep(args), args.all_config)
     out = pathlib.Path(args.output)
+    _write_rows(out, rows, fields, "collect")
+    print(f"{len(rows)} runs -> {out}")
+    return 0
+
+
+def _write_rows(out: pathlib.Path, rows: list[dict], fields: list[str], command: str) -> None:
+    """`rows` as `out`, a .csv or .parquet file (text columns as text)."""
     if out.suffix == ".parquet":
         import pandas as pd
 
-        pd.DataFrame(rows, columns=fields).astype({"reason": str}).to_parquet(out)
+        frame = pd.DataFrame(rows, columns=fields)
+        texts = {c: str for c in fields if frame[c].map(lambda v: isinstance(v, (str, list, dict))).any()}
+        frame.astype(texts).to_parquet(out)
     elif out.suffix == ".csv":
         with open(out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
     else:
-        raise SystemExit(f"hpc collect: `-o` must end in .csv or .parquet, got {out.name!r}.")
-    print(f"{len(rows)} runs -> {out}")
-    return 0
+        raise SystemExit(f"hpc {command}: `-o` must end in .csv or .parquet, got {out.name!r}.")
 
 
 def cmd_report(args) -> int:
@@ -172,6 +179,28 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def cmd_runs(args) -> int:
+    from . import catalog
+
+    table = [row for root in catalog.roots(args.root) for row in catalog.rows(root)]
+    chosen, asked = catalog.select(table, args.filters, args.where or (), args.sort, args.best_of)
+    if args.output:
+        _write_rows(pathlib.Path(args.output), chosen, sorted({k for row in chosen for k in row}), "runs")
+    columns = catalog.columns_to_show(chosen, asked)
+    cells = [columns] + [[_shown(row.get(c, "")) for c in columns] for row in chosen]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    print(f"{len(chosen)} of {len(table)} runs" + (f" -> {args.output}" if args.output else ""))
+    return 0
+
+
 def cmd_plan(args) -> int:
     import subprocess
 
@@ -223,6 +252,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="module[:attribute] or file.py naming an hpc.App or hpc.Spec (default: the sweep's application)",
     )
+    q = add("runs", cmd_runs, "every run of the results root(s), across sweeps: filter, sort, best of", sweep=False)
+    q.add_argument(
+        "filters", nargs="*", metavar="KEY=VALUE", help="width=64, output_head=signed,simple, status=completed"
+    )
+    q.add_argument("--where", action="append", help='a condition, e.g. "metrics.*_100_test.accel_pct_mean < 5"')
+    q.add_argument("--sort", default=None, help="a column or glob: M ascending, -M descending, M~-2 closest to -2")
+    q.add_argument("--best-of", default=None, help="the best run (by --sort) of each value of this parameter")
+    q.add_argument("-o", "--output", default=None, help="also write every column to runs.csv or runs.parquet")
     add(
         "pack",
         cmd_pack,

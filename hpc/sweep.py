@@ -158,6 +158,17 @@ def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     )
 
 
+def known_roots() -> list[str]:
+    """The roots of every sweep this user created (`hpc.layout.remembered_sweeps`) and the
+    default roots of any application (`hpc.layout.default_roots`)."""
+    return list(
+        dict.fromkeys(
+            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
+            + [str(p) for p in layout.default_roots()]
+        )
+    )
+
+
 def find_result(name: str, results_root=None) -> pathlib.Path:
     """A run's result file from its path, or its run id (or the id's start): under
     `results_root`, or, when it is `None`, under the roots of every sweep this user created and
@@ -166,16 +177,7 @@ def find_result(name: str, results_root=None) -> pathlib.Path:
     path = pathlib.Path(name)
     if path.is_file():
         return path
-    roots = (
-        [results_root]
-        if results_root is not None
-        else list(
-            dict.fromkeys(
-                [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
-                + [str(p) for p in layout.default_roots()]
-            )
-        )
-    )
+    roots = [results_root] if results_root is not None else known_roots()
     matches = sorted({m for r in roots for m in pathlib.Path(r).glob(f"*/{name}*.h5")})
     if len(matches) != 1:
         raise FileNotFoundError(

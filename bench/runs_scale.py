@@ -1,0 +1,114 @@
+"""`hpc runs` over a results root of 10,000 result files: how long a query takes, as typed.
+
+    python bench/runs_scale.py                  # 10,000 files in 4 experiments; prints JSON
+    python bench/runs_scale.py --runs 2000
+
+Each file is a completed result shaped like a real one: the config a `train.py` run records
+(about 100 keys), three test sets and the training set with their scalar metrics, a 2,000-step
+history, and the stored summary `hpc.store.write_result` keeps. Timed, as whole processes (the
+command a user types): the first query (no cache: every file is read), the same query again
+(the cache: every file's identity is checked, none is read), and a query after 100 more runs
+were written and 100 deleted.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HEADS = ("simple", "mag_dir", "signed", "softplus", "logmag_unit_exp")
+SETS = ("complex_TBP_planar_1_test", "complex_TBP_planar_10_test", "complex_TBP_planar_100_test")
+METRICS = ("accel_pct_mean", "accel_pct_median", "angle_deg_mean", "loglog_slope", "radial_sign_error_pct")
+
+
+def fabricate(root: pathlib.Path, start: int, count: int, experiments: int = 4) -> None:
+    from hpc.store import write_result
+
+    rng = np.random.default_rng(start)
+    history = {"loss": rng.random(2000), "steps": 2000}
+    for i in range(start, start + count):
+        config = {
+            "output_head": HEADS[i % 5],
+            "width": (16, 32, 64, 128)[i // 5 % 4],
+            "lr": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)[i // 20 % 5],
+            "seed": i // 100,
+            **{f"setting_{k}": k for k in range(90)},  # the rest of a recorded config
+        }
+        metrics = {s: {m: float(rng.uniform(1, 50)) for m in METRICS} for s in SETS}
+        write_result(
+            root / f"exp{i % experiments}" / f"run{i:07d}.h5",
+            status="completed",
+            run_id=f"run{i:07d}",
+            config=config,
+            config_yaml="",
+            metadata={"wall_time_s": 120.0},
+            tree={"history": history, "metrics": metrics, "training": {"final_loss": 0.01}},
+        )
+
+
+def query(root: pathlib.Path) -> tuple[float, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpc.cli",
+        "--root",
+        str(root),
+        "runs",
+        "width=64",
+        "--where",
+        "metrics.*_100_test.accel_pct_mean < 25",
+        "--sort",
+        "metrics.*_100_test.accel_pct_mean",
+        "--best-of",
+        "output_head",
+    ]
+    tic = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    return round(time.perf_counter() - tic, 2), done.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10_000)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runs-scale-") as tmp:
+        root = pathlib.Path(tmp)
+        tic = time.perf_counter()
+        import concurrent.futures
+
+        parts = [(i, min(1000, opts.runs - i)) for i in range(0, opts.runs, 1000)]
+        with concurrent.futures.ProcessPoolExecutor(2) as pool:  # writing is the slow part: fsync per file
+            list(pool.map(fabricate, [root] * len(parts), *zip(*parts)))
+        written_s = time.perf_counter() - tic
+        cold_s, cold = query(root)
+        warm_s, warm = query(root)
+        fabricate(root, opts.runs, 100)
+        for path in sorted(root.glob("exp1/*.h5"))[:100]:
+            path.unlink()
+        changed_s, changed = query(root)
+        cache_mb = (root / ".hpc-runs.json").stat().st_size / 1e6
+    print(
+        json.dumps(
+            {
+                "files": opts.runs,
+                "fabricate_s": round(written_s, 1),
+                "first_query_s": cold_s,
+                "cached_query_s": warm_s,
+                "after_100_written_100_deleted_s": changed_s,
+                "answers": [cold, warm, changed],
+                "cache_mb": round(cache_mb, 1),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

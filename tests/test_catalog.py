@@ -1,0 +1,122 @@
+"""`hpc runs` and `hpc.find`: every run of a results root, across sweeps and experiments, on
+real result files; the expectations are read from the files with h5py directly."""
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+
+import hpc
+from conftest import hpc_cli
+from hpc import catalog
+from hpc.store import write_evaluation, write_result
+
+METRIC = "metrics.complex_TBP_planar_100_test.accel_pct_mean"
+
+
+def _write(root, experiment, run_id, head, width, error, status="completed"):
+    config = {"output_head": head, "width": width, "seed": int(run_id[-1])}
+    tree = {"metrics": {"complex_TBP_planar_100_test": {"accel_pct_mean": error, "loglog_slope": -2 + error / 100}}}
+    path = root / experiment / f"{run_id}.h5"
+    write_result(path, status=status, run_id=run_id, config=config, config_yaml="", metadata={}, tree=tree)
+    return path
+
+
+@pytest.fixture
+def root(tmp_path):
+    rng = np.random.default_rng(3)
+    root = tmp_path / "root"
+    for experiment, prefix in (("first", "a"), ("second", "b")):  # two experiments, each as a sweep would leave it
+        for i, (head, width) in enumerate([(h, w) for h in ("signed", "simple") for w in (8, 16)] * 2):
+            _write(root, experiment, f"{prefix}{i:04d}", head, width, float(rng.uniform(1, 50)))
+    _write(root, "second", "f0000", "signed", 8, float("nan"), status="failed")
+    (root / "datasets").mkdir()
+    (root / "datasets" / "orbits.h5").write_bytes(b"")  # not a result file: never a row
+    return root
+
+
+def _direct(root) -> dict:
+    """run id -> (experiment, head, width, status, error), read with h5py."""
+    out = {}
+    for path in root.glob("*/*.h5"):
+        if path.parent.name == "datasets":
+            continue
+        with h5py.File(path) as f:
+            out[f.attrs["run_id"]] = (
+                path.parent.name,
+                f["config"].attrs["output_head"],
+                int(f["config"].attrs["width"]),
+                f.attrs["status"],
+                float(f["metrics/complex_TBP_planar_100_test"].attrs["accel_pct_mean"]),
+            )
+    return out
+
+
+def test_filters_ordering_and_best_of_equal_the_files(root):
+    direct = _direct(root)
+    frame = hpc.find(root=root)
+    assert sorted(frame.run_id) == sorted(direct) and set(frame.experiment) == {"first", "second"}
+
+    chosen = hpc.find("output_head=signed", width=16, root=root, sort="metrics.*_100_test.accel_pct_mean")
+    expected = sorted((v[4], r) for r, v in direct.items() if v[1] == "signed" and v[2] == 16)
+    assert list(chosen.run_id) == [r for _, r in expected]
+    assert list(chosen[METRIC]) == [e for e, _ in expected]
+
+    where = hpc.find(root=root, where="metrics.*_100_test.accel_pct_mean < 20")
+    assert sorted(where.run_id) == sorted(r for r, v in direct.items() if v[4] < 20)
+
+    best = hpc.find(root=root, sort=METRIC, best_of="output_head")
+    for head in ("signed", "simple"):
+        completed = [(v[4], r) for r, v in direct.items() if v[1] == head and v[3] == "completed"]
+        assert (
+            best.set_index("config.output_head").loc[head, "run_id"]
+            == min(completed)[1]
+        )
+    descending = hpc.find(root=root, sort="-" + METRIC, best_of=["output_head", "width"])
+    assert len(descending) == 4 and all(descending.status == "completed")
+
+    closest = hpc.find(root=root, sort="metrics.*_100_test.loglog_slope~-2")
+    assert closest.run_id[0] == min((v[4], r) for r, v in direct.items() if v[3] == "completed")[1]
+
+
+def test_the_command_lists_writes_and_names_a_bad_key(root, tmp_path):
+    out = tmp_path / "runs.csv"
+    done = hpc_cli("runs", "width=8", "--sort", METRIC, "--best-of", "output_head", "-o", str(out), root=root)
+    assert "2 of 17 runs" in done.stdout
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    direct = _direct(root)
+    assert {r["run_id"] for r in rows} == {
+        min((v[4], r) for r, v in direct.items() if v[1] == h and v[2] == 8 and v[3] == "completed")[1]
+        for h in ("signed", "simple")
+    }
+    assert all(r["path"].endswith(f"{r['run_id']}.h5") for r in rows)
+    bad = hpc_cli("runs", "widht=8", root=root, check=False)
+    assert bad.returncode == 2 and "filter `widht`: no run has it; did you mean width" in bad.stderr
+    bad = hpc_cli("runs", "--where", "width >> 3", root=root, check=False)
+    assert bad.returncode == 2 and "--where is `<column> <op> <value>`" in bad.stderr
+
+
+def test_a_run_written_replaced_evaluated_or_deleted_shows_in_the_next_query(root):
+    first = hpc.find(root=root)
+    assert (root / catalog.CACHE).exists() and len(first) == 17
+    _write(root, "first", "n0001", "signed", 8, 0.5)  # a run finished since
+    gone = root / "second" / "b0003.h5"
+    gone.unlink()
+    _write(root, "first", "a0000", "signed", 8, 99.0)  # resubmitted: replaced
+    write_evaluation(
+        root / "first" / "a0001.h5",
+        "complex_3d_100",
+        status="completed",
+        run_id="a0001",
+        config={},
+        config_yaml="",
+        metadata={},
+        tree={"metrics": {"complex_3d_100_test": {"accel_pct_mean": 7.0}}},
+    )
+    again = hpc.find(root=root).set_index("run_id")
+    assert "n0001" in again.index and "b0003" not in again.index and len(again) == 17
+    assert again.loc["a0000", METRIC] == 99.0
+    assert again.loc["a0001", "eval.complex_3d_100_test.accel_pct_mean"] == 7.0
+    assert hpc.find(root=root, sort=METRIC).run_id[0] == "n0001"
