@@ -201,6 +201,25 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import catalog
+    from .export import export
+
+    if args.target == "runs":
+        table = [row for root in catalog.roots(args.root) for row in catalog.rows(root)]
+    else:  # a sweep: its runs, wherever its root
+        sweep = Sweep.load(find(args.target, args.root))
+        table = [row for row in catalog.rows(sweep.results_root) if row["run_id"] in sweep.runs]
+    chosen, _ = catalog.select(table, args.filters, args.where or ())
+    if not chosen:
+        raise ValueError(f"no run of {args.target!r} matches: nothing to export.")
+    to, out = args.to
+    written = export(chosen, to, out, project=args.project)
+    follow = f"tensorboard --logdir {out}" if to == "tensorboard" else f"wandb sync {out}/wandb/offline-run-*"
+    print(f"Exported {len(written)} runs to {out} ({to}). Next: {follow}")
+    return 0
+
+
 def cmd_plan(args) -> int:
     import subprocess
 
@@ -260,6 +279,14 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--sort", default=None, help="a column or glob: M ascending, -M descending, M~-2 closest to -2")
     q.add_argument("--best-of", default=None, help="the best run (by --sort) of each value of this parameter")
     q.add_argument("-o", "--output", default=None, help="also write every column to runs.csv or runs.parquet")
+    e = add("export", cmd_export, "result files -> TensorBoard event files or W&B offline runs", sweep=False)
+    e.add_argument("target", help="a sweep (directory, id or `latest`), or `runs`: every run of the root(s)")
+    e.add_argument("filters", nargs="*", metavar="KEY=VALUE", help="as for `hpc runs`")
+    e.add_argument("--where", action="append", help="as for `hpc runs`")
+    e.add_argument(
+        "--to", required=True, nargs=2, metavar=("FORMAT", "DIR"), help="tensorboard DIR or wandb DIR: where they go"
+    )
+    e.add_argument("--project", default="hpc", help="W&B project of the offline runs (default: hpc)")
     add(
         "pack",
         cmd_pack,

@@ -69,10 +69,7 @@ def test_filters_ordering_and_best_of_equal_the_files(root):
     best = hpc.find(root=root, sort=METRIC, best_of="output_head")
     for head in ("signed", "simple"):
         completed = [(v[4], r) for r, v in direct.items() if v[1] == head and v[3] == "completed"]
-        assert (
-            best.set_index("config.output_head").loc[head, "run_id"]
-            == min(completed)[1]
-        )
+        assert best.set_index("config.output_head").loc[head, "run_id"] == min(completed)[1]
     descending = hpc.find(root=root, sort="-" + METRIC, best_of=["output_head", "width"])
     assert len(descending) == 4 and all(descending.status == "completed")
 
