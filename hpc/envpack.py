@@ -77,7 +77,9 @@ def pack(root, environ=None) -> tuple[pathlib.Path, bool]:
         )
     with atomic_path(out, suffix=".tmp.tar.gz") as tmp:
         cmd = pack_command(kind, prefix, tmp)
-        subprocess.run([str(tool), *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
+        # conda-pack stages the whole archive in $TMPDIR first: beside the tarball, not in a small /tmp
+        env = {**os.environ, "TMPDIR": str(out.parent)}
+        subprocess.run([str(tool), *cmd[1:]], check=True, stdout=subprocess.DEVNULL, env=env)
         (out.parent / f"{out.name[: -len('.tar.gz')]}.json").write_text(
             json.dumps({"kind": kind, "prefix": str(prefix), "lock": lock}, indent=1)
         )
