@@ -60,7 +60,8 @@ def queried_runs(root, query: dict, best_of: list[str], every: bool, metric: str
     if every:
         chosen, _ = catalog.select(table, [*query["filters"], "status=completed"], query["where"])
         return [pathlib.Path(row["path"]) for row in chosen]
-    pattern = metric or APP.report.metric[0]
+    columns = sorted({k for row in table for k in row})
+    pattern = hpc.resolve_metric(columns, metric or APP.report.metric)  # as for a sweep: one column
     goal = APP.report.goal(pattern)
     sort = f"-{pattern}" if goal == "max" else f"{pattern}~{goal}" if not isinstance(goal, str) else pattern
     # best of each run id: every completed run with a finite metric, best first

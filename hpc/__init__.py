@@ -4,7 +4,9 @@ The public API; an application's glue imports only `hpc`:
 
     APP = hpc.App(name=..., entry=train, prepare=prepare, report=hpc.Spec(...))   # the application
     hpc.execute(path, work, ...)          # one run's lifecycle: claim, checkpoint, requeue, result file
+    hpc.execute_many(runs, work)          # several runs trained together (an ensemble), each its own
     hpc.load("latest")                    # a sweep as a DataFrame
+    hpc.find(width=64, sort="metrics.*")  # every run of a root, across sweeps, as a DataFrame
 """
 
 from .app import App as App

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY, hpc_cli, run_train
+from conftest import LSQ_DIR, hpc_cli, run_lsq
 from hpc import Profile, launch, local
 from hpc.store import write_result
 from hpc.sweep import Sweep, find
@@ -17,15 +17,7 @@ from hpc.sweep import Sweep, find
 
 @pytest.mark.slow
 def test_without_slurm_a_sweep_runs_locally(results):
-    done = run_train(
-        "-m",
-        *TINY,
-        "dataset.test_sizes=[1]",
-        "width=8,16",
-        "cluster=local",
-        f"results_root={results}",
-        "experiment=loc",
-    )
+    done = run_lsq("-m", "degree=2,3", "cluster.submit=local", f"results_root={results}", "experiment=loc")
     assert "Running 2 runs locally (cluster.submit=local)" in done.stdout
     assert len(list((results / "loc").glob("*.h5"))) == 2
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
@@ -36,13 +28,12 @@ def test_without_slurm_a_sweep_runs_locally(results):
 
 @pytest.mark.slow
 def test_a_detached_local_sweep_returns_at_once_and_is_watched(results):
-    done = run_train(
+    done = run_lsq(
         "-m",
-        *TINY,
-        "dataset.test_sizes=[1]",
         "seed=4,5",
-        "cluster=local",
-        "cluster.detach=true",
+        "steps=40",
+        "cluster.submit=local",
+        "+cluster.detach=true",
         f"results_root={results}",
         "experiment=det",
     )
@@ -66,18 +57,17 @@ def test_a_killed_local_driver_leaves_no_live_workers(results):
     driver = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "train.py"),
+            "lsq.py",
             "-m",
-            *TINY,
-            "dataset.test_sizes=[1]",
-            "curriculum.phases.0.steps=100000",
-            "cluster.checkpoint_steps=50",
+            "steps=100000",
+            "step_s=0.05",
+            "+cluster.checkpoint_steps=5",
             "seed=1,2",
-            "cluster=local",
+            "cluster.submit=local",
             f"results_root={results}",
             "experiment=orphan",
         ],
-        cwd=ROOT,
+        cwd=LSQ_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

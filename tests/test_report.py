@@ -226,6 +226,18 @@ def test_evaluating_the_best_run_of_each_width_writes_files_beside_them(sweep, t
     page = report.build(s, tmp_path / "with-evals")["html"].read_text()
     assert "eval.circular_TBP_3D_3_test.accel_pct_mean" in page
 
+    # the same choice through the query of `hpc runs`, across every sweep of the root
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "runs", "--filter", "width=16", "dataset=circular_3d", "n_orbits=3"]
+        + ["--root", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"best by {metric}: {chosen[16]} " in done.stdout
+
     # the same family with another seed is another test set: a column of its own, not a clash
     best = chosen[8]
     done = subprocess.run(
