@@ -120,21 +120,19 @@ def _work_many(configs: list[dict], joined: list) -> dict:
         )
         for c in chosen
     ]
-    trained = neuralode.train_many_from_config(
-        chosen,
-        root,
-        checkpoints=checkpoints,
-        resumes=resumes,
-        callbacks=[lambda step, phase, loss, _, bar=bar: bar.update(step, loss=loss, phase=phase) for bar in bars],
-    )
+    try:
+        trained = neuralode.train_many_from_config(
+            chosen,
+            root,
+            checkpoints=checkpoints,
+            resumes=resumes,
+            callbacks=[lambda step, phase, loss, _, bar=bar: bar.update(step, loss=loss, phase=phase) for bar in bars],
+        )
+    except neuralode.CheckpointMismatch as exc:  # every member's checkpoint is set aside: a rerun starts over
+        raise hpc.UnusableCheckpoint(str(exc)) from exc
     for bar in bars:
         bar.close()
-    out = {}
-    for (i, _), got in zip(joined, trained):
-        if isinstance(got, neuralode.CheckpointMismatch):
-            got = hpc.UnusableCheckpoint(str(got))
-        out[i] = got if isinstance(got, BaseException) else _outcome(*got)
-    return out
+    return {i: got if isinstance(got, BaseException) else _outcome(*got) for (i, _), got in zip(joined, trained)}
 
 
 def train_many(cfgs: list) -> list[dict]:
