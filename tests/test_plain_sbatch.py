@@ -1,5 +1,7 @@
 """Plain sbatch submission from a manifest, with a venv-pack'd environment, on the real cluster."""
 
+import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -8,7 +10,7 @@ import h5py
 import pytest
 from test_slurm import GRID_TINY, _wait
 
-from conftest import hpc_cli, run_lsq, run_train
+from conftest import LSQ_DIR, ROOT, hpc_cli, run_lsq, run_train
 from hpc.sweep import Sweep, find
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -19,26 +21,40 @@ def _sbatch(script) -> str:
     return out.stdout.strip().split(";")[0]
 
 
+def _small_venv(where) -> pathlib.Path:
+    """A venv with what `hpc` and the lsq app need, `venv-pack`, and the project installed from
+    its source (not editable): a user's environment, smaller than the test suite's own."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)  # with pip, as users make one
+    pip = [sys.executable, "-m", "pip", "--python", str(where / "bin" / "python"), "install", "-q"]
+    subprocess.run([*pip, *LSQ_NEEDS, "venv-pack"], check=True)
+    subprocess.run([*pip, "--no-deps", str(ROOT)], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return where
+
+
+LSQ_NEEDS = ["setuptools", "h5py", "numpy", "pyyaml", "hydra-core", "omegaconf", "submitit"]
+
+
 def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster):
-    packed = hpc_cli("pack", root=results).stdout
+    venv = _small_venv(tmp_path / "venv")
+    env = {"PATH": f"{venv}/bin:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    env.update({k: os.environ[k] for k in ("HPC_STATE_DIR",) if k in os.environ})
+
+    def in_venv(*cmd, cwd=ROOT):
+        done = subprocess.run([f"{venv}/bin/python", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    packed = in_venv("-m", "hpc.cli", "--root", str(results), "pack")
     tarball = re.search(r"Packed (\S+\.tar\.gz)", packed).group(1)
-    assert "Reusing" in hpc_cli("pack", root=results).stdout  # unchanged environment: same tarball
+    assert "Reusing" in in_venv("-m", "hpc.cli", "--root", str(results), "pack")  # unchanged: same tarball
     unpack = tmp_path / "node-local"
-    done = run_train(
-        "-m",
-        *GRID_TINY,
-        "width=8,16",
-        "cluster.environment.kind=packed",
-        f"cluster.environment.tarball={tarball}",
-        f"cluster.environment.unpack_dir={unpack}",
-        "hydra/launcher=manifest",
-        f"results_root={results}",
-        "experiment=plain",
-    )
+    grid = ["degree=2,3", f"results_root={results}", "experiment=plain", "hydra/launcher=manifest"]
+    environment = f"+cluster.environment={{kind: packed, tarball: '{tarball}', unpack_dir: '{unpack}'}}"
+    done = in_venv("lsq.py", "-m", *grid, environment, cwd=LSQ_DIR)
     sweep = Sweep.load(find("latest", results))
     manifest = (sweep.path / "manifest.txt").read_text().splitlines()
-    assert len(manifest) == 2 and all("width=" in line for line in manifest)
-    assert f"sbatch {sweep.path / 'array.sbatch'}" in done.stdout
+    assert len(manifest) == 2 and all("degree=" in line for line in manifest)
+    assert f"sbatch {sweep.path / 'array.sbatch'}" in done
     planned = hpc_cli("status", "latest", root=results).stdout  # not yet submitted
     assert "planned 2" in planned and "lost 0" in planned, planned
     text = (sweep.path / "array.sbatch").read_text()
@@ -52,15 +68,12 @@ def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster)
             meta = f["metadata"].attrs
             assert f.attrs["status"] == "completed"
             assert meta["python_prefix"].startswith(str(unpack)), meta["python_prefix"]
-            assert not meta["python_prefix"].startswith(sys.prefix)
+            assert not meta["python_prefix"].startswith((sys.prefix, str(venv)))
     logs = "".join(p.read_text() for p in (sweep.path / "slurm").glob("*.out"))
     assert logs.count("hpc: unpacked") == 1 and logs.count("hpc: reusing") == 1
 
     # the same ids as the submitit path: planning the grid again finds both completed
-    again = run_train(
-        "-m", *GRID_TINY, "width=8,16", "hydra/launcher=manifest", f"results_root={results}", "experiment=plain"
-    )
-    assert "2 already completed" in again.stdout
+    assert "2 already completed" in run_lsq("-m", *grid).stdout
 
 
 def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
