@@ -97,11 +97,7 @@ def rows(root) -> list[dict]:
         known = {}
     fresh = {rel: known[rel] for rel, key in listing.items() if rel in known and known[rel]["key"] == key}
     todo = [rel for rel in listing if rel not in fresh]
-    if len(todo) >= 500:
-        summaries = read_summaries([root / rel for rel in todo])  # in parallel processes
-        summaries = [s if "run_id" in s else None for s in summaries]
-    else:
-        summaries = [_safe_summary(str(root / rel)) for rel in todo]
+    summaries = read_summaries([root / rel for rel in todo], reader=_safe_summary)  # in processes when many
     for rel, summary in zip(todo, summaries):
         fresh[rel] = {"key": listing[rel], "row": _row(root, rel, summary)}
     if todo or len(fresh) != len(known):

@@ -176,17 +176,19 @@ def read_status(path) -> dict:
         return {k: _plain(f.attrs[k]) for k in f.attrs if k != SUMMARY}
 
 
-def read_summaries(paths, workers: int | None = None) -> list[dict]:
-    """`read_summary` of many files, in parallel processes when there are many."""
+def read_summaries(paths, workers: int | None = None, reader=None) -> list[dict]:
+    """`read_summary` (or `reader`, a module-level function) of many files, in parallel
+    processes when there are many."""
     paths = [str(p) for p in paths]
+    reader = reader or read_summary
     if len(paths) < 500:
-        return [read_summary(p) for p in paths]
+        return [reader(p) for p in paths]
     import concurrent.futures
     import os
 
     workers = workers or min(8, os.cpu_count() or 1)
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(read_summary, paths, chunksize=max(1, len(paths) // (4 * workers))))
+        return list(pool.map(reader, paths, chunksize=max(1, len(paths) // (4 * workers))))
 
 
 SUMMARY = "summary_json"  # a root attribute: `read_summary`'s answer, stored when the file is written

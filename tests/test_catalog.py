@@ -33,6 +33,7 @@ def root(tmp_path):
     _write(root, "second", "f0000", "signed", 8, float("nan"), status="failed")
     (root / "datasets").mkdir()
     (root / "datasets" / "orbits.h5").write_bytes(b"")  # not a result file: never a row
+    (root / "second" / "scribble.h5").write_bytes(b"not HDF5")  # nor is a stray file among the results
     return root
 
 
@@ -40,7 +41,7 @@ def _direct(root) -> dict:
     """run id -> (experiment, head, width, status, error), read with h5py."""
     out = {}
     for path in root.glob("*/*.h5"):
-        if path.parent.name == "datasets":
+        if path.parent.name == "datasets" or path.name == "scribble.h5":
             continue
         with h5py.File(path) as f:
             out[f.attrs["run_id"]] = (
