@@ -6,13 +6,14 @@
 Each file is a completed result shaped like a real one: the config a `train.py` run records
 (about 100 keys), three test sets and the training set with their scalar metrics, a 2,000-step
 history, and the stored summary `hpc.store.write_result` keeps. Timed, as whole processes (the
-command a user types): the first query (no cache: every file is read), the same query again
-(the cache: every file's identity is checked, none is read), and a query after 100 more runs
-were written and 100 deleted.
+command a user types: `hpc runs` with `SCRATCH` set and no `--root`, from a fresh directory):
+the first query (no cache: every file is read), the same query again (the cache: every file's
+identity is checked, none is read), and a query after 100 more runs were written and 100 deleted.
 """
 
 import argparse
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -53,13 +54,12 @@ def fabricate(root: pathlib.Path, start: int, count: int, experiments: int = 4) 
         )
 
 
-def query(root: pathlib.Path) -> tuple[float, str]:
+def query(scratch: pathlib.Path) -> tuple[float, str]:
+    """`hpc runs ...` as a user types it: no `--root`, `SCRATCH` set, from a directory of their own."""
     cmd = [
         sys.executable,
         "-m",
         "hpc.cli",
-        "--root",
-        str(root),
         "runs",
         "width=64",
         "--where",
@@ -70,7 +70,8 @@ def query(root: pathlib.Path) -> tuple[float, str]:
         "output_head",
     ]
     tic = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    env = {**os.environ, "SCRATCH": str(scratch), "HPC_STATE_DIR": str(scratch / "state")}
+    done = subprocess.run(cmd, cwd=scratch / "home", env=env, check=True, capture_output=True, text=True)
     return round(time.perf_counter() - tic, 2), done.stdout.strip().splitlines()[-1]
 
 
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runs-scale-") as tmp:
-        root = pathlib.Path(tmp)
+        scratch = pathlib.Path(tmp)  # $SCRATCH; the results go where train.py puts them: $SCRATCH/neuralode-hpc
+        root = scratch / "neuralode-hpc"
+        (scratch / "home").mkdir()
         tic = time.perf_counter()
         import concurrent.futures
 
@@ -87,12 +90,12 @@ def main() -> None:
         with concurrent.futures.ProcessPoolExecutor(2) as pool:  # writing is the slow part: fsync per file
             list(pool.map(fabricate, [root] * len(parts), *zip(*parts)))
         written_s = time.perf_counter() - tic
-        cold_s, cold = query(root)
-        warm_s, warm = query(root)
+        cold_s, cold = query(scratch)
+        warm_s, warm = query(scratch)
         fabricate(root, opts.runs, 100)
         for path in sorted(root.glob("exp1/*.h5"))[:100]:
             path.unlink()
-        changed_s, changed = query(root)
+        changed_s, changed = query(scratch)
         cache_mb = (root / ".hpc-runs.json").stat().st_size / 1e6
     print(
         json.dumps(

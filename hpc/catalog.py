@@ -26,7 +26,7 @@ import re
 
 from .atomic import atomic_path
 from .report.aggregate import goal_key, number
-from .store import read_summaries, read_summary
+from .store import read_evaluations, read_summaries, read_summary
 
 CACHE = ".hpc-runs.json"
 VERSION = 1
@@ -64,8 +64,6 @@ def _row(root: pathlib.Path, relative: str, summary: dict | None) -> dict | None
     """The row of one file: None when it is not a result file (no run id and status)."""
     if not summary or "run_id" not in summary or "status" not in summary:
         return None
-    from .store import read_evaluations
-
     path = root / relative
     return {
         "run_id": summary["run_id"],
