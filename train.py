@@ -61,27 +61,11 @@ def prepare(config: dict, overrides=()) -> tuple[str, pathlib.Path]:
 
 
 def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
-    import neuralode
-
-    rid, root, _ = place(config)
-    neuralode.configure_jax(config["solver"]["dtype"] == "float64", config["jax_cache"] or root / "jax-cache")
-    steps = sum(p.steps for p in neuralode.phases_from_config(config))
-    progress = hpc.Progress(steps, desc=f"train {rid}", mode=config["progress"])
-    resume = checkpoint.load()
-    if resume is not None:
-        print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
-    try:
-        result, tree = neuralode.train_from_config(
-            config,
-            root,
-            checkpoint=checkpoint,
-            resume=resume,
-            callback=lambda step, phase, loss, model: progress.update(step, loss=loss, phase=phase),
-        )
-    except neuralode.CheckpointMismatch as exc:
-        raise hpc.UnusableCheckpoint(str(exc)) from exc
-    progress.close()
-    return _outcome(result, tree)
+    """Train one run: an ensemble of one (`_work_many`)."""
+    got = _work_many([config], [(0, checkpoint)])[0]
+    if isinstance(got, BaseException):
+        raise got
+    return got
 
 
 def _outcome(result, tree) -> hpc.Outcome:

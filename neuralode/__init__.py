@@ -12,7 +12,6 @@ from ._config import ensemble_key as ensemble_key
 from ._config import phases_from_config as phases_from_config
 from ._config import spec_from_config as spec_from_config
 from ._config import test_set_from_config as test_set_from_config
-from ._config import train_from_config as train_from_config
 from ._config import train_many_from_config as train_many_from_config
 from ._config import train_options as train_options
 from ._curriculum import Phase as Phase
@@ -23,7 +22,6 @@ from ._datasets import dataset_path as dataset_path
 from ._datasets import family_ranges as family_ranges
 from ._datasets import load_or_generate as load_or_generate
 from ._datasets import train_and_test_sets as train_and_test_sets
-from ._ensemble import train_ensemble as train_ensemble
 from ._features import FEATURE_LAYERS as FEATURE_LAYERS
 from ._figures import loglog_figure as loglog_figure
 from ._figures import per_orbit_figure as per_orbit_figure
@@ -63,6 +61,10 @@ from ._train import StallRule as StallRule
 from ._train import StallWatch as StallWatch
 from ._train import TrainResult as TrainResult
 from ._train import make_step as make_step
+from ._train import member as member
 from ._train import optimizer as optimizer
+from ._train import stack as stack
+from ._train import tolerance_at as tolerance_at
 from ._train import train as train
+from ._train import train_ensemble as train_ensemble
 from ._units import CanonicalUnits as CanonicalUnits

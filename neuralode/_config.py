@@ -13,7 +13,7 @@ from ._heads import HEAD_ALIASES
 from ._model import ModelSpec, NeuralODE
 from ._report import report
 from ._segments import check_segment_length, segment
-from ._train import TrainResult, optimizer, train
+from ._train import TrainResult, check_train_rtol, optimizer, train_ensemble
 from ._units import CanonicalUnits
 
 # Top-level keys that are `ModelSpec` fields; the `solver` group gives the rest.
@@ -21,6 +21,8 @@ MODEL_KEYS = ("width", "depth", "activation", "feature_layer", "output_head", "r
 # Dataset keys that are not element ranges.
 DATASET_KEYS = ("family", "planar", "rotated", "train_seed", "test_seed", "test_sizes")
 SIZES = ("batch_size", "n_orbits")
+# `solver` keys that are training's (`train_options`), not the model's.
+TRAINING_KEYS = ("chunk_size", "train_rtol")
 
 
 def canonical_config(config: dict) -> dict:
@@ -37,7 +39,7 @@ def spec_from_config(config: dict) -> ModelSpec:
     """The model's `ModelSpec` (`solver.name` is its `solver`; `solver.chunk_size` is training's)."""
     if config["planar_constraint"] and not config["dataset"]["planar"]:
         raise ValueError("`planar_constraint`=true needs a planar dataset: set planar_constraint=false.")
-    solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k != "chunk_size"}
+    solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k not in TRAINING_KEYS}
     try:
         return ModelSpec(**{k: config[k] for k in MODEL_KEYS}, **solver)
     except ValueError as exc:  # the config path the user typed: `solver.dtype`, not the spec's `dtype`
@@ -95,6 +97,7 @@ def _check(config: dict, overridden) -> None:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     spec_from_config(config)
     optimizer(config["clip"])
+    check_train_rtol(config["solver"]["train_rtol"])
     data = config["dataset"]
     family_ranges(**{k: v for k, v in data.items() if k not in DATASET_KEYS[3:]})
     sizes = data["test_sizes"]
@@ -112,36 +115,6 @@ def _check(config: dict, overridden) -> None:
             )
 
 
-def train_from_config(
-    config: dict,
-    data_root,
-    *,
-    callback=None,
-    checkpoint=None,
-    resume: dict | None = None,
-    units: CanonicalUnits = CanonicalUnits(),
-) -> tuple[TrainResult, dict]:
-    """Load (or generate under `data_root`) the datasets, train from the seed's initial model
-    (or from `resume`, see `train`), and evaluate on the test sets. Returns the `TrainResult`
-    and its `report` tree; an `interrupted` run is not evaluated (its tree has no metrics)."""
-    train_set, test_sets = train_and_test_sets(data_root, n_train=config["n_orbits"], **config["dataset"])
-    t, y = units.to_canonical(train_set.t, train_set.y)
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(config["seed"]))
-    model = NeuralODE(spec_from_config(config), key=init_key)
-    result = train(
-        model,
-        t,
-        y,
-        phases_from_config(config),
-        key=train_key,
-        callback=callback,
-        checkpoint=checkpoint,
-        resume=resume,
-        **train_options(config),
-    )
-    return result, _report(result, train_set, test_sets, config, units)
-
-
 def ensemble_key(config: dict) -> str:
     """What the runs that may train together in one ensemble (`train_many_from_config`) share:
     the model spec, the training options and the curriculum's shape. They may differ in
@@ -151,12 +124,12 @@ def ensemble_key(config: dict) -> str:
 
 
 def train_many_from_config(configs: list[dict], data_root, *, callbacks=None, checkpoints=None, resumes=None) -> list:
-    """`train_from_config` for several runs at once: those that share an `ensemble_key`, a
-    number of segments and a checkpoint step train together as one ensemble (`train_ensemble`),
-    the others alone. Returns, per config, `(TrainResult, report tree)`, or the exception
-    that its evaluation raised (one member's failure is its own)."""
-    from ._ensemble import train_ensemble
-
+    """Load (or generate under `data_root`) each run's datasets, train from its seed's initial
+    model (or from `resumes[i]`, see `train`) and evaluate it on its test sets. The runs that
+    share an `ensemble_key`, a number of segments and a checkpoint step train together as one
+    ensemble (`train_ensemble`), the others alone (an ensemble of one). Returns, per config,
+    `(TrainResult, report tree)` (an `interrupted` run is not evaluated: its tree has no
+    metrics), or the exception that its evaluation raised (one member's failure is its own)."""
     count = len(configs)
     callbacks, checkpoints = callbacks or [None] * count, checkpoints or [None] * count
     resumes = resumes or [None] * count
@@ -169,38 +142,23 @@ def train_many_from_config(configs: list[dict], data_root, *, callbacks=None, ch
         members.append((train_set, test_sets, units.to_canonical(train_set.t, train_set.y), model, train_key))
     groups: dict = {}
     for i, (config, resume) in enumerate(zip(configs, resumes)):
-        at = None if resume is None else (int(resume["phase"]), int(resume["step"]))
+        # where it resumes (a checkpoint that lacks it is refused by `train_ensemble`)
+        at = None if resume is None else tuple(int(resume[k]) if k in resume else None for k in ("phase", "step"))
         lengths = sorted({p.segment_length for p in phases_from_config(config)})
         counts = tuple(segment(*members[i][2], n).count for n in lengths)  # datasets of one size may differ
         groups.setdefault((ensemble_key(config), at, counts), []).append(i)
     results: list = [None] * count
     for chosen in groups.values():
-        options = train_options(configs[chosen[0]])
-        if len(chosen) == 1:
-            i = chosen[0]
-            trained = [
-                train(
-                    members[i][3],
-                    *members[i][2],
-                    phases_from_config(configs[i]),
-                    key=members[i][4],
-                    callback=callbacks[i],
-                    checkpoint=checkpoints[i],
-                    resume=resumes[i],
-                    **options,
-                )
-            ]
-        else:
-            trained = train_ensemble(
-                [members[i][3] for i in chosen],
-                [members[i][2] for i in chosen],
-                [phases_from_config(configs[i]) for i in chosen],
-                keys=[members[i][4] for i in chosen],
-                callbacks=[callbacks[i] for i in chosen],
-                checkpoints=[checkpoints[i] for i in chosen],
-                resumes=[resumes[i] for i in chosen],
-                **options,
-            )
+        trained = train_ensemble(
+            [members[i][3] for i in chosen],
+            [members[i][2] for i in chosen],
+            [phases_from_config(configs[i]) for i in chosen],
+            keys=[members[i][4] for i in chosen],
+            callbacks=[callbacks[i] for i in chosen],
+            checkpoints=[checkpoints[i] for i in chosen],
+            resumes=[resumes[i] for i in chosen],
+            **train_options(configs[chosen[0]]),
+        )
         for i, result in zip(chosen, trained):
             try:
                 results[i] = (result, _report(result, members[i][0], members[i][1], configs[i], units))
@@ -224,6 +182,7 @@ def train_options(config: dict) -> dict:
         "batch_size": config["batch_size"],
         "chunk_size": config["solver"]["chunk_size"],
         "clip": config["clip"],
+        "train_rtol": config["solver"]["train_rtol"],
     }
 
 

@@ -57,8 +57,12 @@ STRATEGIES = ("steps_strategy", "lr_strategy", "segment_length_strategy", "lengt
 def phases_from_strategy(steps_strategy, lr_strategy, segment_length_strategy, length_strategy) -> list[Phase]:
     """The phases of a curriculum written as the study wrote it (and the diffrax neural-ODE
     example does): parallel lists with one entry per phase, zipped. A list of one entry applies
-    to every phase. `length_strategy` entries are `[start, end]` fractions, as `Phase.length`.
-    Raises `ValueError` naming the list whose length does not fit."""
+    to every phase. `length_strategy` entries are `[start, end]` fractions, as `Phase.length`;
+    a `length_strategy` that is itself one such pair (`[0.0, 1.0]`, as the notebook's sweep
+    writes its second value) is that one entry, for every phase. Raises `ValueError` naming the
+    list whose length does not fit."""
+    if isinstance(length_strategy, (list, tuple)) and length_strategy and all(map(_number, length_strategy)):
+        length_strategy = [length_strategy]
     lists = dict(zip(STRATEGIES, (steps_strategy, lr_strategy, segment_length_strategy, length_strategy)))
     for name, value in lists.items():
         if not isinstance(value, (list, tuple)) or not value:

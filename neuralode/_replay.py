@@ -1,4 +1,4 @@
-"""A batch of adaptive solves whose gradient replays only the accepted steps.
+"""A batch of adaptive solves in a lane pool, whose gradient replays only the accepted steps.
 
 Differentiating diffrax's adaptive loop directly (its recursive-checkpoint adjoint) walks back
 through every attempted step, rejected ones included, and under `jax.vmap` every segment of the
@@ -7,31 +7,31 @@ accepted steps: diffrax stops gradients through its step-size controller, so the
 an adaptive solve is the derivative of a fixed-step solve on the step grid it chose.
 
 `solve_batch` therefore
-1. solves forward with diffrax, without derivatives, every segment with its own step-size
-   controller (the same error control as any `diffeqsolve`), keeping each segment's accepted
-   step times and states;
+1. solves forward without derivatives, every segment with its own step-size controller
+   (diffrax's solver step, PID controller and dense output, in the order `diffeqsolve` applies
+   them), keeping each segment's accepted step times and states;
 2. in the reverse pass walks those steps backwards, taking `jax.vjp` of one solver step (and of
    the dense-output interpolation that produced the saved points inside it) at a time.
 
-The reverse pass keeps `chunk_size` segments in flight, one per lane. A lane that reaches the
-start of its segment takes the next one from a queue ordered longest first, so lanes do not
-idle while a few long segments finish: the number of iterations is about the total accepted
-steps over `chunk_size` rather than the longest segment's count. The forward solves run in
-groups of `chunk_size` segments ordered by `effort` (their step counts when last seen), for
-the same reason.
+Both passes keep `chunk_size` segments in flight, one per lane. A lane that finishes its segment
+takes the next one from a queue ordered longest first (forward: by `effort`, the step counts when
+last seen; reverse: by the accepted steps just taken), so lanes do not idle while a few long
+segments finish: the number of iterations is about the total steps over `chunk_size` rather
+than the longest segment's count times the number of groups.
 
 Values and gradients equal those of differentiating `diffeqsolve` itself (to rounding).
 
-An ensemble (`member=`) puts the segments of several models, which share every shape, in this
-one pool: each lane gathers its own member's weights, so the MLP stays one batched product
-over the lanes, every segment keeps its own step-size control, and the lanes are shared by all
-members (one long segment of one member does not hold the others back).
+An ensemble vmaps a member's whole training step over the members (`make_step`): each member
+keeps its own pool of lanes, so every layer of the MLP is one batched matrix product per
+member, `[members, lanes, width]`, and the weight gradient one product per member.
 """
 
 import diffrax
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _divisor(total: int, chunk_size: int) -> int:
@@ -53,53 +53,35 @@ def map_in_groups(fn, arrays, effort, chunk_size):
     return outputs, lambda a: a.reshape((-1,) + a.shape[2:])[back]
 
 
-def _lanes(params, member):
-    """The weights each lane uses: shared by every lane (`member` None), or member `member[b]`'s
-    (the arrays of `params` carry a leading axis of members)."""
-    if member is None:
-        return params, None
-    return jax.tree_util.tree_map(lambda a: a[member], params), 0
+FIRST_STEP = 0.01  # the first step size diffeqsolve (diffrax 0.7) takes here, see `_forward`
 
 
-def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None, member=None):
+def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None, tol=None):
     """Integrate `B` segments from `y0 [B, n]` at `ts[:, 0]` to `t1 [B]`, saving at
     `min(ts, t1)` (`ts [B, L]`).
 
     Returns `(ys [B, L, n], ok [B], accepted [B], attempted [B])`. `ys` is differentiable with
     respect to the model's arrays (see the module docstring). A segment whose solve failed
     (`max_steps` reached, or a non-finite value) has `ok` False, NaN in `ys` and contributes
-    nothing to the gradient. `effort [B]` orders the forward groups; `chunk_size` is rounded down
-    to a divisor of `B` for the forward groups.
-
-    `member [B]` (an ensemble): `model`'s arrays carry a leading axis of members, and segment
-    `b` is solved by member `member[b]`; the gradient has that axis too.
+    nothing to the gradient. `effort [B]` (each segment's step count when last seen) orders the
+    forward queue, longest first. `tol = (rtol, atol)` (values that may change between calls
+    without compiling again) replaces the model's tolerances for this solve.
     """
     params, static = eqx.partition(model, eqx.is_array)
     batch = ts.shape[0]
+    lanes = max(1, min(chunk_size, batch))
     save = jnp.minimum(ts, t1[:, None])
-    frozen = jax.lax.stop_gradient(params)
-    lane = jnp.zeros(batch, jnp.int32) if member is None else member
-
-    def forward(args):
-        weights, axis = _lanes(frozen, None if member is None else args[0])
-        solve = lambda w, *a: eqx.combine(w, static).solve_steps(*a)  # noqa: E731
-        return jax.vmap(solve, (axis, 0, 0, 0))(weights, *args[1:])
-
-    grouped, ungroup = map_in_groups(
-        forward,
-        (lane, save, y0, t1),
-        jnp.zeros(batch, jnp.int32) if effort is None else effort,
-        _divisor(batch, chunk_size),
+    queue = jnp.arange(batch) if effort is None else jnp.argsort(-effort, stable=True)
+    ys, step_t, step_y, accepted, attempted, success = _forward(
+        jax.lax.stop_gradient(params), static, save, y0, t1, queue, lanes, tol
     )
-    ys, step_t, step_y, accepted, attempted, success = map(ungroup, grouped)
     ok = success & jnp.all(jnp.isfinite(ys), axis=(1, 2))
     accepted = jnp.where(ok, accepted, 0)
     ys = jnp.where(ok[:, None, None], ys, jnp.nan)
 
     # Step k of segment b goes from grid[b, k] to grid[b, k + 1], starting at starts[b, k].
     max_steps = step_t.shape[1]
-    t0 = save[:, :1]
-    grid = jnp.concatenate([t0, step_t], 1)
+    grid = jnp.concatenate([save[:, :1], step_t], 1)
     grid = jnp.where(jnp.arange(max_steps + 1) <= accepted[:, None], grid, t1[:, None])
     starts = jnp.concatenate([y0[:, None], step_y[:, :-1]], 1)
     starts = jnp.where((jnp.arange(max_steps) < accepted[:, None])[..., None], starts, y0[:, None])
@@ -107,20 +89,164 @@ def solve_batch(model, ts, y0, t1, *, chunk_size: int = 128, effort=None, member
     step_of_save = jax.vmap(
         lambda g, s, n: jnp.clip(jnp.searchsorted(g[1:], s, side="left"), 0, jnp.maximum(n - 1, 0))
     )(grid, save, accepted)
-    replay = _replay_vjp(static, min(chunk_size, batch), member is not None)
-    return replay(params, ys, (grid, starts, save, step_of_save, accepted, lane)), ok, accepted, attempted
+    replay = _replay_vjp(static, lanes)
+    return replay(params, ys, (grid, starts, save, step_of_save, accepted)), ok, accepted, attempted
 
 
-def _replay_vjp(static, chunk_size, ensemble=False):
+def _forward(params, static, save, y0, t1, queue, lanes, tol):
+    """The forward pool: `(ys [B, L, n], step_t [B, max_steps], step_y [B, max_steps, n],
+    accepted [B], attempted [B], success [B])`, each segment solved as `diffeqsolve` solves it
+    (its PID controller, its first step size, every save time interpolated in the first
+    accepted step that ends at or after it)."""
+    model = eqx.combine(params, static)
+    spec = model.spec
+    rtol, atol = (spec.rtol, spec.atol) if tol is None else tol
+    term, solver = diffrax.ODETerm(model.field), model.solver()
+    tableau = solver.tableau
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=spec.pcoeff, icoeff=spec.icoeff)
+    order = solver.error_order(term)
+    batch, points = save.shape
+    max_steps = spec.max_steps
+
+    def begin(t0, t1, y0):  # what diffeqsolve does before its first step
+        # diffeqsolve wraps its terms, and for a wrapped term diffrax's initial step selection
+        # falls back to a first step of 0.01: so does this pool, step for step the same solve.
+        tnext, cstate = controller.init(term, t0, t1, y0, FIRST_STEP, None, solver.func, order)
+        cstate = jax.tree_util.tree_map(jnp.asarray, cstate)
+        floor = t1  # diffrax rounds a step that ends within 100 ULPs of t1 to t1
+        for _ in range(100):
+            floor = jnp.nextafter(floor, -jnp.inf)
+        # The first stage of the first step (FSAL), evaluated here once per segment rather than
+        # in the pool, where a lane that starts a segment would make every lane evaluate it.
+        return jnp.minimum(tnext, t1), cstate, solver.func(term, t0, y0, None), floor
+
+    begun = jax.vmap(begin)(save[:, 0], t1, y0)
+
+    def lane_start(seg):
+        seg = seg.astype(jnp.int32)
+        b = jnp.maximum(seg, 0)
+        tnext, cstate, f0, floor = jax.tree_util.tree_map(lambda a: a[b], begun)
+        zero = jnp.zeros_like(seg)
+        return {
+            "seg": seg,
+            "tprev": save[b, 0],
+            "tnext": tnext,
+            "y": y0[b],
+            "f0": f0,
+            "cstate": cstate,
+            "t1": t1[b],
+            "floor": floor,
+            "steps": zero,
+            "accepted": zero,
+            "saved": zero,
+        }
+
+    def advance(lane, save_at):
+        """One attempted step of one lane, as diffrax's loop body makes it."""
+        tprev, tnext, y = lane["tprev"], lane["tnext"], lane["y"]
+        y1, error, ks, f_last = _rk_step(model.field, tableau, tprev, tnext, y, lane["f0"] if tableau.fsal else None)
+        f1 = f_last if tableau.fsal else lane["f0"]
+        error = jnp.where(jnp.isnan(error), jnp.inf, error)
+        keep, next_prev, next_next, _, cstate, _ = controller.adapt_step_size(
+            tprev, tnext, y, y1, None, error, order, lane["cstate"]
+        )
+        next_prev = jnp.minimum(next_prev, lane["t1"])
+        clipped = jnp.where(keep, lane["t1"], next_prev + 0.5 * (lane["t1"] - next_prev))
+        next_next = jnp.where(next_next > lane["floor"], clipped, next_next)
+        dense_out = solver.interpolation_cls(t0=tprev, t1=tnext, y0=y, y1=y1, k=ks)
+        values = jax.vmap(dense_out.evaluate)(save_at)
+        due = keep & (jnp.arange(points) >= lane["saved"]) & (save_at <= tnext)
+        return keep, next_prev, next_next, jnp.where(keep, y1, y), jnp.where(keep, f1, lane["f0"]), cstate, values, due
+
+    def body(carry):
+        lane, out, next_slot = carry
+        active = lane["seg"] >= 0
+        b = jnp.where(active, lane["seg"], batch)  # an idle lane writes nowhere (index out of range)
+        keep, tprev, tnext, y, f0, cstate, values, due = jax.vmap(advance)(lane, save[jnp.minimum(b, batch - 1)])
+        keep = keep & active
+        ys = out["ys"].at[b].get(mode="fill", fill_value=0)
+        out["ys"] = out["ys"].at[b].set(jnp.where((due & active[:, None])[..., None], values, ys), mode="drop")
+        recorded = jnp.where(keep, b, batch)
+        out["step_t"] = out["step_t"].at[recorded, lane["accepted"]].set(tprev, mode="drop")
+        out["step_y"] = out["step_y"].at[recorded, lane["accepted"]].set(y, mode="drop")
+        lane = {
+            **lane,
+            "tprev": tprev,
+            "tnext": tnext,
+            "y": y,
+            "f0": f0,
+            "cstate": cstate,
+            "steps": lane["steps"] + active,
+            "accepted": lane["accepted"] + keep,
+            "saved": lane["saved"] + jnp.sum(due, 1, dtype=jnp.int32),
+        }
+        done = active & ((tprev >= lane["t1"]) | (lane["steps"] >= max_steps))
+        finished = jnp.where(done, b, batch)
+        out["accepted"] = out["accepted"].at[finished].set(lane["accepted"], mode="drop")
+        out["attempted"] = out["attempted"].at[finished].set(lane["steps"], mode="drop")
+        out["success"] = out["success"].at[finished].set(tprev >= lane["t1"], mode="drop")
+        slot = next_slot + jnp.cumsum(done, dtype=jnp.int32) - 1
+        fresh = lane_start(jnp.where(slot < batch, queue[jnp.minimum(slot, batch - 1)], -1))
+        lane = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), fresh, lane
+        )
+        return lane, out, next_slot + jnp.sum(done, dtype=jnp.int32)
+
+    n = y0.shape[-1]
+    out = {
+        "ys": jnp.zeros((batch, points, n), y0.dtype),
+        "step_t": jnp.zeros((batch, max_steps), save.dtype),
+        "step_y": jnp.zeros((batch, max_steps, n), y0.dtype),
+        "accepted": jnp.zeros(batch, jnp.int32),
+        "attempted": jnp.zeros(batch, jnp.int32),
+        "success": jnp.zeros(batch, bool),
+    }
+    carry = (lane_start(queue[:lanes]), out, jnp.asarray(lanes, jnp.int32))
+    out = jax.lax.while_loop(lambda c: _any_member(c[0]["seg"] >= 0), body, carry)[1]
+    return out["ys"], out["step_t"], out["step_y"], out["accepted"], out["attempted"], out["success"]
+
+
+def _any_member(busy):
+    """Whether any lane is busy, of this pool or, under the `vmap` over an ensemble's members,
+    of any member's. A pool whose lanes are all idle goes round as a no-op (it writes nowhere),
+    and the loop's condition stays one value: with a condition per member, `vmap` would select
+    every iteration between the old and the new carry, copying the whole output buffers."""
+    return eqxi.unvmap_any(jnp.any(busy))
+
+
+def _rk_step(field, tableau, ta, tb, y, f0=None):
+    """One explicit Runge-Kutta step of `tableau` from `y` at `ta` to `tb`, written out stage by
+    stage: `(y1, y_error, ks, f_last)`, `ks [stages, n]` the stage increments `h f_i` as diffrax's
+    dense output takes them and `f_last` the last stage's vector field (for a FSAL tableau, the
+    next step's first stage). `f0`, if given, is the first stage's vector field at `(ta, y)`.
+    The same step as diffrax's `solver.step`, to rounding; without diffrax's stage loop (a
+    checkpointed while loop), whose reverse pass costs several times as much, and more again
+    under `vmap`."""
+    h = tb - ta
+    stages = len(tableau.c) + 1
+    f = field(ta + float(tableau.c1) * h, y, None) if f0 is None else f0
+    ks = jnp.zeros((stages,) + y.shape, y.dtype).at[0].set(h * f)
+    for i, (c, row) in enumerate(zip(tableau.c, tableau.a_lower), start=1):
+        # diffrax's arithmetic: each sum over all stages (later ones still 0), in one dot
+        stage = y + _dot(np.pad(row, (0, stages - len(row))), ks)
+        f = field(ta + float(c) * h, stage, None)
+        ks = ks.at[i].set(h * f)
+    return y + _dot(tableau.b_sol, ks), _dot(tableau.b_error, ks), ks, f
+
+
+def _dot(coefficients, ks):
+    return jnp.tensordot(jnp.asarray(coefficients, ks.dtype), ks, axes=1, precision=jax.lax.Precision.HIGHEST)
+
+
+def _replay_vjp(static, chunk_size):
     def one_step(params, y, ta, tb, save):
         model = eqx.combine(params, static)
-        term, solver = diffrax.ODETerm(model.field), model.solver()
-        state = solver.init(term, ta, tb, y, None)
-        y1, _, dense, _, _ = solver.step(term, ta, tb, y, None, state, False)
-        interpolation = solver.interpolation_cls(t0=ta, t1=tb, **dense)
+        solver = model.solver()
+        y1, _, ks, _ = _rk_step(model.field, solver.tableau, ta, tb, y)
+        interpolation = solver.interpolation_cls(t0=ta, t1=tb, y0=y, y1=y1, k=ks)
         return y1, jax.vmap(interpolation.evaluate)(save)
 
-    steps = jax.vmap(one_step, (0 if ensemble else None, 0, 0, 0, 0))
+    steps = jax.vmap(one_step, (None, 0, 0, 0, 0))
 
     @jax.custom_vjp
     def replay(params, ys, record):
@@ -130,7 +256,7 @@ def _replay_vjp(static, chunk_size, ensemble=False):
         return ys, (params, record)
 
     def backward(residuals, cotangent):
-        params, (grid, starts, save, step_of_save, accepted, lane) = residuals
+        params, (grid, starts, save, step_of_save, accepted) = residuals
         batch = accepted.shape[0]
         queue = jnp.argsort(-accepted)  # longest first; failed segments (0 steps) last
         pending = jnp.sum(accepted > 0)
@@ -144,17 +270,12 @@ def _replay_vjp(static, chunk_size, ensemble=False):
             active = k >= 0
             b, kk = jnp.maximum(seg, 0), jnp.maximum(k, 0)
             ta, tb = grid[b, kk], grid[b, kk + 1]
-            weights = _lanes(params, lane[b] if ensemble else None)[0]
-            _, vjp = jax.vjp(lambda p, y: steps(p, y, ta, tb, save[b]), weights, starts[b, kk])
+            _, vjp = jax.vjp(lambda p, y: steps(p, y, ta, tb, save[b]), params, starts[b, kk])
             here = (step_of_save[b] == kk[:, None]) & active[:, None]
             step_grads, cot_start = vjp(
                 (jnp.where(active[:, None], cot_y, 0.0), jnp.where(here[..., None], cotangent[b], 0.0))
             )
-            if ensemble:  # each lane's gradient goes to its member's (an idle lane's is 0)
-                add = lambda total, g: total.at[lane[b]].add(g)  # noqa: E731
-            else:
-                add = jnp.add
-            grads = jax.tree_util.tree_map(add, grads, step_grads)
+            grads = jax.tree_util.tree_map(jnp.add, grads, step_grads)
             done = active & (k == 0)
             new_seg, new_k = take(next_slot + jnp.cumsum(done) - 1)
             seg, k = jnp.where(done, new_seg, seg), jnp.where(done, new_k, k - 1)
@@ -165,7 +286,7 @@ def _replay_vjp(static, chunk_size, ensemble=False):
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         cot = jnp.zeros((chunk_size,) + starts.shape[2:], starts.dtype)
         carry = (seg, k, jnp.minimum(pending, chunk_size), cot, zeros)
-        grads = jax.lax.while_loop(lambda c: jnp.any(c[1] >= 0), body, carry)[-1]
+        grads = jax.lax.while_loop(lambda c: _any_member(c[1] >= 0), body, carry)[-1]
         return grads, None, None
 
     replay.defvjp(forward, backward)

@@ -15,7 +15,7 @@ from ._losses import LOSSES
 from ._model import NeuralODE
 from ._registry import lookup
 from ._replay import _divisor, map_in_groups, solve_batch
-from ._segments import Segments, segment
+from ._segments import segment
 
 
 class CheckpointMismatch(ValueError):
@@ -132,31 +132,37 @@ def optimizer(clip: float | None):
 
 
 def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: float = 1.0):
-    """A jitted training step `(model, opt_state, t, y, effort, n_used, key) ->
-    (loss, health, model, opt_state, effort)`; `health` maps each name of `HEALTH` to a
-    scalar (`failed_segments` counts the segments whose solve failed and were left out of the
-    step); the loss is NaN when every one failed or the gradient is not finite.
+    """A jitted training step of `M` models whose arrays are stacked on a leading axis of
+    members (an ensemble; a single run is an ensemble of one): `(models, opt_states, t_all,
+    y_all, effort, n_used, keys, tol, adopt) -> (loss, health, models, opt_states, effort)`,
+    every argument and output but `n_used` and `tol` with that leading axis. `health` maps each
+    name of `HEALTH` to a value per member (`failed_segments` counts the segments whose solve
+    failed and were left out of the step); a member's loss is NaN when every one failed or its
+    gradient is not finite. A member not in `adopt`, or whose loss is not finite, keeps its
+    weights, optimizer state and effort.
 
-    `effort` holds each segment's solver step count when it was last seen. With the
-    model's default `replay` adjoint the batch goes through `solve_batch` (`chunk_size` lanes).
-    Other adjoints differentiate `diffeqsolve` itself, in chunks of `chunk_size` segments
-    (rounded down to a divisor of `batch_size`) ordered by effort (`map_in_groups`); a
-    chunk whose gradient is not finite (a failed solve can leak NaN into it) is dropped whole.
+    Each member's step is vmapped over the members, so every member keeps its own pool of
+    lanes and every layer is one batched matrix product per member. `effort` holds each
+    segment's solver step count when it was last seen. With the model's default `replay`
+    adjoint the batch goes through `solve_batch` (`chunk_size` lanes) with the tolerances `tol`
+    (`(rtol, atol)`; `None`: the model's). Other adjoints differentiate `diffeqsolve` itself,
+    with the model's tolerances, in chunks of `chunk_size` segments (rounded down to a divisor
+    of the batch) ordered by effort (`map_in_groups`); a chunk whose gradient is not finite (a
+    failed solve can leak NaN into it) is dropped whole.
     """
     batch_loss = _batch_loss(loss, nmse_weight)
-    chunk_size = _divisor(batch_size, chunk_size)
 
-    def replay_grads(model, t, y, effort, n_used):
+    def replay_grads(model, t, y, effort, n_used, tol):
         def total(model):
             ys, ok, _, attempted = solve_batch(
-                model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size, effort=effort
+                model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size, effort=effort, tol=tol
             )
             return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
 
         (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
         return value, n_good, grads, attempted
 
-    def chunked_grads(model, t, y, effort, n_used):
+    def chunked_grads(model, t, y, effort, n_used, tol):
         params, static = eqx.partition(model, eqx.is_array)
 
         def chunk_loss(params, t, y):
@@ -170,17 +176,35 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
             grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
             return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
 
-        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), effort, chunk_size)
+        groups = _divisor(t.shape[0], chunk_size)
+        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), effort, groups)
         grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
         return jnp.sum(values), jnp.sum(n_good), grads, ungroup(steps)
 
-    @eqx.filter_jit
-    def step(model, opt_state, t_all, y_all, effort, n_used, key):
+    def one(model, opt_state, t_all, y_all, effort, n_used, key, tol):
         idx = _sample(key, t_all.shape[0], batch_size)
         grads_of = replay_grads if model.spec.adjoint == "replay" else chunked_grads
-        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], effort[idx], n_used)
-        value, health, updates, opt_state = _update(optim, batch_size, total, n_good, grads, steps, opt_state, model)
+        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], effort[idx], n_used, tol)
+        value, health, updates, opt_state = _update(optim, idx.shape[0], total, n_good, grads, steps, opt_state, model)
         return value, health, eqx.apply_updates(model, updates), opt_state, effort.at[idx].set(steps)
+
+    mapped = eqx.if_array(0)
+    members = eqx.filter_vmap(one, in_axes=(mapped, mapped, 0, 0, 0, None, 0, None))
+
+    @eqx.filter_jit
+    def step(models, opt_states, t_all, y_all, effort, n_used, keys, tol, adopt):
+        values, health, new_models, new_states, new_effort = members(
+            models, opt_states, t_all, y_all, effort, n_used, keys, tol
+        )
+        keep = adopt & jnp.isfinite(values)
+
+        def choose(new, old):
+            if not eqx.is_array(new):
+                return new
+            return jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+        pick = lambda new, old: jax.tree_util.tree_map(choose, new, old)  # noqa: E731
+        return values, health, pick(new_models, models), pick(new_states, opt_states), choose(new_effort, effort)
 
     return step
 
@@ -197,15 +221,17 @@ def _batch_loss(loss: str, nmse_weight: float):
 
 
 def _sample(key, count: int, batch_size: int) -> jax.Array:
-    """The indices of one step's batch of segments: without replacement when there are enough."""
-    if batch_size <= count:
-        return jax.random.permutation(key, count)[:batch_size]
-    return jax.random.randint(key, (batch_size,), 0, count)
+    """The indices of one step's batch of `count` segments: `batch_size` of them drawn without
+    replacement, or every segment once (the full batch) when there are no more than
+    `batch_size`: a batch never solves a segment twice."""
+    if batch_size >= count:
+        return jnp.arange(count)
+    return jax.random.permutation(key, count)[:batch_size]
 
 
 def _update(optim, batch_size: int, total, n_good, grads, steps, opt_state, model):
-    """One optimizer step from a batch's summed loss `total` and gradient over its `n_good`
-    segments that solved: `(loss, health, updates, opt_state)`; the loss is NaN and the gradient
+    """One optimizer step from the summed loss `total` and gradient over the `n_good` segments
+    of a batch of `batch_size` that solved: `(loss, health, updates, opt_state)`; the loss is NaN and the gradient
     0 when none solved or the gradient is not finite."""
     finite = _all_finite(grads)
     scale = 1.0 / jnp.maximum(n_good, 1)
@@ -271,15 +297,14 @@ def train(
     loss: str,
     batch_size: int,
     key,
-    nmse_weight: float = 1.0,
-    chunk_size: int = 128,
-    clip: float | None = 1.0,
-    stall: StallRule | None = StallRule(),
     callback: Callable[[int, int, float, NeuralODE], None] | None = None,
     checkpoint=None,
     resume: dict | None = None,
+    **options,
 ) -> TrainResult:
-    """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units).
+    """Train `model` on orbits `t [n, points]`, `y [n, points, 6]` (canonical units): an
+    ensemble of one (`train_ensemble`, whose `options` it takes: `nmse_weight`, `chunk_size`,
+    `clip`, `stall`, `train_rtol`).
 
     Every phase's segment length is checked before the first step. The optimizer (Adam behind
     clipping to global norm `clip`, see `optimizer`) is re-initialised at each phase. Training
@@ -294,88 +319,239 @@ def train(
     they were saved: `model` must be built as it was for the saved run, and where the
     computation is deterministic the losses equal those of an uninterrupted run, step for step.
     """
-    lookup(LOSSES, loss, "loss")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    dtype = model.field.mlp.layers[0].weight.dtype
-    segments: dict[int, Segments] = {}
-    for phase in curriculum:
-        if phase.segment_length not in segments:
-            segments[phase.segment_length] = segment(t, y, phase.segment_length)
-    optim = optimizer(clip)
-    step = make_step(loss, optim, batch_size, chunk_size, nmse_weight)
-    n_params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
+    return train_ensemble(
+        [model],
+        [(t, y)],
+        [curriculum],
+        loss=loss,
+        batch_size=batch_size,
+        keys=[key],
+        callbacks=[callback],
+        checkpoints=[checkpoint],
+        resumes=[resume],
+        **options,
+    )[0]
 
-    losses, phases, health = [], [], {name: [] for name in HEALTH}
-    status, bad_step, first_step_s = "completed", None, 0.0
-    start = None
-    at, saved = (0, 0), None  # where training (re)starts: phase, step within it
-    if resume is not None:
+
+def tolerance_at(train_rtol: tuple[float, float] | None, spec, step: int, steps: int) -> tuple[float, float] | None:
+    """The `(rtol, atol)` training solves with at step `step` of `steps` (counted over the whole
+    curriculum): `train_rtol = (first, last)` moves geometrically from `first` to `last`, and
+    `atol` keeps its ratio to `rtol` in the model's spec; `None`: the model's own."""
+    if train_rtol is None:
+        return None
+    first, last = train_rtol
+    rtol = first * (last / first) ** (step / max(steps - 1, 1))
+    return rtol, spec.atol * rtol / spec.rtol
+
+
+def check_train_rtol(train_rtol) -> None:
+    """Raise `ValueError` naming `solver.train_rtol` unless it is null or `[first, last]` with
+    both > 0."""
+    if train_rtol is None:
+        return
+    if (
+        not isinstance(train_rtol, (list, tuple))
+        or len(train_rtol) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in train_rtol)
+    ):
+        raise ValueError(
+            f"`solver.train_rtol` must be null (the model's rtol throughout) or [first, last], two "
+            f"numbers > 0, got {train_rtol!r}."
+        )
+
+
+def stack(trees):
+    """One tree whose arrays stack those of `trees` (one per member) on a leading axis: the
+    models and optimizer states `make_step` takes."""
+    arrays = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *[eqx.filter(t, eqx.is_array) for t in trees])
+    return eqx.combine(arrays, eqx.partition(trees[0], eqx.is_array)[1])
+
+
+def member(tree, m: int):
+    """Member `m`'s tree of a `stack`."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[m] if eqx.is_array(leaf) else leaf, tree)
+
+
+def _shape(phases: list[Phase]) -> list[tuple]:
+    return [(p.steps, p.segment_length, tuple(p.length)) for p in phases]
+
+
+def train_ensemble(
+    models: list[NeuralODE],
+    data: list[tuple[np.ndarray, np.ndarray]],
+    curricula: list[list[Phase]],
+    *,
+    loss: str,
+    batch_size: int,
+    keys: list,
+    nmse_weight: float = 1.0,
+    chunk_size: int = 128,
+    clip: float | None = 1.0,
+    stall: StallRule | None = StallRule(),
+    train_rtol: tuple[float, float] | None = None,
+    callbacks: list | None = None,
+    checkpoints: list | None = None,
+    resumes: list | None = None,
+) -> list[TrainResult]:
+    """The training loop: `models[m]` on `data[m]` (`t`, `y` as `train` takes them) with
+    `curricula[m]` and RNG key `keys[m]`, all members in one program (`make_step`). A single run
+    is an ensemble of one (`train`); member `m`'s `TrainResult` is the one that run alone gives,
+    to rounding (a batched matrix product may round otherwise than a plain one).
+
+    The members must share every shape: one `ModelSpec`, curricula that differ only in their
+    learning rates, and as many segments per phase; a `ValueError` says which differs.
+    `callbacks[m]`, `checkpoints[m]` and `resumes[m]` are member `m`'s, as for `train`. A
+    member whose loss is not finite, or that stalls, stops there with that status and its
+    weights stay as they were; the others go on. A stop asked of any member's checkpoint stops
+    them all (each saves its own checkpoint); resumed members must all have been saved at the
+    same step. `train_rtol` (`(first, last)`, see `tolerance_at`) sets the tolerances training
+    solves with; the models keep their own for everything else.
+    """
+    count = len(models)
+    lookup(LOSSES, loss, "loss")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    check_train_rtol(train_rtol)
+    if len({model.spec for model in models}) != 1:
+        raise ValueError("the members of an ensemble must share one model spec (width, depth, head, solver, ...).")
+    if any(_shape(c) != _shape(curricula[0]) for c in curricula):
+        raise ValueError("the members of an ensemble must share their curriculum's steps, segment lengths and lengths.")
+    if not (len(data) == len(curricula) == len(keys) == count):
+        raise ValueError("an ensemble needs one dataset, curriculum and key per member.")
+    callbacks = callbacks or [None] * count
+    checkpoints = checkpoints or [None] * count
+    resumes = resumes or [None] * count
+    for resume in resumes:
         missing = [
             k
             for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
-            if k not in resume
+            if resume is not None and k not in resume
         ]
         if missing:
             raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])})")
-        at, saved = (int(resume["phase"]), int(resume["step"])), resume
-        losses, phases = list(resume["losses"]), list(resume["phases"])
-        health = {name: list(resume[f"health/{name}"]) for name in HEALTH}
-    for p, phase in enumerate(curriculum):
+    where = {(int(r["phase"]), int(r["step"])) if r is not None else None for r in resumes}
+    if len(where) != 1:
+        raise ValueError("the members of an ensemble resume together: their checkpoints must be at one step.")
+    at = where.pop() or (0, 0)
+    saved = resumes if resumes[0] is not None else None
+    spec = models[0].spec
+    dtype = models[0].field.mlp.layers[0].weight.dtype
+    segments = {}
+    for length in dict.fromkeys(p.segment_length for p in curricula[0]):
+        segments[length] = [segment(t, y, length) for t, y in data]
+        if len({s.count for s in segments[length]}) != 1:
+            raise ValueError(f"the members' datasets give different numbers of segments of length {length}.")
+    optim = optimizer(clip)
+    step = make_step(loss, optim, batch_size, chunk_size, nmse_weight)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(models[0], eqx.is_array)))
+    total_steps = sum(p.steps for p in curricula[0])
+
+    losses = [[] for _ in range(count)]
+    phases = [[] for _ in range(count)]
+    health = [{name: [] for name in HEALTH} for _ in range(count)]
+    status, bad_step = ["completed"] * count, [None] * count
+    if saved is not None:
+        for m, resume in enumerate(saved):
+            losses[m], phases[m] = list(resume["losses"]), list(resume["phases"])
+            health[m] = {name: list(resume[f"health/{name}"]) for name in HEALTH}
+    active = np.ones(count, bool)
+    keys = list(keys)
+    start, first_step_s = None, 0.0
+    stacked = stack(models)
+    done_before = 0  # steps of the phases before this one
+    for p in range(len(curricula[0])):
+        phase = curricula[0][p]
         if p < at[0]:
+            done_before += phase.steps
             continue
-        seg = segments[phase.segment_length]
-        t_all, y_all = jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
-        effort = jnp.zeros(seg.count, jnp.int32)
-        opt_state = optim.init(eqx.filter(model, eqx.is_array))
-        watch = StallWatch(stall, n_params) if stall is not None else None
+        t_all = jnp.asarray(np.stack([s.t for s in segments[phase.segment_length]]), dtype)
+        y_all = jnp.asarray(np.stack([s.y for s in segments[phase.segment_length]]), dtype)
+        effort = jnp.zeros(t_all.shape[:2], jnp.int32)
+        opt_states = jax.vmap(optim.init)(eqx.filter(stacked, eqx.is_array))
+        watches = [StallWatch(stall, n_params) if stall is not None else None for _ in range(count)]
         first = 0
-        if saved is not None:  # the phase a checkpoint was taken in
-            model, opt_state, effort, key = _restore(saved, (model, opt_state, effort, key))
+        if saved is not None:  # the phase the checkpoints were taken in
+            restored = [
+                _restore(saved[m], (member(stacked, m), member(opt_states, m), effort[m], keys[m]))
+                for m in range(count)
+            ]
+            stacked, opt_states, effort = (stack([r[i] for r in restored]) for i in range(3))
+            keys = [r[3] for r in restored]
             first, saved = at[1], None
-            if watch is not None:
-                watch.small = int(resume["stall_small"])
+            for m, watch in enumerate(watches):
+                if watch is not None:
+                    watch.small = int(resumes[m]["stall_small"])
         for s in range(first, phase.steps):
-            key, sub = jax.random.split(key)
-            lr = phase.lr_at(s)
-            opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype)
+            keys, subs = (list(k) for k in zip(*(jax.random.split(k) for k in keys)))
+            opt_states.hyperparams["learning_rate"] = jnp.asarray([c[p].lr_at(s) for c in curricula], dtype)
+            tol = tolerance_at(train_rtol, spec, done_before + s, total_steps)
             tic = time.perf_counter()
-            value, stats, new_model, new_state, new_effort = step(
-                model, opt_state, t_all, y_all, effort, jnp.asarray(phase.points_used(s)), sub
+            values, stats, stacked, opt_states, effort = step(
+                stacked,
+                opt_states,
+                t_all,
+                y_all,
+                effort,
+                jnp.asarray(phase.points_used(s)),
+                jnp.stack(subs),
+                None if tol is None else tuple(jnp.asarray(v, dtype) for v in tol),
+                jnp.asarray(active),
             )
-            value = float(value)
+            values, stats = np.asarray(values), jax.device_get(stats)  # one transfer for all
             if start is None:
-                first_step_s = time.perf_counter() - tic
-                start = time.perf_counter()
-            if not np.isfinite(value):
-                status, bad_step = "non_finite", len(losses)
+                first_step_s, start = time.perf_counter() - tic, time.perf_counter()
+            for m in np.flatnonzero(active):
+                if not np.isfinite(values[m]):
+                    status[m], bad_step[m], active[m] = "non_finite", len(losses[m]), False
+                    continue
+                losses[m].append(float(values[m]))
+                phases[m].append(p)
+                for name in HEALTH:
+                    health[m][name].append(float(stats[name][m]))
+                if callbacks[m] is not None:
+                    callbacks[m](len(losses[m]), p, float(values[m]), member(stacked, m))
+                watch = watches[m]
+                lr = curricula[m][p].lr_at(s)
+                if watch is not None and watch.stalled(health[m]["update_norm"][-1], health[m]["moment_max"][-1], lr):
+                    status[m], bad_step[m], active[m] = "stalled", len(losses[m]) - max(watch.small, 1), False
+            cause = next((c.stop for c in checkpoints if c is not None and c.stop), None)
+            for m in np.flatnonzero(active):
+                checkpoint = checkpoints[m]
+                if checkpoint is None:
+                    continue
+                checkpoint.stop = checkpoint.stop or cause
+                if checkpoint.due(len(losses[m])):
+                    state = (member(stacked, m), member(opt_states, m), effort[m], keys[m])
+                    small = watches[m].small if watches[m] is not None else 0
+                    checkpoint.save(
+                        _state_arrays(state, p, s + 1, losses[m], phases[m], health[m], small), len(losses[m])
+                    )
+            if cause:
+                for m in np.flatnonzero(active):
+                    status[m], bad_step[m], active[m] = "interrupted", len(losses[m]), False
+            if not active.any():
                 break
-            model, opt_state, effort = new_model, new_state, new_effort
-            losses.append(value)
-            phases.append(p)
-            stats = jax.device_get(stats)  # one transfer for all five scalars
-            for name in HEALTH:
-                health[name].append(float(stats[name]))
-            if callback is not None:
-                callback(len(losses), p, value, model)
-            if watch is not None and watch.stalled(health["update_norm"][-1], health["moment_max"][-1], lr):
-                status, bad_step = "stalled", len(losses) - max(watch.small, 1)
-                break
-            if checkpoint is not None and checkpoint.due(len(losses)):
-                state = (model, opt_state, effort, key)
-                checkpoint.save(
-                    _state_arrays(state, p, s + 1, losses, phases, health, watch.small if watch is not None else 0),
-                    step=len(losses),
-                )
-                if checkpoint.stop:
-                    status, bad_step = "interrupted", len(losses)
-                    break
-        if status != "completed":
+        if not active.any():
             break
-    done = len(losses)
+        done_before += phase.steps
     elapsed = time.perf_counter() - start if start is not None else 0.0
-    rate = (done - 1) / elapsed if done > 1 and elapsed > 0 else float("nan")
-    history = {name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health.items()}
-    return TrainResult(
-        model, np.asarray(losses), np.asarray(phases, np.int32), history, status, bad_step, first_step_s, rate
-    )
+    results = []
+    for m in range(count):
+        done = len(losses[m])
+        rate = (done - 1) / elapsed if done > 1 and elapsed > 0 else float("nan")
+        history = {
+            name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health[m].items()
+        }
+        results.append(
+            TrainResult(
+                member(stacked, m),
+                np.asarray(losses[m]),
+                np.asarray(phases[m], np.int32),
+                history,
+                status[m],
+                bad_step[m],
+                first_step_s,
+                rate,
+            )
+        )
+    return results

@@ -9,6 +9,7 @@ import pytest
 
 import neuralode
 from neuralode import ModelSpec, NeuralODE, Phase
+from neuralode._train import _sample
 
 SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
 PHASES = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
@@ -59,6 +60,16 @@ def test_evaluate_signs_and_slope(orbits):
     assert inward["accel_pct_error"].shape == (1, 30) and inward["final_position_error_km"].shape == (1,)
 
 
+def test_a_batch_solves_each_segment_at_most_once():
+    key = jax.random.PRNGKey(0)
+    drawn = np.asarray(_sample(key, 10, 4))
+    assert len(drawn) == 4 and len(set(drawn.tolist())) == 4 and drawn.max() < 10
+    assert not np.array_equal(drawn, np.asarray(_sample(jax.random.PRNGKey(1), 10, 4)))  # drawn, not fixed
+    # more batch than segments: the full batch, every segment exactly once
+    np.testing.assert_array_equal(np.sort(np.asarray(_sample(key, 10, 16))), np.arange(10))
+    np.testing.assert_array_equal(np.sort(np.asarray(_sample(key, 10, 10))), np.arange(10))
+
+
 def test_training_is_reproducible_and_seed_matters(orbits):
     a, b, c = _train(orbits, 0), _train(orbits, 0), _train(orbits, 1)
     assert a.status == "completed" and a.losses.shape == (3,)
@@ -80,6 +91,13 @@ def test_other_adjoints_train_alike(orbits):
         assert res.status == "completed" and res.failed_segments.tolist() == [0, 0, 0]
         losses[adjoint] = res.losses
     np.testing.assert_allclose(losses["replay"], losses["recursive_checkpoint"], rtol=1e-4)
+
+
+def test_training_solves_at_the_scheduled_tolerance(orbits):
+    # `train_rtol` reaches the training solves (fewer steps when loose), not the model's spec
+    loose, tight = (_train(orbits, train_rtol=(r, r)) for r in (1e-2, 1e-6))
+    assert np.mean(loose.health["solver_steps"]) < np.mean(tight.health["solver_steps"])
+    assert loose.model.spec == tight.model.spec == SPEC
 
 
 def test_curriculum_phases_and_points_used(orbits):
@@ -155,6 +173,22 @@ def test_solve_batch_matches_differentiating_diffeqsolve(orbits):
         value, grads = _grads(lambda m: replayed(m, lanes), model)
         assert float(value) == pytest.approx(float(expected), rel=1e-6)
         _assert_same_grads(grads, expected_grads)
+
+
+def test_the_forward_pool_takes_the_steps_diffeqsolve_takes(orbits):
+    # Lanes refilled as segments finish (2 lanes for 6 segments, in any queue order) solve each
+    # segment as a vmapped diffeqsolve does: the same accepted and attempted steps, the same
+    # step grid and the same solution, to rounding.
+    t, y = _batch(orbits)
+    t1 = t[:, 5]
+    model = NeuralODE(SPEC, key=jax.random.PRNGKey(3))
+    ys, step_t, _, accepted, attempted, ok = jax.vmap(model.solve_steps)(jnp.minimum(t, t1[:, None]), y[:, 0], t1)
+    for lanes, effort in ((6, None), (2, None), (2, jnp.array([1, 5, 2, 9, 0, 3]))):
+        got, ok_, acc, att = neuralode.solve_batch(model, t, y[:, 0], t1, chunk_size=lanes, effort=effort)
+        assert bool(jnp.all(ok & ok_))
+        np.testing.assert_array_equal(acc, accepted)
+        np.testing.assert_array_equal(att, attempted)
+        np.testing.assert_allclose(got, ys, rtol=1e-5, atol=1e-6)
 
 
 def test_solve_batch_leaves_a_failed_segment_out_of_the_gradient(orbits):
