@@ -9,9 +9,10 @@ from omegaconf import OmegaConf
 
 import neuralode
 import train
+from neuralode._train import tolerance_at
 
 CONF = pathlib.Path(train.__file__).parent / "conf"
-RUN_ID = "3d907088ea69"  # the default run's
+RUN_ID = "9003c8c7d41e"  # the default run's
 
 
 def _compose(*overrides):
@@ -48,6 +49,19 @@ def test_defaults_are_the_reference_configuration():
     assert neuralode.spec_from_config(config) == neuralode.ModelSpec(planar_constraint=True)
 
 
+def test_training_tightens_its_tolerance_to_the_models():
+    # loose early, the model's own rtol at the last step (the spec keeps it: evaluation uses it)
+    options = neuralode.train_options(_compose())
+    assert options["train_rtol"] == [1e-4, 1e-6] and neuralode.spec_from_config(_compose()).rtol == 1e-6
+    assert neuralode.train_options(_compose("rtol=1e-7"))["train_rtol"] == [1e-4, 1e-7]
+    assert neuralode.train_options(_compose("solver.train_rtol=null"))["train_rtol"] is None
+    spec = neuralode.spec_from_config(_compose())
+    assert tolerance_at([1e-4, 1e-6], spec, 0, 2000) == pytest.approx((1e-4, 1e-6))
+    assert tolerance_at([1e-4, 1e-6], spec, 1999, 2000) == pytest.approx((1e-6, 1e-8))
+    assert tolerance_at([1e-4, 1e-6], spec, 1000, 2001) == pytest.approx((1e-5, 1e-7))
+    assert tolerance_at(None, spec, 5, 10) is None
+
+
 def test_study_curriculum_is_the_published_recipe():
     config = _compose("curriculum=study")
     (phase,) = neuralode.phases_from_config(config)
@@ -80,7 +94,8 @@ def test_run_id_ignores_where_it_ran():
 
 def test_run_ids_stay_stable():
     # Results are found by id: a change here orphans every existing result file. (It changed
-    # once, from be720b71c5a4, when the planar data took the study's orientation: README.)
+    # from be720b71c5a4 when the planar data took the study's orientation, and from 3d907088ea69
+    # when training took its full batch, lane pools and tolerance schedule: README.)
     assert train.place(_compose())[0] == RUN_ID
 
 
@@ -150,6 +165,8 @@ def test_bad_strategy_lists_are_rejected_before_submission(overrides, message):
         (["solver.dtype=float16"], r"^Unknown `solver.dtype` 'float16'; known values:"),
         (["solver.name=euler9"], r"^Unknown `solver.name` 'euler9'; known values:"),
         (["width=0"], r"^`width` must be a positive integer, got 0"),
+        (["solver.train_rtol=[1e-4]"], r"^`solver.train_rtol` must be null .* or \[first, last\], two numbers > 0"),
+        (["solver.train_rtol=[1e-4,0]"], r"^`solver.train_rtol` must be null"),
     ],
 )
 def test_errors_name_the_config_path_the_user_typed(overrides, message):

@@ -22,6 +22,15 @@ def test_strategy_lists_broadcast_and_name_what_does_not_fit():
         phases_from_strategy([10, 0], [1e-3], [4], [[0, 1]])
 
 
+def test_a_length_strategy_that_is_one_pair_ramps_every_phase():
+    # the notebook's second "EXHAUSTIVE LENGTH STRATEGY" value, [0.0, 1.0]: one [start, end] entry
+    phases = phases_from_strategy([10, 10, 10], [1e-3, 1e-3, 1e-4], [4], [0.0, 1.0])
+    assert [p.length for p in phases] == [(0.0, 1.0)] * 3
+    assert phases == phases_from_strategy([10, 10, 10], [1e-3, 1e-3, 1e-4], [4], [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="`curriculum.length_strategy` has 2 entries"):
+        phases_from_strategy([10, 10, 10], [1e-3], [4], [[0.0, 0.1], [0.0, 1.0]])
+
+
 def test_a_bad_phase_is_named_by_its_config_path():
     good = {"steps": 5, "lr": 1e-3, "segment_length": 4}
     with pytest.raises(ValueError, match=r"^`curriculum.phases.1.lr_end` must be a number > 0 or null"):

@@ -1,5 +1,7 @@
 """`python train.py` as the README says, on the smoke curriculum, checked through its HDF5 file."""
 
+import json
+
 import h5py
 import jax
 import numpy as np
@@ -177,15 +179,19 @@ def test_the_notebooks_sweep_plans_as_one_command(results, tmp_path):
     assert not list(here.iterdir())  # Hydra writes no multirun/ (nor outputs/) where the user stands
     (sweep,) = (results / "notebook_2BP_12_10" / "sweeps").iterdir()
     lines = (sweep / "manifest.txt").read_text().splitlines()
-    assert len(lines) == 288 and "Planned 288 runs" in done.stdout
+    assert len(lines) == 576 and "Planned 576 runs" in done.stdout
     configs = [yaml.safe_load(p.read_text()) for p in sorted((sweep / "configs").iterdir())]
-    assert len(configs) == 288  # one distinct run id per grid point
+    assert len(configs) == 576  # one distinct run id per grid point
     assert {tuple(c["curriculum"]["segment_length_strategy"]) for c in configs} == {(4,), (10,), (18,)}
     assert {c["n_orbits"] for c in configs} == {1, 10, 100} and {c["depth"] for c in configs} == {2, 4}
     assert {c["output_head"] for c in configs} == {"signed", "unit", "unit_softplus", "logmag_unit_exp"}
-    assert {c["feature_layer"] for c in configs} == {"sph_4D_rinv_vel", "sph_4D_rinv_vinv"}
+    assert {c["feature_layer"] for c in configs} == {"sph_4D_rinv_vel", "sph_4D_rinv_vel_harmonics"}
+    strategies = {json.dumps(c["curriculum"]["length_strategy"]) for c in configs}
+    assert strategies == {"[[0.0, 0.1], [0.0, 1.0], [0.0, 1.0]]", "[0.0, 1.0]"}
     first = configs[0]
     assert first["curriculum"]["lr_strategy"] == [1e-3, 1e-3, 1e-4]
-    assert first["loss"]["name"] == "percent_error_plus_nmse"
-    assert first["curriculum"]["length_strategy"] == [[0, 0.1], [0, 1], [0, 1]] and first["width"] == 64
+    assert first["loss"]["name"] == "percent_error_plus_nmse" and first["width"] == 64
+    # the second length strategy is one [start, end] entry: every phase ramps the fraction 0 -> 1
+    flat = next(c for c in configs if c["curriculum"]["length_strategy"] == [0.0, 1.0])
+    assert [p.length for p in neuralode.phases_from_config(flat)] == [(0.0, 1.0)] * 3
     assert first["dataset"]["rotated"] is False and first["planar_constraint"] is True
