@@ -95,7 +95,9 @@ def main():
         clock["scoring_s"] += time.perf_counter() - now
         since_start = now - START - clock["scoring_s"]
         since_train = now - clock["train_start"] - clock["scoring_s"]
-        trace.append({"step": step, "loss": loss, "accel_pct_mean_subset": err})
+        trace.append(
+            {"step": step, "wall_s_from_process_start": since_start, "loss": loss, "accel_pct_mean_subset": err}
+        )
         for target in targets:
             if err <= target and str(target) not in reached:
                 reached[str(target)] = {

@@ -84,12 +84,48 @@ def straightforward_step(optim, batch_size):
 
     @eqx.filter_jit
     def step(model, opt_state, t_all, y_all, key):
-        idx = jax.random.randint(key, (batch_size,), 0, t_all.shape[0])
+        count = t_all.shape[0]  # the batch ours takes: all segments once when there are no more
+        idx = jnp.arange(count) if batch_size >= count else jax.random.permutation(key, count)[:batch_size]
         value, grads = eqx.filter_value_and_grad(loss_fn)(model, t_all[idx], y_all[idx])
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return value, eqx.apply_updates(model, updates), opt_state
 
     return step
+
+
+class Ours:
+    """`neuralode.make_step` for one model (an ensemble of one): `(model, opt_state, t, y,
+    effort, key) -> (loss, health, model, opt_state, effort)`, at the model's own tolerances."""
+
+    def __init__(self, optim, chunk_size, model, t):
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+
+        import neuralode
+
+        self.step = neuralode.make_step("percent_error", optim, 256, chunk_size)
+        self.init = optim.init(eqx.filter(model, eqx.is_array))
+        self.effort = jnp.zeros(t.shape[0], jnp.int32)
+        self.jax, self.jnp, self.neuralode = jax, jnp, neuralode
+
+    def __call__(self, model, opt_state, t, y, effort, key):
+        one = lambda tree: self.jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
+        lr = opt_state.hyperparams["learning_rate"]
+        opt_state.hyperparams["learning_rate"] = self.jnp.asarray(lr, t.dtype)
+        value, health, models, states, effort = self.step(
+            self.neuralode.stack([model]),
+            one(opt_state),
+            t[None],
+            y[None],
+            effort[None],
+            self.jnp.asarray(t.shape[1]),
+            key[None],
+            None,
+            self.jnp.ones(1, bool),
+        )
+        first = lambda tree: self.neuralode.member(tree, 0)  # noqa: E731
+        return value[0], first(health), first(models), first(states), effort[0]
 
 
 def time_interleaved(runs, steps):
@@ -180,20 +216,14 @@ def first_step_child(dtype, root, cache, chunk_size, pcoeff, icoeff, adjoint):
 
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    import equinox as eqx
-    import jax.numpy as jnp
     import optax
-
-    import neuralode
 
     model, t, y = setup(dtype, root, pcoeff, icoeff, adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    step = neuralode.make_step("percent_error", optim, 256, chunk_size)
-    state = optim.init(eqx.filter(model, eqx.is_array))
+    step = Ours(optim, chunk_size, model, t)
     imported = time.perf_counter() - tic
     tic = time.perf_counter()
-    out = step(model, state, t, y, jnp.zeros(t.shape[0], jnp.int32), jnp.asarray(18), jax.random.PRNGKey(0))
-    float(out[0])
+    float(step(model, step.init, t, y, step.effort, jax.random.PRNGKey(0))[0])
     print(json.dumps({"import_and_setup_s": imported, "first_step_s": time.perf_counter() - tic}))
 
 
@@ -226,28 +256,23 @@ def main():
     import jax.numpy as jnp
     import optax
 
-    import neuralode
-
     model, t, y = setup(args.dtype, root, args.pcoeff, args.icoeff, args.adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    ours = neuralode.make_step("percent_error", optim, 256, args.chunk_size)
-    effort = jnp.zeros(t.shape[0], jnp.int32)
-    state = optim.init(eqx.filter(model, eqx.is_array))
+    ours = Ours(optim, args.chunk_size, model, t)
+    effort, state = ours.effort, ours.init
     key = jax.random.PRNGKey(1)
     for i in range(args.warmup_steps):
-        _, _, model, state, effort = ours(model, state, t, y, effort, jnp.asarray(18), jax.random.fold_in(key, i))
+        _, _, model, state, effort = ours(model, state, t, y, effort, jax.random.fold_in(key, i))
     keys = [jax.random.fold_in(jax.random.PRNGKey(2), i) for i in range(args.steps)]
     out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256], args.chunk_size)
 
     plain = straightforward_step(optim, 256)
-    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": effort, "failed": 0}
+    carry = {"m": model, "s": Ours(optim, args.chunk_size, model, t).init, "d": effort, "failed": 0}
     plain_model = with_default_controller(model)
     plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 
     def run_ours(i):
-        value, health, carry["m"], carry["s"], carry["d"] = ours(
-            carry["m"], carry["s"], t, y, carry["d"], jnp.asarray(18), keys[i]
-        )
+        value, health, carry["m"], carry["s"], carry["d"] = ours(carry["m"], carry["s"], t, y, carry["d"], keys[i])
         carry["failed"] += int(health["failed_segments"])
         return float(value)
 
