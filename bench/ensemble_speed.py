@@ -38,7 +38,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per K after compiling")
     parser.add_argument("--root", default=None, help="datasets and compilation cache (default: a temp dir)")
     parser.add_argument("--run-steps", type=int, default=2000, help="steps of the run `runs_per_hour` counts")
-    args = parser.parse_args()
+    # Hydra overrides (`key=value`) may come anywhere, also after a list option such as --ks
+    argv = sys.argv[1:]
+    args = parser.parse_args([a for a in argv if a.startswith("-") or "=" not in a])
+    args.overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     ks = sorted(set(args.ks) | {1})
 
     from hydra import compose, initialize_config_dir

@@ -1,17 +1,21 @@
 """What the notebook's sweep (`sweep=notebook_2BP_12_10`, 576 runs) costs, projected from the
 runs of it that set its time: one per segment-length strategy x depth x length strategy.
 
-    python bench/notebook_cost.py                       # 12 runs, 2 at a time, one core each; JSON
+    python bench/notebook_cost.py                       # 12 runs on cores 0 and 1, one each; JSON
+    python bench/notebook_cost.py --orbits 1 10 100     # 36 runs: every training set
     python bench/notebook_cost.py --checkout /tmp/old   # the same runs with another checkout's code
 
 Each run is `python train.py sweep=notebook_2BP_12_10 <its cell>` as a user types it (SCRATCH set to
-one fresh directory for all, no `results_root`), the rest of its grid point fixed at 10 training
-orbits, tanh, `sph_4D_rinv_vel` and `logmag_unit_exp`: the head, the activation and the feature
-layer change a run's time little, and the training set only through its evaluation. Each runs
-pinned to one core with a Slurm task's thread settings (`taskset`, one XLA thread), `--parallel`
-at a time. Reported per cell: the wall time of the whole process (data, compilation, training,
+one fresh directory for all, no `results_root`), the rest of its grid point fixed at tanh,
+`sph_4D_rinv_vel` and `logmag_unit_exp` (the head, the activation and the feature layer change a
+run's time little) and at `--orbits` training orbits (10 by default). The training set sets how
+many segments a step solves (all of them when there are no more than the batch of 256: 20 for one
+orbit of 18-point segments), so a projection from 10 orbits alone overstates the one-orbit runs;
+`--orbits 1 10 100` measures each. Each runs
+pinned to one core of `--cores` with a Slurm task's thread settings (`taskset`, one XLA thread),
+one run per core at a time. Reported per cell: the wall time of the whole process (data, compilation, training,
 evaluation), its steps per second and its 100-orbit test error; and the sweep's projected
-core-hours: 576 / 12 runs per cell times the cells' wall times.
+core-hours: the 576 runs spread evenly over the measured cells, times their wall times.
 """
 
 import argparse
@@ -33,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEGMENTS = ([4], [10], [18])
 DEPTHS = (2, 4)
 LENGTHS = ("[[0.0,0.1],[0.0,1.0],[0.0,1.0]]", "[[0.0,1.0]]")  # the notebook's two length strategies
-FIXED = ["n_orbits=10", "activation=tanh", "feature_layer=sph_4D_rinv_vel", "output_head=logmag_unit_exp"]
+FIXED = ["activation=tanh", "feature_layer=sph_4D_rinv_vel", "output_head=logmag_unit_exp"]
 RUNS_IN_SWEEP = 576
 
 
@@ -46,10 +50,11 @@ def run(checkout: pathlib.Path, scratch: pathlib.Path, cell: tuple, cores: queue
 
 
 def _run(checkout: pathlib.Path, scratch: pathlib.Path, cell: tuple, core: int) -> dict:
-    segment, depth, length = cell
+    orbits, segment, depth, length = cell
     args = [
         "sweep=notebook_2BP_12_10",
         *FIXED,
+        f"n_orbits={orbits}",
         f"curriculum.segment_length_strategy={segment}",
         f"depth={depth}",
         f"curriculum.length_strategy={length}",
@@ -72,7 +77,8 @@ def _run(checkout: pathlib.Path, scratch: pathlib.Path, cell: tuple, core: int) 
         text=True,
     )
     wall = time.perf_counter() - tic
-    out = {"cell": {"segment_length_strategy": segment, "depth": depth, "length_strategy": length}, "wall_s": wall}
+    cell = {"n_orbits": orbits, "segment_length_strategy": segment, "depth": depth, "length_strategy": length}
+    out = {"cell": cell, "wall_s": wall}
     if done.returncode:
         return {**out, "error": done.stderr[-2000:]}
     path = pathlib.Path(re.search(r"[Rr]esult: (\S+?\.h5)", done.stdout).group(1))
@@ -89,14 +95,15 @@ def _run(checkout: pathlib.Path, scratch: pathlib.Path, cell: tuple, core: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", default=str(ROOT), help="the checkout whose train.py runs (default: this one)")
-    parser.add_argument("--parallel", type=int, default=2, help="runs at a time, one core each")
+    parser.add_argument("--cores", type=int, nargs="+", default=[0, 1], help="the cores to run on, one run each")
+    parser.add_argument("--orbits", type=int, nargs="+", default=[10], help="training sets measured (of 1, 10, 100)")
     opts = parser.parse_args()
-    cells = list(itertools.product(SEGMENTS, DEPTHS, LENGTHS))
+    cells = list(itertools.product(opts.orbits, SEGMENTS, DEPTHS, LENGTHS))
     with tempfile.TemporaryDirectory(prefix="notebook-cost-") as scratch:
         cores: queue.Queue = queue.Queue()
-        for core in range(opts.parallel):
+        for core in opts.cores:
             cores.put(core)
-        with concurrent.futures.ThreadPoolExecutor(opts.parallel) as pool:
+        with concurrent.futures.ThreadPoolExecutor(len(opts.cores)) as pool:
             jobs = [pool.submit(run, pathlib.Path(opts.checkout), pathlib.Path(scratch), cell, cores) for cell in cells]
             results = [job.result() for job in jobs]
     total = sum(r["wall_s"] for r in results)
@@ -105,9 +112,9 @@ def main() -> None:
             {
                 "checkout": opts.checkout,
                 "runs": results,
-                "runs_per_cell": RUNS_IN_SWEEP // len(cells),
+                "runs_per_cell": RUNS_IN_SWEEP / len(cells),
                 "mean_run_s": total / len(cells),
-                "projected_core_hours": RUNS_IN_SWEEP // len(cells) * total / 3600,
+                "projected_core_hours": RUNS_IN_SWEEP / len(cells) * total / 3600,
             },
             indent=1,
         )

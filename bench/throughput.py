@@ -2,10 +2,12 @@
 and against K-member ensembles per task (`cluster.ensemble`).
 
     python bench/throughput.py                         # 8 runs, K=4, 100 steps of `quick`; JSON
-    python bench/throughput.py --runs 16 --per-task 4 --steps 2000   # two-minute runs
+    python bench/throughput.py --runs 8 --per-task 8 --steps 2000   # whole default runs, K=8
 
 On the Slurm cluster this machine talks to (the local test cluster: `scripts/local_cluster.sh
-start`), each layout submits the same N seeds through `python train.py -m` and waits for them.
+start`), each layout submits the same N seeds through `python train.py -m` as a user types it
+(`SCRATCH` set to one directory for all, no `results_root`; an experiment per layout, so that no
+layout finds another's results completed) and waits for them.
 Reported per layout: `wall_s` (submission to the last result), `core_s` (the sum over its tasks
 of Slurm's elapsed time x CPUs, from `scontrol show job` while the controller still holds the
 finished tasks), `cpu_s_per_run`, `runs_per_core_hour`, `jobs_per_1000_runs`, and the ratios
@@ -17,6 +19,7 @@ result files' `history/solver_steps`.
 import argparse
 import datetime
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -50,13 +53,14 @@ def lane_occupancy(root: pathlib.Path, sweep: dict) -> float:
     tasks: dict = {}
     for sub in sweep["submissions"]:
         for run_id, task in zip(sub["runs"], sub["tasks"]):
-            with h5py.File(next(root.glob(f"*/{run_id}.h5"))) as f:
+            with h5py.File(root / sweep["experiment"] / f"{run_id}.h5") as f:
                 tasks.setdefault(task, []).append(float(np.sum(f["history/solver_steps"][()])))
     return round(float(np.mean([sum(s) / (len(s) * max(s)) for s in tasks.values()])), 3)
 
 
 def layout(runs: int, per_task: int, steps: int, work: pathlib.Path, ensemble: int = 1) -> dict:
-    root = work / f"k{per_task}e{ensemble}"
+    experiment = f"k{per_task}e{ensemble}-{work.name}"
+    root = work.parent / "scratch" / "neuralode-hpc"
     args = [
         sys.executable,
         "train.py",
@@ -67,20 +71,21 @@ def layout(runs: int, per_task: int, steps: int, work: pathlib.Path, ensemble: i
         "progress=off",
         f"cluster.runs_per_task={per_task}",
         f"cluster.ensemble={ensemble}",
-        f"results_root={root}",
-        f"jax_cache={work / 'jax-cache'}",
+        f"experiment={experiment}",
     ]
+    env = {**os.environ, "SCRATCH": str(work.parent / "scratch")}
     tic = time.perf_counter()
-    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
     subprocess.run(
-        [sys.executable, "-m", "hpc.cli", "--root", str(root), "wait", "latest", "--interval", "1"],
+        [sys.executable, "-m", "hpc.cli", "wait", "latest", "--interval", "1"],
         cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     wall = time.perf_counter() - tic
-    sweep = json.loads(next(root.glob("*/sweeps/*/sweep.json")).read_text())
+    sweep = json.loads(next((root / experiment).glob("sweeps/*/sweep.json")).read_text())
     core_s, tasks = core_seconds([s["job_id"] for s in sweep["submissions"] if s["job_id"]])
     out = {"lane_occupancy": lane_occupancy(root, sweep)} if ensemble > 1 else {}
     return {
@@ -103,10 +108,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
-        work = pathlib.Path(tmp)
         k = opts.per_task
-        layout(2, 1, opts.steps, work / "warm")  # fills the compilation cache, as an earlier sweep would
-        layout(k, k, opts.steps, work / "warm", ensemble=k)
+        warm = min(opts.steps, 20)  # fills the compilation cache, as an earlier sweep would
+        layout(2, 1, warm, pathlib.Path(tmp, "warm"))
+        layout(k, k, warm, pathlib.Path(tmp, "warm"), ensemble=k)
+        work = pathlib.Path(tmp, "timed")
         one, packed = (layout(opts.runs, n, opts.steps, work) for n in (1, k))
         together = layout(opts.runs, k, opts.steps, work, ensemble=k)
     ratio = lambda a, b, key: round(a[key] / b[key], 2)  # noqa: E731
@@ -121,6 +127,7 @@ def main() -> None:
                 "ratio_runs_per_core_hour": ratio(packed, one, "runs_per_core_hour"),
                 "ratio_wall": ratio(one, packed, "wall_s"),
                 "ensemble_ratio_runs_per_core_hour": ratio(together, one, "runs_per_core_hour"),
+                "ensemble_over_packed_runs_per_core_hour": ratio(together, packed, "runs_per_core_hour"),
                 "ensemble_ratio_wall": ratio(one, together, "wall_s"),
             },
             indent=1,

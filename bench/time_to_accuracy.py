@@ -46,7 +46,10 @@ def main():
     parser.add_argument("--every", type=int, default=50, help="score the model every this many steps")
     parser.add_argument("--subset", type=int, default=25, help="held-out test orbits scored during training")
     parser.add_argument("--root", default=None, help="datasets and compilation cache (default: a temp dir)")
-    args = parser.parse_args()
+    # Hydra overrides (`key=value`) may come anywhere, also after a list option such as --targets
+    argv = sys.argv[1:]
+    args = parser.parse_args([a for a in argv if a.startswith("-") or "=" not in a])
+    args.overrides = [a for a in argv if "=" in a and not a.startswith("-")]
 
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
