@@ -8,8 +8,9 @@ an adaptive solve is the derivative of a fixed-step solve on the step grid it ch
 
 `solve_batch` therefore
 1. solves forward without derivatives, every segment with its own step-size controller
-   (diffrax's solver step, PID controller and dense output, in the order `diffeqsolve` applies
-   them), keeping each segment's accepted step times and states;
+   (diffrax's PID controller and dense output, in the order `diffeqsolve` applies them, and
+   the solver's Runge-Kutta step written out in diffrax's arithmetic: the same steps, tested),
+   keeping each segment's accepted step times and states;
 2. in the reverse pass walks those steps backwards, taking `jax.vjp` of one solver step (and of
    the dense-output interpolation that produced the saved points inside it) at a time.
 
@@ -116,8 +117,8 @@ def _forward(params, static, save, y0, t1, queue, lanes, tol):
         floor = t1  # diffrax rounds a step that ends within 100 ULPs of t1 to t1
         for _ in range(100):
             floor = jnp.nextafter(floor, -jnp.inf)
-        # The first stage of the first step (FSAL), evaluated here once per segment rather than
-        # in the pool, where a lane that starts a segment would make every lane evaluate it.
+        # The first stage of the first step, evaluated here once per segment, for all segments
+        # in one batch; in the pool a lane starts from it as from a FSAL stage.
         return jnp.minimum(tnext, t1), cstate, solver.func(term, t0, y0, None), floor
 
     begun = jax.vmap(begin)(save[:, 0], t1, y0)
