@@ -78,10 +78,10 @@ def _resubmit(sweep: Sweep, changes: list[str]) -> int:
         print("Nothing to resubmit: every run is completed, pending, running or planned.")
         return 0
     profile = launch.resubmit_profile(sweep, run_ids, changes)
+    how = launch.submit_mode(profile)  # Slurm unreachable: refused here, before anything is said done
     print(
         "Resubmitting with the sweep's own cluster settings: " + profile.describe() + " (--set KEY=VALUE changes one)."
     )
-    how = launch.submit_mode(profile)
     # the sweep's own directory: its application imports from there, whatever this shell's
     job_ids = launch.submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
     where = (

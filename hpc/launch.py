@@ -47,7 +47,7 @@ def submit_mode(profile: Profile) -> str:
 
 def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Profile:
     """The cluster profile a resubmit of `run_ids` uses: the one they were last submitted with
-    (or planned with), less `hold`, with `changes` (`KEY=VALUE`, YAML values) applied; nothing
+    (or planned with), less `hold`, with `changes` (`KEY=VALUE` or `cluster.KEY=VALUE`, YAML values) applied; nothing
     from the environment of the shell it runs in. Raises `ValueError` naming an unknown key."""
     import yaml
 
@@ -60,6 +60,7 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
     cluster["hold"] = False
     for item in changes:
         key, _, value = item.partition("=")
+        key = key.removeprefix("cluster.")  # as the config spells it: cluster.max_requeues
         if key not in FIELDS:
             raise ValueError(
                 f"`--set {item}`: `{key}` is not a cluster setting; they are: {', '.join(sorted(FIELDS))}."

@@ -20,7 +20,8 @@ TASK_OK = ("completed", "skipped", "busy", "requeued")
 
 def task_settings(profile, workdir: str, results_root: str | None = None) -> dict:
     """What `hpc.task.apply_task_env` needs, from a cluster profile (`hpc.Profile` or its
-    mapping) and the sweep's record (its results root and the directory it was launched from)."""
+    mapping) and the sweep's record (its results root and the directory it was launched from);
+    and the profile itself (`cluster`), which the task's runs take as their config's `cluster`."""
     from .profile import Profile
 
     profile = Profile.from_dict(profile)
@@ -34,6 +35,7 @@ def task_settings(profile, workdir: str, results_root: str | None = None) -> dic
         "results_root": results_root,
         "max_requeues": profile.max_requeues,
         "ensemble": profile.ensemble,
+        "cluster": profile.to_dict(),
     }
 
 
@@ -93,6 +95,19 @@ def apply_task_env(settings: dict) -> None:
     os.environ[PREPARED] = "1"
 
 
+def submitted_config(config_yaml: str, settings: dict):
+    """A run's config (an OmegaConf mapping) with the cluster profile its task was submitted with
+    (`settings["cluster"]`): a resubmit's `--set max_requeues=10` reaches the run that reads
+    `cluster.max_requeues`, not the value the sweep was planned with. Where and how a run ran is
+    not part of its identity (`hpc.NOT_IDENTITY`), so its run id stays."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create(config_yaml)
+    if settings.get("cluster") is not None:
+        config.cluster = OmegaConf.create(settings["cluster"])
+    return config
+
+
 def run_task(app: str, config_yaml: str, settings: dict) -> dict:
     """Prepare the environment, then call the entry of the application `app` (`module:APP`,
     see `hpc.app.load`) with the config.
@@ -102,11 +117,9 @@ def run_task(app: str, config_yaml: str, settings: dict) -> dict:
     requeued (the task put itself back in the queue: healthy), so Slurm records the task as failed.
     """
     apply_task_env(settings)
-    from omegaconf import OmegaConf
-
     from .app import load
 
-    out = load(app, settings.get("workdir")).entry(OmegaConf.create(config_yaml))
+    out = load(app, settings.get("workdir")).entry(submitted_config(config_yaml, settings))
     if out.get("status") not in TASK_OK:
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out
@@ -146,8 +159,6 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     apply_task_env(settings)
     import traceback
 
-    from omegaconf import OmegaConf
-
     from .app import load
     from .run import stop_task
     from .store import write_note
@@ -168,7 +179,7 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
             failed.append(f"{', '.join(r for r, _, _ in rest)} (not started: time limit)")
 
     def turn(chosen) -> list[dict]:  # one run, or an ensemble of them trained together
-        configs = [OmegaConf.create(config_yaml) for _, _, config_yaml in chosen]
+        configs = [submitted_config(config_yaml, settings) for _, _, config_yaml in chosen]
         try:
             return application.ensemble(configs) if len(chosen) > 1 else [application.entry(configs[0])]
         except Exception as exc:  # its result files say why; the next runs still get their turn

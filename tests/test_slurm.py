@@ -507,8 +507,19 @@ def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
     assert deferred >= 2, shown
     _wait(results)
     assert f"deferred {deferred}" in hpc_cli("status", "latest", root=results).stdout  # never lost
-    assert f"Resubmitted {deferred} runs as 1 array job(s)" in hpc_cli("resubmit", "latest", root=results).stdout
+    changes = ["--set", "cluster.max_requeues=7", "--set", "checkpoint_steps=4"]  # either spelling
+    shown = hpc_cli("resubmit", "latest", *changes, root=results).stdout
+    assert f"Resubmitted {deferred} runs as 1 array job(s)" in shown and "max_requeues=7" in shown
     assert _wait(results).returncode == 0
+    # what the resubmit reported is what its runs ran with: their config's cluster, which the
+    # lifeline (requeues, checkpoints) reads; the runs sent first keep the sweep's own
+    seen = {}
+    for path in (results / "parts").glob("*.h5"):
+        with h5py.File(path) as f:
+            cluster = f["config"].attrs
+            seen[f.attrs["run_id"]] = (int(cluster["cluster.max_requeues"]), cluster["cluster.checkpoint_steps"])
+    assert sorted(seen.values()).count((7, 4)) == deferred and len(seen) == 5, seen
+    assert all(v == (7, 4) or v[0] == 3 for v in seen.values()), seen
 
 
 def test_a_newer_slurm_failure_outranks_an_older_result(tmp_path, slurm_cluster):

@@ -108,6 +108,7 @@ def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down)
         write_result(sweep.result_path(rid), status="failed", run_id=rid, message="boom", **COMMON)
     refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
     assert refused.returncode == 2 and "no Slurm controller answers" in refused.stderr
+    assert "Resubmitting" not in refused.stdout  # refused before it says what it would do
     assert len(Sweep.load(sweep.path).submissions) == 1  # nothing submitted, nothing run here
 
 

@@ -17,9 +17,9 @@ from hpc.store import read_note, read_status
 
 
 def test_task_settings_come_from_the_profile_and_the_record():
-    settings = task.task_settings(
-        Profile(cpus_per_task=4, gpus_per_task=1, shared_gpu=True, node_local_tmp="/local", xla_flags="--x"), "/w", "/r"
-    )
+    profile = Profile(cpus_per_task=4, gpus_per_task=1, shared_gpu=True, node_local_tmp="/local", xla_flags="--x")
+    settings = task.task_settings(profile, "/w", "/r")
+    assert settings.pop("cluster") == profile.to_dict()  # the runs take it as their config's `cluster`
     assert settings == {
         "cpus": 4,
         "shared_gpu": True,
@@ -32,6 +32,15 @@ def test_task_settings_come_from_the_profile_and_the_record():
         "ensemble": 1,
     }
     assert task.task_settings({"cpus_per_task": 2}, "/w")["shared_gpu"] is False  # a mapping is a profile too
+
+
+def test_a_run_takes_the_cluster_settings_its_task_was_submitted_with():
+    # the sweep planned max_requeues 3; a resubmit sent the task with 10: the run reads 10
+    planned = yaml.safe_dump({"seed": 1, "cluster": Profile(max_requeues=3).to_dict()})
+    settings = task.task_settings(Profile(max_requeues=10, checkpoint_steps=5), "/w")
+    config = task.submitted_config(planned, settings)
+    assert config.cluster.max_requeues == 10 and config.cluster.checkpoint_steps == 5 and config.seed == 1
+    assert task.submitted_config(planned, {}).cluster.max_requeues == 3  # no profile given: as planned
 
 
 def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_path, monkeypatch):
