@@ -236,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
 
     def add(name, fn, help_text, sweep=True):
         p = sub.add_parser(name, help=help_text)
+        # --root after the command too (`hpc runs --root R ...`); absent there, the one before stands
+        p.add_argument("--root", default=argparse.SUPPRESS, help="results root to search (as before the command)")
         if sweep:
             p.add_argument("sweep", help="sweep directory, sweep id (or its start), or `latest`")
         p.set_defaults(fn=fn)

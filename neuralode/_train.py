@@ -454,6 +454,7 @@ def train_ensemble(
         for m, resume in enumerate(saved):
             losses[m], phases[m] = list(resume["losses"]), list(resume["phases"])
             health[m] = {name: list(resume[f"health/{name}"]) for name in HEALTH}
+    resumed_at = [len(history) for history in losses]  # a resumed run's speed counts its own steps
     active = np.ones(count, bool)
     keys = list(keys)
     start, first_step_s = None, 0.0
@@ -537,8 +538,8 @@ def train_ensemble(
     elapsed = time.perf_counter() - start if start is not None else 0.0
     results = []
     for m in range(count):
-        done = len(losses[m])
-        rate = (done - 1) / elapsed if done > 1 and elapsed > 0 else float("nan")
+        taken = len(losses[m]) - resumed_at[m]
+        rate = (taken - 1) / elapsed if taken > 1 and elapsed > 0 else float("nan")
         history = {
             name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health[m].items()
         }

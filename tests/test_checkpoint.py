@@ -25,11 +25,11 @@ def orbits(tmp_path_factory):
     return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
 
 
-def _train(orbits, **kw):
+def _train(orbits, phases=PHASES, **kw):
     t, y = orbits
     init, key = jax.random.split(jax.random.PRNGKey(0))
     return neuralode.train(
-        NeuralODE(SPEC, key=init), t, y, PHASES, loss="percent_error", batch_size=8, key=key, chunk_size=4, **kw
+        NeuralODE(SPEC, key=init), t, y, phases, loss="percent_error", batch_size=8, key=key, chunk_size=4, **kw
     )
 
 
@@ -63,6 +63,18 @@ def test_a_resumed_run_equals_an_uninterrupted_one(orbits, tmp_path, stop_at):
         np.testing.assert_array_equal(resumed.health[name], whole.health[name])
     leaves = [jax.tree_util.tree_leaves(r.model) for r in (resumed, whole)]
     assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+
+
+def test_a_resumed_runs_speed_counts_its_own_steps(orbits, tmp_path):
+    # one phase (a second would compile again within the timed steps): resumed after 10 of 12
+    # steps, it reports the rate of its own 2, not 12 steps over the time of 2 (11x too fast)
+    phases = [Phase(steps=12, lr=1e-2, segment_length=8)]
+    whole = _train(orbits, phases=phases)
+    ckpt = Checkpoint(checkpoint_path(tmp_path / "run.h5"), every_s=None, every_steps=None)
+    with ckpt.signals():
+        _train(orbits, phases=phases, checkpoint=ckpt, callback=_SignalAt(10, signal.SIGUSR2))
+    resumed = _train(orbits, phases=phases, resume=ckpt.load())
+    assert len(resumed.losses) == 12 and resumed.steps_per_s < 4 * whole.steps_per_s
 
 
 def test_sigterm_stops_after_a_checkpoint_and_handlers_come_back(orbits, tmp_path):

@@ -70,3 +70,23 @@ def test_plan_writes_a_manifest_without_submitting(tmp_path):
     assert [s["kind"] for s in sweep.submissions] == ["manifest"]
     if shutil.which("squeue"):  # without Slurm here nobody can tell whether it was submitted elsewhere
         assert "planned 2" in hpc_cli("status", "latest", root=tmp_path).stdout
+
+
+def test_root_is_taken_before_or_after_the_command():
+    from hpc.cli import parser
+
+    commands = parser()._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        positional = []  # what the command requires, filled with placeholders
+        for action in sub._actions:
+            count = action.nargs if isinstance(action.nargs, int) else 1
+            if not action.option_strings:
+                positional += ["x"] * count if action.nargs not in ("*", "?") else []
+            elif action.required:
+                positional += [action.option_strings[0], *["x"] * count]
+        after = parser().parse_args([name, *positional, "--root", "/r"])
+        before = parser().parse_args(["--root", "/r", name, *positional])
+        assert after.root == before.root == "/r", name
+        assert parser().parse_args([name, *positional]).root is None, name
+    # the README's own: `hpc runs --root $SCRATCH/neuralode-hpc width=64 ...`
+    assert parser().parse_args(["runs", "--root", "/s/neuralode-hpc", "width=64"]).root == "/s/neuralode-hpc"
