@@ -237,10 +237,12 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
 
 
 def _preempt_args():
-    # each victim takes half the node; the urgent job asks for all of it, so both must go
+    # each victim takes half the node; the urgent job asks for all of it, so both must go. Long
+    # enough (about 30 s of training) to be running still when Slurm's scheduling pass preempts
+    # it: at 3,000 steps a victim could finish first.
     return [
         *GRID_TINY,
-        "curriculum.phases.0.steps=3000",
+        "curriculum.phases.0.steps=8000",
         "cluster.checkpoint_steps=25",
         "seed=4",
         "experiment=preempt",
