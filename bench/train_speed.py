@@ -93,39 +93,27 @@ def straightforward_step(optim, batch_size):
     return step
 
 
-class Ours:
+def ours_step(optim, chunk_size):
     """`neuralode.make_step` for one model (an ensemble of one): `(model, opt_state, t, y,
     effort, key) -> (loss, health, model, opt_state, effort)`, at the model's own tolerances."""
+    import jax
+    import jax.numpy as jnp
 
-    def __init__(self, optim, chunk_size, model, t):
-        import equinox as eqx
-        import jax
-        import jax.numpy as jnp
+    import neuralode
 
-        import neuralode
+    step = neuralode.make_step("percent_error", optim, 256, chunk_size)
+    first = lambda tree: neuralode.member(tree, 0)  # noqa: E731
 
-        self.step = neuralode.make_step("percent_error", optim, 256, chunk_size)
-        self.init = optim.init(eqx.filter(model, eqx.is_array))
-        self.effort = jnp.zeros(t.shape[0], jnp.int32)
-        self.jax, self.jnp, self.neuralode = jax, jnp, neuralode
-
-    def __call__(self, model, opt_state, t, y, effort, key):
-        one = lambda tree: self.jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
-        lr = opt_state.hyperparams["learning_rate"]
-        opt_state.hyperparams["learning_rate"] = self.jnp.asarray(lr, t.dtype)
-        value, health, models, states, effort = self.step(
-            self.neuralode.stack([model]),
-            one(opt_state),
-            t[None],
-            y[None],
-            effort[None],
-            self.jnp.asarray(t.shape[1]),
-            key[None],
-            None,
-            self.jnp.ones(1, bool),
-        )
-        first = lambda tree: self.neuralode.member(tree, 0)  # noqa: E731
+    def one(model, opt_state, t, y, effort, key):
+        states = jax.tree_util.tree_map(lambda a: a[None], opt_state)
+        states.hyperparams["learning_rate"] = jnp.asarray(states.hyperparams["learning_rate"], t.dtype)
+        value, health, models, states, effort = step(
+            neuralode.stack([model]), states, t[None], y[None], effort[None], jnp.asarray(t.shape[1]),
+            key[None], None, jnp.ones(1, bool),
+        )  # fmt: skip
         return value[0], first(health), first(models), first(states), effort[0]
+
+    return one
 
 
 def time_interleaved(runs, steps):
@@ -216,14 +204,17 @@ def first_step_child(dtype, root, cache, chunk_size, pcoeff, icoeff, adjoint):
 
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    import equinox as eqx
+    import jax.numpy as jnp
     import optax
 
     model, t, y = setup(dtype, root, pcoeff, icoeff, adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    step = Ours(optim, chunk_size, model, t)
+    step = ours_step(optim, chunk_size)
+    state, effort = optim.init(eqx.filter(model, eqx.is_array)), jnp.zeros(t.shape[0], jnp.int32)
     imported = time.perf_counter() - tic
     tic = time.perf_counter()
-    float(step(model, step.init, t, y, step.effort, jax.random.PRNGKey(0))[0])
+    float(step(model, state, t, y, effort, jax.random.PRNGKey(0))[0])
     print(json.dumps({"import_and_setup_s": imported, "first_step_s": time.perf_counter() - tic}))
 
 
@@ -258,8 +249,8 @@ def main():
 
     model, t, y = setup(args.dtype, root, args.pcoeff, args.icoeff, args.adjoint)
     optim = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    ours = Ours(optim, args.chunk_size, model, t)
-    effort, state = ours.effort, ours.init
+    ours = ours_step(optim, args.chunk_size)
+    effort, state = jnp.zeros(t.shape[0], jnp.int32), optim.init(eqx.filter(model, eqx.is_array))
     key = jax.random.PRNGKey(1)
     for i in range(args.warmup_steps):
         _, _, model, state, effort = ours(model, state, t, y, effort, jax.random.fold_in(key, i))
@@ -267,7 +258,7 @@ def main():
     out["accuracy_fixed_weights"] = accuracy(model, with_default_controller(model), t[:256], y[:256], args.chunk_size)
 
     plain = straightforward_step(optim, 256)
-    carry = {"m": model, "s": Ours(optim, args.chunk_size, model, t).init, "d": effort, "failed": 0}
+    carry = {"m": model, "s": optim.init(eqx.filter(model, eqx.is_array)), "d": effort, "failed": 0}
     plain_model = with_default_controller(model)
     plain_carry = {"m": plain_model, "s": optim.init(eqx.filter(plain_model, eqx.is_array))}
 

@@ -161,8 +161,8 @@ class NeuralODE(eqx.Module):
     def solve_steps(self, save, y0, t1):
         """Like `solve` (saving at `save`, which must lie in `[save[0], t1]`), also returning every
         accepted step: `(ys, step_t [max_steps], step_y [max_steps, n], accepted, attempted,
-        success)`; `step_t[k]`, `step_y[k]` are the time and state where step `k` ends. For
-        `solve_batch`, which differentiates through these steps itself."""
+        success)`; `step_t[k]`, `step_y[k]` are the time and state where step `k` ends: what
+        `solve_batch`'s forward pool must reproduce, segment by segment (the tests hold them equal)."""
         saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=save), diffrax.SubSaveAt(steps=True)])
         sol = self._diffeqsolve(save[0], t1, y0, saveat, adjoint=diffrax.RecursiveCheckpointAdjoint())
         (ys, step_y), step_t = sol.ys, sol.ts[1]
