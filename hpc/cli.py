@@ -79,6 +79,10 @@ def _resubmit(sweep: Sweep, changes: list[str]) -> int:
         return 0
     profile = launch.resubmit_profile(sweep, run_ids, changes)
     how = launch.submit_mode(profile)  # Slurm unreachable: refused here, before anything is said done
+    stranded = sorted({s.cancel for s in states if s.cancel and s.run_id in run_ids})
+    if stranded:  # arrays whose submitter was killed after sbatch: they would only fail at launch
+        slurm.cancel(stranded)
+        print(f"Cancelled array job(s) {', '.join(stranded)}: their submission was interrupted after sbatch.")
     print(
         "Resubmitting with the sweep's own cluster settings: " + profile.describe() + " (--set KEY=VALUE changes one)."
     )

@@ -16,7 +16,7 @@ from .app import load as load_app
 from .app import script_of
 from .profile import FIELDS, Profile
 from .store import is_completed
-from .sweep import Sweep
+from .sweep import SUBMIT_LOCK, Sweep
 
 
 def _wanted_mode(profile: Profile) -> str:
@@ -129,15 +129,12 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, how
     return to_slurm(sweep, run_ids, fit_packing(sweep, profile), workdir)
 
 
-LOCK = "submitting"  # <sweep>/submitting.claim: who is submitting to the sweep now
-
-
 @contextlib.contextmanager
 def exclusive(path, wait_s: float = 120.0):
     """The sweep at `path`, loaded afresh while this process alone may submit to it. Another
     submitter is waited for (up to `wait_s`); a dead one's lock is taken over, as claims are.
     Raises `ValueError` naming the other submitter when it does not finish in time."""
-    lock = claim.Claim(pathlib.Path(path) / LOCK)
+    lock = claim.Claim(pathlib.Path(path) / SUBMIT_LOCK)
     deadline, told = time.monotonic() + wait_s, False
     while True:
         try:

@@ -9,13 +9,15 @@ without a result are `unknown`, never lost; `lost` is kept for runs nobody can a
 
 import dataclasses
 import datetime
+import os
+import socket
 import time
 
 from . import claim, local, slurm
 from .checkpoint import checkpoint_path
 from .slurm import logs
 from .store import is_completed, read_note, read_status
-from .sweep import Sweep
+from .sweep import SUBMIT_LOCK, Sweep
 
 # The one vocabulary of run states, and its named sets; every command uses these.
 WAITING = ("planned", "deferred")  # not submitted yet: by hand (plain sbatch), or held back by the job limit
@@ -45,6 +47,7 @@ class RunState:
     status: str  # one of STATES
     reason: str = ""
     job: str = ""  # Slurm task id of its latest submission ("<array job id>_<index>")
+    cancel: str = ""  # a Slurm job of this run's that can never start: `hpc resubmit` cancels it
 
 
 def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
@@ -103,6 +106,15 @@ def run_states(sweep: Sweep) -> list[RunState]:
             # requeued after it finished (a late `scontrol requeue`): it will skip; the result stands
             out.append(RunState(run_id, "completed", f"its task is {slurm_state} again; it will skip the run", job))
             continue
+        interrupted = kind == "slurm" and not latest.submission["job_id"]  # killed before saving the job id
+        if interrupted and slurm_state and not logs.has_payload(sweep.path, job):
+            submitter = owners.submitting(sweep)  # between sbatch and saving the job id, alive: wait for it
+            out.append(
+                _stranded(run_id, job, slurm_state)
+                if submitter is None
+                else RunState(run_id, "pending", f"being submitted ({submitter})", job)
+            )
+            continue
         if slurm_state in slurm.ACTIVE and _per_task(latest.submission) > 1:
             out.append(_in_packed_task(run_id, path, latest.submission, job, slurm_state, owners))
             continue
@@ -153,8 +165,8 @@ def run_states(sweep: Sweep) -> list[RunState]:
                 RunState(
                     run_id,
                     "lost",
-                    "its submission was interrupted before Slurm took it (no job named "
-                    f"{latest.submission.get('job_name')}); `hpc resubmit` sends it",
+                    "its submission was interrupted before its job id was saved, and Slurm knows no job named "
+                    f"{latest.submission.get('job_name')}; `hpc resubmit` sends it",
                 )
             )
         elif slurm_state in slurm.FINAL:
@@ -176,6 +188,19 @@ def run_states(sweep: Sweep) -> list[RunState]:
         else:
             out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
     return out
+
+
+def _stranded(run_id: str, job: str, slurm_state: str) -> RunState:
+    """A run whose array Slurm took while its submitter was killed before saving the tasks'
+    work: Slurm holds the task, but it cannot start (it fails at launch when released)."""
+    return RunState(
+        run_id,
+        "failed",
+        f"its submission was interrupted after sbatch: Slurm's task {job} ({slurm_state}) was never given "
+        "its run and cannot start; `hpc resubmit` cancels it and sends the run again",
+        job,
+        cancel=job.split("_")[0],
+    )
 
 
 def _per_task(submission: dict) -> int:
@@ -208,6 +233,15 @@ class _Owners:
 
     def __init__(self):
         self.live: set[str] | None = None
+        self.submitter: tuple[str | None] = ()  # (who submits to the sweep now, or None), once asked
+
+    def submitting(self, sweep: Sweep) -> str | None:
+        """Who is submitting to `sweep` now (`hpc.launch.exclusive`), or `None`."""
+        if not self.submitter:
+            owner = claim.read(claim.claim_path(sweep.path / SUBMIT_LOCK))
+            mine = owner and (owner.get("host"), owner.get("pid")) == (socket.gethostname(), os.getpid())
+            self.submitter = (claim.describe(owner) if owner and not mine and self.alive(owner) else None,)
+        return self.submitter[0]
 
     def alive(self, owner: dict) -> bool:
         if owner.get("job") and self.live is None:

@@ -12,6 +12,7 @@ from . import layout
 from .atomic import atomic_path
 
 RECORD = "sweep.json"
+SUBMIT_LOCK = "submitting"  # <sweep>/submitting.claim: who is submitting to the sweep now (`hpc.launch.exclusive`)
 
 
 class Placement(typing.NamedTuple):

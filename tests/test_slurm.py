@@ -1,10 +1,12 @@
 """Sweeps on a real single-node Slurm cluster (slurmctld, slurmd, munge from Debian)."""
 
 import csv
+import json
 import os
 import pathlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -411,8 +413,9 @@ def test_two_resubmits_at_once_give_one_array_and_record_it(results, slurm_clust
     assert not (sweep.path / "submitting.claim").exists()
 
 
-def test_a_submitter_killed_after_sbatch_is_found(results, tmp_path, slurm_cluster):
-    sweep = _cancelled_sweep(results, "killed")
+def test_a_submitter_killed_after_sbatch_is_replaced_by_the_next_resubmit(results, tmp_path, slurm_cluster):
+    # submitit saves a task's work only after `sbatch` returns: killed in between, the array
+    # Slurm took can never start (JobLaunchFailure once released)
     wrapper = tmp_path / "bin"
     wrapper.mkdir()
     real = shutil.which("sbatch")
@@ -420,25 +423,39 @@ def test_a_submitter_killed_after_sbatch_is_found(results, tmp_path, slurm_clust
     (wrapper / "sbatch").chmod(0o755)
     env = {**os.environ, "PATH": f"{wrapper}{os.pathsep}{os.environ['PATH']}"}
     killed = subprocess.run(
-        [sys.executable, "-m", "hpc.cli", "--root", str(results), "resubmit", str(sweep.path), "--set", "hold=true"],
-        cwd=ROOT,
+        [sys.executable, "lsq.py", "-m", "seed=41,42", "+cluster.hold=true", f"results_root={results}"],
+        cwd=ROOT / "tests" / "lsq_app",
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert killed.returncode == -9  # killed between sbatch and saving the job id
-    record = Sweep.load(sweep.path)
-    intent = record.submissions[-1]
-    assert intent["job_id"] is None and intent["job_name"].startswith(f"killed-{sweep.sweep_id}-s")
+    assert killed.returncode == -9, killed.stderr  # killed between sbatch and saving the job id
+    sweep = _sweep(results)
+    intent = sweep.submissions[-1]
+    assert intent["job_id"] is None and intent["job_name"].endswith(f"{sweep.sweep_id}-s0")
     states = hpc_cli("status", str(sweep.path), "--runs", root=results).stdout
-    assert "pending 2" in states and "lost 0" in states, states  # found in Slurm by its name
-    again = hpc_cli("resubmit", str(sweep.path), root=results).stdout
-    assert "Nothing to resubmit" in again  # no second array
+    assert "failed 2" in states and "pending 0" in states, states
+    assert states.count("submission was interrupted after sbatch") == 2 and "cannot start" in states, states
+    # a live submitter between its sbatch and saving the job id: its runs are being submitted
+    submitter = subprocess.Popen(["sleep", "60"])
+    lock = sweep.path / "submitting.claim"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": submitter.pid, "job": None, "since": "now"}))
+    meanwhile = hpc_cli("status", str(sweep.path), "--runs", root=results).stdout
+    submitter.kill()
+    submitter.wait()
+    lock.unlink()
+    assert "pending 2" in meanwhile and "being submitted" in meanwhile, meanwhile
     queued = subprocess.run(["squeue", "-h", "-o", "%i %j", "-u", "root"], capture_output=True, text=True).stdout
-    jobs = {line.split()[0].split("_")[0] for line in queued.splitlines() if intent["job_name"] in line}
-    assert len(jobs) == 1
-    subprocess.run(["scancel", *jobs], check=True)
+    (stranded,) = {line.split()[0].split("_")[0] for line in queued.splitlines() if intent["job_name"] in line}
+
+    again = hpc_cli("resubmit", str(sweep.path), root=results).stdout
+    assert f"Cancelled array job(s) {stranded}" in again and "Resubmitted 2 runs" in again, again
+    assert _wait(results, timeout=120).returncode == 0
+    final = hpc_cli("status", str(sweep.path), root=results).stdout
+    assert "completed 2" in final and "failed 0" in final, final
+    queued = subprocess.run(["squeue", "-h", "-o", "%i", "-u", "root"], capture_output=True, text=True).stdout
+    assert stranded not in queued  # cancelled, not left held in the queue
 
 
 def _node_cpus() -> int:

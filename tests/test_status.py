@@ -150,4 +150,4 @@ def test_an_interrupted_submission_is_lost_with_its_reason(tmp_path):
     if not slurm.available():
         pytest.skip("needs a Slurm controller to ask for the job name")
     (state,) = run_states(Sweep.load(sweep.path))
-    assert state.status == "lost" and "interrupted before Slurm took it" in state.reason
+    assert state.status == "lost" and "Slurm knows no job named exp-s-s0" in state.reason

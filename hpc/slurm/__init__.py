@@ -109,6 +109,11 @@ def requeue(job_id: str) -> None:
         raise RuntimeError(f"`scontrol requeue {job_id}` failed: {done.stderr.strip()}")
 
 
+def cancel(job_ids) -> None:
+    """Cancel jobs (`scancel`; an array job id cancels all its tasks). Raises `SlurmUnreachable`."""
+    _ask("scancel", *sorted(job_ids), timeout=60)
+
+
 def partitions() -> dict[str, int]:
     """Partition name -> the most CPUs of any of its nodes."""
     out = _run("sinfo", "-h", "-o", "%P %c").stdout

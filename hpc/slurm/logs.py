@@ -1,4 +1,5 @@
-"""Where a sweep's Slurm tasks write their logs, and what a log says that Slurm's state does not."""
+"""Where a sweep's Slurm tasks write their logs and find their work, and what a log says that
+Slurm's state does not."""
 
 import pathlib
 
@@ -10,6 +11,13 @@ def log_paths(sweep_dir, task: str) -> tuple[pathlib.Path, pathlib.Path]:
     submitit's (folder `slurm/%j`) and the plain-sbatch template's (`slurm/%A_%a.out`)."""
     folder = pathlib.Path(sweep_dir) / "slurm"
     return folder / task / f"{task}_0_log.out", folder / f"{task}.out"
+
+
+def has_payload(sweep_dir, task: str) -> bool:
+    """Whether submitit saved task `task`'s work (its pickled call) where the task looks for it,
+    `slurm/<task>/<task>_submitted.pkl`. submitit moves it there after `sbatch` returns: a task
+    of an array whose submitter was killed in between has none, and fails at launch."""
+    return (pathlib.Path(sweep_dir) / "slurm" / task / f"{task}_submitted.pkl").exists()
 
 
 def says_oom(sweep_dir, task: str) -> bool:
