@@ -93,12 +93,11 @@ __all__ = [
     "rows",
     "TASK_OK",
     "prepare_batch_task",
-    "explain",
     "user_errors",
     "hydra_cli",
 ]
 
-_LAZY = {"explain": "hints", "user_errors": "hints", "hydra_cli": "hints"}  # these import Hydra
+_LAZY = {"user_errors": "hints", "hydra_cli": "hints"}  # these import Hydra
 
 
 def __getattr__(name: str):

@@ -48,6 +48,22 @@ def ensure_room(path, nbytes: int) -> None:
 
 
 @contextlib.contextmanager
+def no_new_empty_dirs(folder):
+    """The directories `folder` and its parents that do not exist yet, removed again (deepest
+    first, each only if empty) should the block raise: a run or sweep refused for a full disk
+    leaves no empty folders behind."""
+    folder = pathlib.Path(folder).absolute()
+    new = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp", fsync: bool = True):
     """Yield a temporary path beside `path` to write; on success it is flushed to disk and
     renamed onto `path` (atomic on one file system), on failure removed. A reader (or a

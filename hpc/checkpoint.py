@@ -1,7 +1,8 @@
 """A run's checkpoint: one HDF5 file beside its result, written atomically, and when to write it.
 
 The workload asks `due(step)` after each step and, when due, hands `save` its whole state as
-named arrays; it stops once `stop` is set. `stop` is set by the signals a batch system sends
+named arrays; it stops once `stop` is set. At the end it may `offer` its final state, which is
+written only should the result not fit. `stop` is set by the signals a batch system sends
 before it ends a task: SIGUSR2 (`timeout`: the time limit is near; sbatch `--signal`) and
 SIGTERM (`terminated`: `scancel`, preemption, node shutdown).
 
@@ -48,6 +49,7 @@ class Checkpoint:
         self.stop: str | None = None  # why training should stop: a value of CAUSES
         self.saved_step: int | None = None
         self._last_time, self._last_step = time.monotonic(), 0
+        self._offered = None  # (a function giving the arrays, step): the state at the end of the work
 
     def due(self, step: int) -> bool:
         """Whether to save after step `step` (counted from the start of the run)."""
@@ -65,6 +67,20 @@ class Checkpoint:
             for name, value in arrays.items():
                 f.create_dataset(name, data=np.asarray(value))
         self._last_time, self._last_step, self.saved_step = time.monotonic(), int(step), int(step)
+
+    def offer(self, arrays, step: int) -> None:
+        """The state at the end of the work (`arrays()` gives what `save` takes), written only
+        should the run's result not be written (a full disk, a quota; `hpc.execute` calls
+        `save_offered`): a rerun then resumes at the end instead of training again."""
+        self._offered = (arrays, int(step))
+
+    def save_offered(self) -> bool:
+        """Save the offered state, if any (see `offer`). **Returns:** whether one was saved."""
+        if self._offered is None:
+            return False
+        arrays, step = self._offered
+        self.save(arrays(), step)
+        return True
 
     def load(self) -> dict | None:
         """The saved arrays, or `None` when there is no checkpoint. A checkpoint that does not

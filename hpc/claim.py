@@ -13,6 +13,7 @@ import pathlib
 import socket
 
 from . import slurm
+from .atomic import write_error
 from .slurm.env import slurm_info
 
 SUFFIX = ".claim"
@@ -86,9 +87,9 @@ class Claim:
 
     def acquire(self) -> "Claim":
         """Claim the run, taking over a dead owner's claim; raises `Busy` naming a live one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # less the umask
             except FileExistsError:
                 owner = read(self.path)
@@ -98,8 +99,14 @@ class Claim:
                     raise Busy(f"already being trained by {describe(owner)}; claim {self.path}")
                 self.path.unlink(missing_ok=True)  # its owner is gone
                 continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.owner, handle)
+            except OSError as exc:
+                raise write_error(exc, self.path) from exc
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(self.owner, handle)
+            except OSError as exc:  # a full disk: no empty claim is left behind to puzzle anyone
+                self.path.unlink(missing_ok=True)
+                raise write_error(exc, self.path) from exc
             return self
         raise Busy(f"could not claim {self.path}: other processes keep claiming it")
 

@@ -14,6 +14,7 @@ import time
 from . import claim, layout, local, slurm, status
 from .app import load as load_app
 from .app import script_of
+from .atomic import no_new_empty_dirs, write_error
 from .profile import FIELDS, Profile
 from .store import is_completed
 from .sweep import SUBMIT_LOCK, Sweep
@@ -197,12 +198,11 @@ def _record(runs: list[Run], app: str, about: dict, argv: str, workdir: str) -> 
             todo.setdefault(run.cluster, []).append(run.run_id)
         sweep.save()
     except OSError as exc:
+        named = str(exc.strerror).startswith(("disk full writing", "could not write"))  # `write_error`'s
+        error = exc if named else write_error(exc, exc.filename or (sweep.path if sweep else root))
         if sweep is not None:
             shutil.rmtree(sweep.path, ignore_errors=True)
-        raise ValueError(
-            f"could not write the sweep's record under the results root {root} "
-            f"({exc.strerror or exc}: is the disk or quota full?); nothing was submitted."
-        ) from exc
+        raise ValueError(f"{error.strerror}: the sweep's record was not written, nothing was submitted.") from exc
     return sweep, todo, skipped
 
 
@@ -228,9 +228,10 @@ def start_sweep(
             "within the grid (plan one sweep per cluster setting)."
         )
     modes = {} if plan else {profile: submit_mode(profile) for profile in profiles}  # each checked once
-    layout.check_writable(runs[0].results_root)
     application = load_app(app, workdir)
-    sweep, todo, skipped = _record(runs, app, application.record, argv, workdir)
+    with no_new_empty_dirs(layout.sweep_dir(runs[0].results_root, runs[0].experiment, "-").parent):
+        layout.check_writable(runs[0].results_root)  # refused: no empty <experiment>/sweeps is left
+        sweep, todo, skipped = _record(runs, app, application.record, argv, workdir)
     print(
         f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, record in {sweep.path}",
         flush=True,

@@ -25,6 +25,7 @@ from importlib import metadata
 import h5py
 
 from . import slurm
+from .atomic import FULL, no_new_empty_dirs
 from .checkpoint import Checkpoint, UnusableCheckpoint, checkpoint_path
 from .claim import Busy, Claim
 from .hygiene import THREAD_VARIABLES, devices
@@ -177,9 +178,10 @@ def execute(
         )
         print_summary(path, app)  # read back from the file: the numbers it holds
 
-    check_writable(path.parent)
     try:
-        claim = Claim(path).acquire()
+        with no_new_empty_dirs(path.parent):  # refused for a full disk: nothing is left behind
+            check_writable(path.parent)
+            claim = Claim(path).acquire()
     except Busy as exc:
         print(f"Not running {run_id}: {exc}.", flush=True)
         return {"status": "busy", "run_id": run_id, "path": str(path)}
@@ -200,7 +202,13 @@ def execute(
         if outcome.status != "timeout":
             checkpoint.remove()
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        full = isinstance(exc, OSError) and exc.errno in FULL and exc.strerror  # `disk full writing <path> (...)`
+        message = f"{type(exc).__name__}: {exc.strerror if full else exc}"
+        if isinstance(exc, OSError):  # the result did not fit: keep what was trained where it does
+            try:
+                checkpoint.save_offered()
+            except OSError as nor:
+                message += f"; nor did its final state fit ({nor})"
         if isinstance(exc, UnusableCheckpoint) and checkpoint.path.exists():
             message += f"; it was moved to {checkpoint.set_aside('unusable').name}: a resubmit starts over"
         elif checkpoint.path.exists():
@@ -221,10 +229,20 @@ def execute(
             )
             print(why, file=sys.stderr, flush=True)
             write_note(path, why)
+        exc.add_note(f"{RECORDED} {path}")
         raise
     finally:
         claim.release()  # after the result is written: no second copy starts in between
     return {"status": outcome.status, "run_id": run_id, "path": str(path), **outcome.summary}
+
+
+RECORDED = "hpc: this failure is recorded for"  # the note `execute` adds to what it raises once it has
+
+
+def recorded(exc: BaseException) -> bool:
+    """Whether `exc` is a run's failure that `execute` already recorded (in its result file or
+    note) and announced: a command line need only exit non-zero."""
+    return any(note.startswith(RECORDED) for note in getattr(exc, "__notes__", ()))
 
 
 _STOPPED: dict = {}  # (job id, restart count, cause) -> what this process already did about it

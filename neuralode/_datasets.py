@@ -1,10 +1,12 @@
 """Orbit datasets, generated once and cached as self-describing HDF5 files."""
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import h5py
@@ -126,6 +128,7 @@ def _read(f: h5py.File, name: str) -> OrbitDataset:
 
 
 def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
+    made = not path.parent.exists()  # removed again should nothing fit in it
     path.parent.mkdir(parents=True, exist_ok=True)
     # Concurrent array tasks may generate the same set at once: each writes its own temporary
     # file and renames it into place, so readers only ever see a complete file.
@@ -160,11 +163,17 @@ def _write(path: pathlib.Path, name, t, y, elements, params) -> None:
                 group[key] = value
             group.attrs["units"] = "a: km; angles: rad"
         os.replace(tmp, path)
-    except OSError as exc:  # HDF5's own message names neither the file nor a full disk
-        raise OSError(exc.errno, f"could not write the dataset cache {path} ({exc}; a full disk?)") from exc
+    except OSError as exc:  # HDF5's own message is many lines, and names neither the file nor a full disk
+        free = shutil.disk_usage(path.parent).free
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or free < 65536
+        why = os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0]
+        what = "disk full writing the dataset cache" if full else "could not write the dataset cache"
+        raise OSError(errno.ENOSPC if full else exc.errno, f"{what} {path} ({why}; {free} bytes free)") from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if made and not any(path.parent.iterdir()):
+            path.parent.rmdir()
 
 
 def train_and_test_sets(

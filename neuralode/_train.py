@@ -315,7 +315,9 @@ def train(
     `checkpoint`, if given, is asked after every step: when `checkpoint.due(step)`, the whole
     training state (weights, optimizer state, RNG key, phase and step, history so far) is
     handed to `checkpoint.save(arrays, step)` as a dict of arrays; if `checkpoint.stop` is then true,
-    training ends there with status `interrupted`. `resume` (such arrays) continues from where
+    training ends there with status `interrupted`. A completed run's final state is handed to
+    `checkpoint.offer(arrays, step)`, where the checkpoint has one (a function giving the arrays:
+    saved only should the result not be written). `resume` (such arrays) continues from where
     they were saved: `model` must be built as it was for the saved run, and where the
     computation is deterministic the losses equal those of an uninterrupted run, step for step.
     """
@@ -535,6 +537,18 @@ def train_ensemble(
         if not active.any():
             break
         done_before += phase.steps
+    for m in range(count):  # should the result not fit on disk, a rerun resumes at the end
+        offer = getattr(checkpoints[m], "offer", None)
+        if offer is not None and status[m] == "completed":
+            state = (member(stacked, m), member(opt_states, m), effort[m], keys[m])
+            small = watches[m].small if watches[m] is not None else 0
+            last = (len(curricula[0]) - 1, curricula[0][-1].steps)
+            offer(
+                lambda state=state, m=m, small=small: _state_arrays(
+                    state, *last, losses[m], phases[m], health[m], small
+                ),
+                len(losses[m]),
+            )
     elapsed = time.perf_counter() - start if start is not None else 0.0
     results = []
     for m in range(count):

@@ -65,6 +65,19 @@ def test_a_resumed_run_equals_an_uninterrupted_one(orbits, tmp_path, stop_at):
     assert all(np.array_equal(a, b) for a, b in zip(*leaves))
 
 
+def test_a_completed_runs_final_state_is_offered_and_resumes_at_its_end(orbits, tmp_path):
+    # written only should the result not fit (`hpc.execute`): the rerun then trains no step again
+    ckpt = Checkpoint(tmp_path / "r.ckpt", every_s=None)
+    done = _train(orbits, checkpoint=ckpt)
+    assert done.status == "completed" and not ckpt.path.exists()  # offered, not written
+    assert ckpt.save_offered() and ckpt.saved_step == sum(p.steps for p in PHASES)
+    again = _train(orbits, resume=Checkpoint(ckpt.path).load())
+    assert again.status == "completed"
+    np.testing.assert_array_equal(again.losses, done.losses)
+    leaves = [jax.tree_util.tree_leaves(r.model) for r in (again, done)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+
+
 def test_a_resumed_runs_speed_counts_its_own_steps(orbits, tmp_path):
     # one phase (a second would compile again within the timed steps): resumed after 10 of 12
     # steps, it reports the rate of its own 2, not 12 steps over the time of 2 (11x too fast)

@@ -17,7 +17,8 @@ def test_known_keys_cover_groups_and_global_options():
 def test_unknown_keys_and_hint():
     known = known_keys(CONF) | set(train.SHORT_NAMES)
     args = ["widht=3", "width=3", "+x=1", "~seed", "dataset.a=[1,2]", "-m", "dataset@foo=complex_3d"]
-    assert unknown_keys(args, known) == ["widht"]
-    text = hint("widht", known, train.SHORT_NAMES, train.GROUPS)
-    assert "Did you mean `width`?" in text and "Valid short names: width, depth" in text
-    assert "Config groups: dataset, model" in text
+    args += ["+cluster.hold=true", "hydra/launcher=manifest", "hydra.verbose=true"]
+    assert unknown_keys(args, known) == ["widht", "x"]  # `+x`: a key the app would never read
+    text = hint(["widht", "nosuchkey"], known, train.SHORT_NAMES, train.GROUPS)
+    assert "\n" not in text and text.startswith("unknown keys `widht` (closest: width")
+    assert "Short names: width, depth" in text and "config groups: dataset, model" in text

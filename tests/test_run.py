@@ -95,6 +95,26 @@ def test_a_full_disk_ends_in_a_clear_failed_status(tmpfs):
     assert [p.name for p in path.parent.iterdir()] == ["r1.h5"]  # no temporaries, no claim, no checkpoint
 
 
+def test_a_result_that_does_not_fit_keeps_the_trained_state_and_the_rerun_resumes_it(tmpfs):
+    path = tmpfs("size=1m") / "exp" / "r1.h5"
+    big = np.random.default_rng(0).random(400_000)  # 3.2 MB that do not compress
+
+    def trained(checkpoint):  # trained 5,000 steps; its final state (40 kB) is offered
+        checkpoint.offer(lambda: {"losses": np.zeros(5000)}, 5000)
+        return Outcome("completed", {"history": {"loss": big}})
+
+    with pytest.raises(OSError, match=f"disk full writing {path}"):
+        _execute(path, trained)
+    summary = hpc.read_summary(path)
+    assert summary["status"] == "failed" and "checkpoint at step 5000 kept: a resubmit resumes it" in summary["message"]
+
+    def resumed(checkpoint):  # after space was freed: nothing trained again
+        assert checkpoint.load()["losses"].shape == (5000,) and checkpoint.saved_step == 5000
+        return Outcome("completed", {})
+
+    assert _execute(path, resumed)["status"] == "completed" and not path.with_suffix(".ckpt").exists()
+
+
 def test_a_disk_that_fills_during_the_run_still_says_why(tmpfs):
     root = tmpfs("size=1m")
     path = root / "exp" / "r1.h5"
