@@ -7,7 +7,8 @@ hyperparameters and results: `hpc runs` and `hpc.find`.
     model = neuralode.load_model(df.path[0])
 
 A row is a result file's stored summary (its root attributes: status, run id, `config.*`,
-`meta.*`, `metrics.*`, ...), its evaluations (`eval.*`), its `experiment` and `path`.
+`meta.*`, `metrics.*`, ...), its evaluations (`eval.*`), its `experiment` and `path`. An HDF5
+file that does not read (truncated) is a row too: status `corrupt`, its path and why (`message`).
 
 Reading 10,000 files takes a while, so the rows are cached in `<root>/.hpc-runs.json`, each
 under its file's identity (inode, size, modification and change times; an evaluation's too).
@@ -29,7 +30,7 @@ from .report.aggregate import goal_key, number
 from .store import read_evaluations, read_summaries, read_summary
 
 CACHE = ".hpc-runs.json"
-VERSION = 1
+VERSION = 2  # 2: unreadable files are rows (corrupt)
 SKIP = {"datasets", "jax-cache", "sweeps", "report", "envs"}  # folders of a root that hold no results
 OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
 
@@ -60,11 +61,24 @@ def _listing(root: pathlib.Path) -> dict[str, list]:
 LEFT_OUT = ("meta.versions.", "meta.threads.", "meta.slurm.", "meta.devices.")  # bulky; `hpc diff` shows them
 
 
+DAMAGED = "hpc.unreadable"  # what `_safe_summary` gives for a file that does not read
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how an HDF5 file (written by h5py) begins
+
+
 def _row(root: pathlib.Path, relative: str, summary: dict | None) -> dict | None:
-    """The row of one file: None when it is not a result file (no run id and status)."""
+    """The row of one file: None when it is not a result file (no run id and status); a file
+    that does not read at all (truncated, overwritten) is a `corrupt` run with its path."""
+    path = root / relative
+    if summary and DAMAGED in summary:
+        return {
+            "run_id": path.stem,
+            "experiment": relative.split("/", 1)[0],
+            "status": "corrupt",
+            "path": str(path),
+            "message": f"result file does not read ({summary[DAMAGED]})",
+        }
     if not summary or "run_id" not in summary or "status" not in summary:
         return None
-    path = root / relative
     return {
         "run_id": summary["run_id"],
         "experiment": relative.split("/", 1)[0],
@@ -78,8 +92,15 @@ def _row(root: pathlib.Path, relative: str, summary: dict | None) -> dict | None
 def _safe_summary(path: str) -> dict | None:
     try:
         return read_summary(path)
-    except (OSError, KeyError, ValueError):
-        return None  # not a result file, or one being replaced: read again next time
+    except OSError as exc:  # results are only ever replaced whole, by a rename: one that starts as HDF5
+        try:  # does and does not read was damaged (truncated); any other file is not a result
+            with open(path, "rb") as handle:
+                hdf5 = handle.read(8) == HDF5_SIGNATURE
+        except OSError:
+            hdf5 = False
+        return {DAMAGED: f"{type(exc).__name__}: {str(exc).splitlines()[0]}"} if hdf5 else None
+    except (KeyError, ValueError):
+        return None  # an HDF5 file that is not a result file
 
 
 def rows(root) -> list[dict]:

@@ -15,7 +15,15 @@ from .sweep import Sweep, find, find_result
 
 
 def _sweep(args) -> Sweep:
-    return Sweep.load(find(args.sweep, args.root))
+    """The sweep the command names; a damaged record gives what can be read of it, and says so."""
+    sweep = Sweep.load(find(args.sweep, args.root), damaged_ok=True)
+    if sweep.damaged:
+        print(
+            f"hpc: {sweep.damaged}. Read instead: {len(sweep.runs)} runs (configs/), "
+            f"{len(sweep.submissions)} submissions it still holds whole, and the result files.",
+            file=sys.stderr,
+        )
+    return sweep
 
 
 def _print_states(states) -> None:
@@ -34,7 +42,7 @@ def cmd_status(args) -> int:
         + "  ".join(f"{k} {v}" for k, v in counts.items())
     )
     unknown = [s for s in states if s.status == "unknown"]
-    if unknown:
+    if unknown and not sweep.damaged:
         print(f"{unknown[0].reason}: runs without a result are unknown (not lost); ask again later.")
     return 0
 
@@ -202,6 +210,15 @@ def cmd_runs(args) -> int:
     for line in cells:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     print(f"{len(chosen)} of {len(table)} runs" + (f" -> {args.output}" if args.output else ""))
+    shown = {id(row) for row in chosen}
+    unread = [row["path"] for row in table if row["status"] == "corrupt" and id(row) not in shown]
+    if unread:  # a filter cannot match what does not read: never left out without a word
+        print(
+            f"{len(unread)} result file(s) do not read and match no filter (`hpc runs status=corrupt` lists them): "
+            + ", ".join(unread[:3])
+            + (" ..." if len(unread) > 3 else ""),
+            file=sys.stderr,
+        )
     return 0
 
 

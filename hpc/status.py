@@ -4,7 +4,8 @@ Every state printed is one we know: a run Slurm lists is pending or running; a r
 says completed, failed or timeout (or does not read: corrupt); a task that ended without a
 result has Slurm's final state (timeout, preempted, out_of_memory, node_fail, cancelled,
 failed); a plain-sbatch sweep not yet submitted is planned. When Slurm does not answer, runs
-without a result are `unknown`, never lost; `lost` is kept for runs nobody can account for.
+without a result are `unknown`, never lost, and so are those of a damaged record that no
+submission it still holds accounts for; `lost` is kept for runs nobody can account for.
 """
 
 import dataclasses
@@ -148,7 +149,9 @@ def run_states(sweep: Sweep) -> list[RunState]:
             continue
         kept = checkpoint_path(path).exists()
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
-        if latest is None:
+        if latest is None and sweep.damaged:  # its submission may be in the part that did not read
+            out.append(RunState(run_id, "unknown", "no result; the damaged record does not say where it was submitted"))
+        elif latest is None:
             out.append(RunState(run_id, "lost", "never submitted"))
         elif kind == "deferred":
             out.append(
@@ -264,11 +267,12 @@ def unfinished(states: list[RunState]) -> list[str]:
 
 
 def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
-    """Block until no run of `sweep` is pending, running or unknown (or `timeout_s` passes)."""
+    """Block until no run of `sweep` is pending, running or unknown (or `timeout_s` passes);
+    of a damaged record, whose unknown runs stay so, until none is pending or running."""
     start = time.monotonic()
     while True:
         states = run_states(sweep)
-        active = [r for r in states if r.status in ACTIVE + UNSURE]
+        active = [r for r in states if r.status in (ACTIVE if sweep.damaged else ACTIVE + UNSURE)]
         if not active:
             return states
         if timeout_s is not None and time.monotonic() - start > timeout_s:

@@ -1,11 +1,13 @@
 """The sweep record: what was submitted, so status, failed and resubmit work from it alone."""
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import pathlib
+import re
 import typing
 
 from . import layout
@@ -43,6 +45,7 @@ class Sweep:
     app: dict = dataclasses.field(default_factory=dict)  # `hpc.App.record`: its name and table columns
     runs: dict = dataclasses.field(default_factory=dict)
     submissions: list = dataclasses.field(default_factory=list)
+    damaged: str = ""  # why the record did not read: this is what could be read of it (`load`)
 
     @classmethod
     def create(
@@ -57,16 +60,55 @@ class Sweep:
         return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv, workdir, app or {})
 
     @classmethod
-    def load(cls, path) -> "Sweep":
+    def load(cls, path, damaged_ok: bool = False) -> "Sweep":
+        """The sweep at `path`. A record that does not read raises `ValueError`, or with
+        `damaged_ok` gives what can be read (`salvage`), its `damaged` saying why."""
         path = pathlib.Path(path)
+        text = (path / RECORD).read_bytes().decode(errors="replace")
         try:
-            data = json.loads((path / RECORD).read_text())
-            return cls(path=path, **data)
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            return cls(path=path, **{k: v for k, v in json.loads(text).items() if k != "damaged"})
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            why = f"the sweep record {path / RECORD} is damaged ({type(exc).__name__}: {exc})"
+            if damaged_ok:
+                return cls.salvage(path, text, why)
+            rerun = _salvaged_fields(text).get("argv")
             raise ValueError(
-                f"the sweep record {path / RECORD} is damaged ({exc}); its result files "
-                f"are intact, rerun the sweep to make a new record."
+                f"{why}; it was left as it is. `hpc status {path}` shows what can still be read; to run "
+                "its unfinished runs again, rerun the sweep's command"
+                + (f" (`{rerun}`)" if rerun else "")
+                + ", which skips its completed runs."
             ) from exc
+
+    @classmethod
+    def salvage(cls, path, text: str, why: str) -> "Sweep":
+        """What a sweep directory still tells when its record is damaged: its runs (every
+        `configs/<run id>.yaml`), its results root and experiment (from where it lies), and
+        whatever fields, runs' overrides and submissions the damaged text still holds whole."""
+        path = pathlib.Path(path)
+        fields = _salvaged_fields(text)
+        decoder, runs, submissions = json.JSONDecoder(), {}, []
+        for found in re.finditer(r'"(\w+)":\s*\{"overrides":\s*', text):
+            with contextlib.suppress(ValueError):
+                runs[found.group(1)] = {"overrides": decoder.raw_decode(text, found.end())[0]}
+        for found in re.finditer(r'\{"kind":\s*"', text):
+            with contextlib.suppress(ValueError):
+                entry = decoder.raw_decode(text, found.start())[0]
+                if {"kind", "job_id", "runs", "tasks", "cluster", "submitted"} <= set(entry):
+                    submissions.append(entry)
+        configs = sorted(p.stem for p in (path / "configs").glob("*.yaml"))
+        return cls(
+            path=path,
+            sweep_id=path.name,
+            experiment=path.resolve().parent.parent.name,  # <results root>/<experiment>/sweeps/<sweep id>
+            results_root=str(path.resolve().parent.parent.parent),
+            entry=fields.get("entry", ""),
+            created=fields.get("created", ""),
+            argv=fields.get("argv", ""),
+            workdir=fields.get("workdir", ""),
+            runs={run_id: runs.get(run_id, {"overrides": []}) for run_id in dict.fromkeys([*runs, *configs])},
+            submissions=submissions,
+            damaged=why,
+        )
 
     def add_run(self, run_id: str, overrides: list[str], config_yaml: str) -> None:
         self.runs[run_id] = {"overrides": list(overrides)}
@@ -113,9 +155,22 @@ class Sweep:
         return None
 
     def save(self) -> None:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "path"}
+        if self.damaged:
+            raise ValueError(f"{self.damaged}: not overwriting it with the part that could be read.")
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("path", "damaged")}
         with atomic_path(self.path / RECORD, fsync=False) as tmp:
             tmp.write_text(json.dumps(data, default=str))
+
+
+def _salvaged_fields(text: str) -> dict:
+    """The top-level text fields a damaged record still holds whole."""
+    out, decoder = {}, json.JSONDecoder()
+    for name in ("entry", "created", "argv", "workdir"):
+        found = re.search(rf'"{name}":\s*"', text)
+        if found:
+            with contextlib.suppress(ValueError):
+                out[name] = decoder.raw_decode(text, found.end() - 1)[0]
+    return out
 
 
 def find(name: str, results_root=None) -> pathlib.Path:
@@ -154,9 +209,7 @@ def _by_creation(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     the same second, by the creation time in their records (read only for those)."""
     stamp = lambda p: p.name.rsplit("-", 1)[0]  # noqa: E731
     shared = {s for s, n in collections.Counter(map(stamp, paths)).items() if n > 1}
-    return sorted(
-        paths, key=lambda p: (stamp(p), json.loads((p / RECORD).read_text())["created"] if stamp(p) in shared else "")
-    )
+    return sorted(paths, key=lambda p: (stamp(p), Sweep.load(p, damaged_ok=True).created if stamp(p) in shared else ""))
 
 
 def known_roots() -> list[str]:
@@ -164,7 +217,7 @@ def known_roots() -> list[str]:
     default roots of any application (`hpc.layout.default_roots`)."""
     return list(
         dict.fromkeys(
-            [Sweep.load(p).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
+            [Sweep.load(p, damaged_ok=True).results_root for p in layout.remembered_sweeps() if (p / RECORD).exists()]
             + [str(p) for p in layout.default_roots()]
         )
     )

@@ -118,3 +118,20 @@ def test_a_run_written_replaced_evaluated_or_deleted_shows_in_the_next_query(roo
     assert again.loc["a0000", METRIC] == 99.0
     assert again.loc["a0001", "eval.complex_3d_100_test.accel_pct_mean"] == 7.0
     assert hpc.find(root=root, sort=METRIC).run_id[0] == "n0001"
+
+
+def test_a_truncated_result_is_listed_as_corrupt_with_its_path(root):
+    hpc.find(root=root)  # cached while it read
+    damaged = root / "first" / "a0002.h5"
+    size = damaged.stat().st_size
+    with open(damaged, "r+b") as handle:  # `truncate -s`: it still starts as HDF5
+        handle.truncate(size // 2)
+    listed = hpc_cli("runs", root=root).stdout
+    (line,) = [line for line in listed.splitlines() if line.startswith("a0002")]
+    assert line.split()[2] == "corrupt" and line.endswith(str(damaged)), line
+    assert "17 of 17 runs" in listed  # the stray non-HDF5 file is still no run
+    row = hpc.find(root=root, status="corrupt").iloc[0]
+    assert row.path == str(damaged) and row.message.startswith("result file does not read (OSError")
+    filtered = hpc_cli("runs", "width=8", root=root)  # a filter cannot match it: said, not silent
+    assert "a0002" not in filtered.stdout and "do not read and match no filter" in filtered.stderr
+    assert str(damaged) in filtered.stderr

@@ -64,14 +64,6 @@ def test_states_from_files_notes_and_checkpoints(tmp_path):
     assert "corrupt" in (tmp_path / "r.csv").read_text()
 
 
-def test_a_damaged_sweep_record_is_named(tmp_path):
-    sweep = _sweep(tmp_path)
-    (sweep.path / "sweep.json").write_text('{"runs": {"a"')
-    done = hpc_cli("status", str(sweep.path), root=tmp_path, check=False)
-    assert done.returncode == 2 and f"{sweep.path / 'sweep.json'} is damaged" in done.stderr
-    assert "Traceback" not in done.stderr
-
-
 @pytest.fixture(params=["fail", "hang"])
 def slurm_down(request, tmp_path, monkeypatch):
     """Slurm's commands on PATH that fail (controller down) or hang (controller stuck)."""
@@ -151,3 +143,34 @@ def test_an_interrupted_submission_is_lost_with_its_reason(tmp_path):
         pytest.skip("needs a Slurm controller to ask for the job name")
     (state,) = run_states(Sweep.load(sweep.path))
     assert state.status == "lost" and "Slurm knows no job named exp-s-s0" in state.reason
+
+
+def test_a_damaged_record_shows_what_can_be_read_and_names_a_truncated_result(tmp_path):
+    sweep = Sweep.create(tmp_path, "exp", "train:APP", argv="train.py -m seed=0,1,2,3")
+    for rid in ("r0", "r1", "r2", "r3"):
+        sweep.add_run(rid, [f"seed={rid[1]}", "x" * 100], "x: 1\n")
+    sweep.add_submission("local", None, list(sweep.runs), {})
+    write_result(sweep.result_path("r0"), status="completed", run_id="r0", **COMMON)
+    write_result(sweep.result_path("r1"), status="completed", run_id="r1", **COMMON)
+    write_result(sweep.result_path("r2"), status="failed", run_id="r2", message="boom", **COMMON)
+    truncated = sweep.result_path("r1")
+    os.truncate(truncated, truncated.stat().st_size // 2)
+    record = sweep.path / "sweep.json"
+    damaged = record.read_bytes()[:700]  # what `head -c 700` leaves
+    record.write_bytes(damaged)
+
+    done = hpc_cli("status", str(sweep.path), "--runs", root=tmp_path)
+    assert f"the sweep record {record} is damaged (JSONDecodeError" in done.stderr
+    assert "4 runs (configs/), 0 submissions it still holds whole" in done.stderr
+    states = {line.split()[0]: line.split(None, 3)[1:] for line in done.stdout.splitlines()[:4]}
+    assert states["r0"][0] == "completed" and states["r2"][0] == "failed"
+    assert states["r1"][0] == "corrupt" and f"result file {truncated} does not read" in states["r1"][2]
+    assert states["r3"][0] == "unknown"  # its submission is in the part that did not read
+    assert "its result files are intact" not in done.stdout + done.stderr
+    failed = hpc_cli("failed", str(sweep.path), root=tmp_path, check=False)
+    assert failed.returncode == 1 and "r1  corrupt" in failed.stdout and "overrides: seed=1" in failed.stdout
+
+    refused = hpc_cli("resubmit", str(sweep.path), root=tmp_path, check=False)
+    assert refused.returncode == 2 and "it was left as it is" in refused.stderr
+    assert "rerun the sweep's command (`train.py -m seed=0,1,2,3`), which skips its completed runs" in refused.stderr
+    assert record.read_bytes() == damaged  # nothing overwritten

@@ -32,3 +32,24 @@ def test_a_damaged_record_is_named(tmp_path, text):
     (sweep.path / RECORD).write_text(text)
     with pytest.raises(ValueError, match=f"the sweep record {sweep.path / RECORD} is damaged"):
         Sweep.load(sweep.path)
+
+
+def test_a_damaged_record_salvages_its_whole_fields_runs_and_submissions(tmp_path):
+    sweep = Sweep.create(tmp_path, "exp", "train:APP", argv="train.py -m seed=1,2,3", workdir="/w")
+    for rid in ("r1", "r2", "r3"):
+        sweep.add_run(rid, [f"seed={rid[1]}"], "x: 1\n")
+    sweep.add_submission("slurm", "41", ["r1", "r2"], {"time_min": 5}, ["41_0", "41_1"])
+    sweep.add_submission("slurm", "42", ["r3"], {"time_min": 5}, ["42"])
+    text = (sweep.path / "sweep.json").read_text()
+    cut = text[: text.index('"job_id": "42"')]  # the second submission is cut off
+    (sweep.path / "sweep.json").write_text(cut)
+    with pytest.raises(ValueError, match=r"damaged .*rerun the sweep's command \(`train.py -m seed=1,2,3`\)"):
+        Sweep.load(sweep.path)
+    got = Sweep.load(sweep.path, damaged_ok=True)
+    assert got.damaged.startswith(f"the sweep record {sweep.path / 'sweep.json'} is damaged")
+    assert (got.sweep_id, got.experiment, got.results_root) == (sweep.sweep_id, "exp", sweep.results_root)
+    assert (got.entry, got.argv, got.workdir) == ("train:APP", "train.py -m seed=1,2,3", "/w")
+    assert got.runs == sweep.runs and [s["job_id"] for s in got.submissions] == ["41"]
+    with pytest.raises(ValueError, match="not overwriting it"):
+        got.save()
+    assert (sweep.path / "sweep.json").read_text() == cut
