@@ -26,7 +26,7 @@ import time
 from .claim import process_alive
 from .profile import Profile
 from .sweep import Sweep
-from .task import run_task, run_tasks, task_settings
+from .task import RunFailed, run_task, run_tasks, task_settings
 
 
 def log_path(sweep: Sweep, run_id: str):
@@ -107,7 +107,9 @@ def _worker(pack) -> None:
                     run_task(entry, config_yaml, settings)
                 else:
                     run_tasks(entry, [(run_id, path, yaml) for _, yaml, _, _, run_id, path in group], settings)
-            except Exception:  # one run's failure must not stop the others; its result file says why
+            except RunFailed as exc:  # one run's failure must not stop the others; its result file says why
+                print(f"hpc: {exc}", flush=True)
+            except Exception:
                 import traceback
 
                 traceback.print_exc()

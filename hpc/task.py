@@ -1,6 +1,7 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
 import os
+import sys
 import tempfile
 
 from . import layout, slurm
@@ -125,6 +126,17 @@ def run_task(app: str, config_yaml: str, settings: dict) -> dict:
     return out
 
 
+def as_batch_task(fn, *args):
+    """`fn(*args)` (`run_task`, `run_tasks`) as the body of a batch task: a `RunFailed` is one
+    line on stderr and exit status 1, so Slurm records the task as failed, with no traceback
+    after the run's own lines (its result file or note says why)."""
+    try:
+        return fn(*args)
+    except RunFailed as exc:
+        print(f"hpc: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 class _Stops:
     """SIGUSR2 and SIGTERM that come between the runs of a task (a run's own checkpoint takes
     them while it trains), remembered as their cause."""
@@ -219,8 +231,6 @@ def main(argv=None) -> None:
     """`python -m hpc.task <sweep dir> <offset>`: in a plain-sbatch array task, the runs of
     this task (`cluster.runs_per_task` of the manifest part starting at `offset`, by
     `SLURM_ARRAY_TASK_ID`), from the sweep's record."""
-    import sys
-
     from .sweep import Sweep
 
     sweep_dir, offset = argv or sys.argv[1:]
@@ -230,7 +240,8 @@ def main(argv=None) -> None:
     index = int(slurm_info()["array_task_id"])
     chosen = part["runs"][index * size : (index + 1) * size]
     settings = task_settings(part["cluster"], sweep.workdir or os.getcwd(), sweep.results_root)
-    run_tasks(sweep.entry, [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in chosen], settings)
+    runs = [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in chosen]
+    as_batch_task(run_tasks, sweep.entry, runs, settings)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ def test_a_cancelled_task_is_not_a_success_and_is_resubmitted(results, slurm_clu
     assert "completed 0" in status and "cancelled" in status and "Slurm CANCELLED" in status
     log = (sweep.path / "slurm" / task / f"{task}_0_log.out").read_text()
     assert "Received SIGTERM: checkpointing, then stopping." in log and "Stopped by SIGTERM" in log  # not SIGKILL
+    assert "Traceback" not in log and "ended with status interrupted" in log.splitlines()[-1]  # one line says it
     for path in [results / "cancel" / f"{r}.h5" for r in sweep.runs]:
         if path.exists():
             with h5py.File(path) as f:
@@ -225,8 +226,8 @@ def test_time_limits_and_preemption_lose_no_work(results, tmp_path, slurm_cluste
         assert f.attrs["status"] == "timeout" and f["history"]["loss"].shape == (third,)
     log = "".join(p.read_text() for p in (sweep.path / "slurm").rglob("*.out"))
     assert "requeued task" in log and f"Resuming run {run_id} from its checkpoint at step {first}" in log
-    # the time-limit requeue and the preemption are no errors; the timeout is
-    assert log.count("hpc.task.RunFailed:") == 1, log
+    # the time-limit requeue and the preemption are no errors; the timeout is, in one line
+    assert log.count(f"hpc: run {run_id} ended with status timeout") == 1 and "Traceback" not in log, log
 
     assert "Resubmitted 1 runs" in hpc_cli("resubmit", "latest", root=results).stdout
     assert _wait(results).returncode == 0

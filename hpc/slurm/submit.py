@@ -3,7 +3,7 @@
 from .. import slurm
 from ..profile import Profile, slurm_options
 from ..sweep import Sweep
-from ..task import run_task, run_tasks, task_settings
+from ..task import as_batch_task, run_task, run_tasks, task_settings
 from .sbatch import activation_lines
 
 
@@ -63,9 +63,15 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
         packs = slurm.packs(part, per_task)
         with executor.batch():
             if per_task == 1:
-                jobs = [executor.submit(run_task, sweep.entry, sweep.config_yaml(r), settings) for (r,) in packs]
+                jobs = [
+                    executor.submit(as_batch_task, run_task, sweep.entry, sweep.config_yaml(r), settings)
+                    for (r,) in packs
+                ]
             else:
-                jobs = [executor.submit(run_tasks, sweep.entry, _runs(sweep, pack), settings) for pack in packs]
+                jobs = [
+                    executor.submit(as_batch_task, run_tasks, sweep.entry, _runs(sweep, pack), settings)
+                    for pack in packs
+                ]
         # submitit sends a batch of one as a plain job: its task id has no array index; each run
         # is recorded with the task that trains it (`runs_per_task` runs share one)
         tasks = [job.job_id for job, pack in zip(jobs, packs) for _ in pack]
