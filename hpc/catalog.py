@@ -128,6 +128,13 @@ def rows(root) -> list[dict]:
     return [entry["row"] for _, entry in sorted(fresh.items()) if entry["row"] is not None]
 
 
+def files_of(row: dict) -> list[pathlib.Path]:
+    """A run's files: its result file and those of its evaluations (`<run id>.evals/`)."""
+    path = pathlib.Path(row["path"])
+    evals = path.with_suffix(".evals")
+    return [path, *(sorted(p for p in evals.iterdir() if p.is_file()) if evals.is_dir() else [])]
+
+
 def _column(row_keys, name: str) -> list[str]:
     """The columns of a row that `name` means: itself, `config.<name>` (a short name), or the
     columns a glob matches."""

@@ -200,8 +200,19 @@ def _shown(value) -> str:
 def cmd_runs(args) -> int:
     from . import catalog
 
-    table = [row for root in catalog.roots(args.root) for row in catalog.rows(root)]
+    roots = catalog.roots(args.root)
+    if args.paths and len(roots) != 1:
+        raise ValueError(
+            f"--paths lists files relative to one results root, and {len(roots)} are known: give --root "
+            f"({', '.join(map(str, roots))})."
+        )
+    table = [row for root in roots for row in catalog.rows(root)]
     chosen, asked = catalog.select(table, args.filters, args.where or (), args.sort, args.best_of)
+    if args.paths:  # for `rsync --files-from`: each run's result file and its evaluations
+        for row in chosen:
+            for path in catalog.files_of(row):
+                print(path.relative_to(roots[0]))
+        return 0
     if args.output:
         _write_rows(pathlib.Path(args.output), chosen, sorted({k for row in chosen for k in row}), "runs")
     columns = catalog.columns_to_show(chosen, asked)
@@ -302,6 +313,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--sort", default=None, help="a column or glob: M ascending, -M descending, M~-2 closest to -2")
     q.add_argument("--best-of", default=None, help="the best run (by --sort) of each value of this parameter")
     q.add_argument("-o", "--output", default=None, help="also write every column to runs.csv or runs.parquet")
+    q.add_argument(
+        "--paths",
+        action="store_true",
+        help="only the files of the runs (result, evaluations), relative to the root: for rsync --files-from",
+    )
     e = add("export", cmd_export, "result files -> TensorBoard event files or W&B offline runs", sweep=False)
     e.add_argument("target", help="a sweep (directory, id or `latest`), or `runs`: every run of the root(s)")
     e.add_argument("filters", nargs="*", metavar="KEY=VALUE", help="as for `hpc runs`")

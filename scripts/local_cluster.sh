@@ -22,12 +22,12 @@ need_root() {
 
 install() {
     if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null \
-        && command -v munged >/dev/null; then
+        && command -v munged >/dev/null && command -v rsync >/dev/null; then
         return
     fi
     command -v apt-get >/dev/null || { echo "local_cluster.sh: no apt-get to install Slurm" >&2; exit 2; }
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge rsync >/dev/null  # rsync: as login nodes have it
 }
 
 # Memory is enforced (task/cgroup, ConstrainRAMSpace) where the kernel's memory cgroup is

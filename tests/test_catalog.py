@@ -2,6 +2,10 @@
 real result files; the expectations are read from the files with h5py directly."""
 
 import csv
+import os
+import pathlib
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -135,3 +139,43 @@ def test_a_truncated_result_is_listed_as_corrupt_with_its_path(root):
     filtered = hpc_cli("runs", "width=8", root=root)  # a filter cannot match it: said, not silent
     assert "a0002" not in filtered.stdout and "do not read and match no filter" in filtered.stderr
     assert str(damaged) in filtered.stderr
+
+
+def _readme_block(marker: str) -> str:
+    """The fenced bash block of the README that follows `marker`, as a user would copy it."""
+    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    after = text[text.index(marker) :]
+    return after[after.index("```bash\n") + len("```bash\n") : after.index("\n```", after.index("```bash\n"))]
+
+
+def test_the_readmes_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp_path):
+    scratch, home = tmp_path / "scratch", tmp_path / "home"
+    root = scratch / "neuralode-hpc"
+    for run_id, status in (("c0001", "completed"), ("c0002", "completed"), ("f0003", "failed")):
+        _write(root, "default", run_id, "signed", 8, 3.0, status=status)
+    _write(root, "other", "o0004", "signed", 8, 3.0)  # another experiment: not picked
+    evaluation = dict(status="completed", run_id="c0001", config={}, config_yaml="", metadata={})
+    write_evaluation(root / "default" / "c0001.h5", "complex_3d_100", **evaluation)
+    home.mkdir()
+    env = {
+        **os.environ,
+        "SCRATCH": str(scratch),
+        "HOME": str(home),
+        "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    block = _readme_block("**Copying results off scratch.**")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "copy checked: 3 files" in done.stdout, done.stdout + done.stderr
+    dest = home / "backup" / "neuralode-hpc"
+    assert (home / "keep.txt").read_text().split() == [
+        "default/c0001.h5",
+        "default/c0001.evals/complex_3d_100.h5",
+        "default/c0002.h5",
+    ]
+    assert (dest / "default" / "c0002.h5").read_bytes() == (root / "default" / "c0002.h5").read_bytes()
+    with open(dest / "default" / "c0002.h5", "r+b") as handle:  # a copy that went wrong
+        handle.seek(100)
+        handle.write(b"\x00\x01")
+    check = block.splitlines()[-1]
+    bad = subprocess.run(["bash", "-c", f"DEST={dest}; {check}"], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "c0002.h5: FAILED" in bad.stdout + bad.stderr
