@@ -128,3 +128,62 @@ def test_a_time_limit_in_a_task_starts_no_further_run(tmp_path, in_task):
     with h5py.File(runs[0][1]) as f:  # resumed: this pass made only the steps after the checkpoint
         steps = f["passes/steps"][()]
         assert 1 < steps[0] and steps[-1] == 40
+
+
+# a changed, valid value of every cluster setting, as `hpc resubmit --set KEY=VALUE` would take it
+RESUBMIT_CHANGES = {
+    "name": "other",
+    "submit": "local",
+    "detach": "true",
+    "hold": "true",
+    "partition": "debug",
+    "account": "lab-prj",
+    "qos": "high",
+    "time_min": "240",
+    "cpus_per_task": "4",
+    "mem_per_cpu_mb": "8000",
+    "gpus_per_task": "2",
+    "gpu_type": "a100",
+    "shared_gpu": "true",
+    "gpu_mem_fraction": "0.5",
+    "runs_per_task": "8",
+    "ensemble": "4",
+    "array_parallelism": "16",
+    "max_submit_jobs": "100",
+    "checkpoint_min": "2.5",
+    "checkpoint_steps": "50",
+    "max_requeues": "10",
+    "signal_before_s": "90",
+    "node_local_tmp": "/local",
+    "results_root": "/scratch/r",
+    "python": "/opt/py/bin/python",
+    "xla_flags": "--xla_cpu_multi_thread_eigen=false",
+    "setup": "[module load gcc]",
+    "environment": "{kind: venv, venv: /scratch/venv}",
+}
+
+
+@pytest.mark.parametrize("key", sorted(RESUBMIT_CHANGES))
+def test_every_setting_a_resubmit_sets_reaches_the_tasks_runs_and_sbatch(tmp_path, key):
+    from omegaconf import OmegaConf
+
+    from hpc import launch
+    from hpc.profile import FIELDS, slurm_options
+    from hpc.sweep import Sweep
+
+    assert set(RESUBMIT_CHANGES) == set(FIELDS)  # a new field gets a line here
+    planned = Profile(gpus_per_task=1) if key in ("gpu_type", "gpu_mem_fraction", "shared_gpu") else Profile()
+    planned = planned.replace(runs_per_task=4) if key == "ensemble" else planned
+    sweep = Sweep.create(tmp_path, "exp", "train:APP")
+    sweep.add_run("r1", [], yaml.safe_dump({"seed": 1, "cluster": planned.to_dict()}))
+    sweep.add_submission("local", None, ["r1"], planned.to_dict())
+    spelling = f"cluster.{key}" if len(key) % 2 else key  # either spelling is taken
+    profile = launch.resubmit_profile(sweep, ["r1"], [f"{spelling}={RESUBMIT_CHANGES[key]}"])
+    wanted = Profile.from_dict({**planned.to_dict(), key: yaml.safe_load(RESUBMIT_CHANGES[key])}).to_dict()[key]
+    assert profile.to_dict()[key] == wanted and getattr(planned, key) != getattr(profile, key)
+    # what the task's runs read as their config's `cluster` (the lifeline, `hpc.Profile.from_dict`)
+    config = task.submitted_config(sweep.config_yaml("r1"), task.task_settings(profile, "/w"))
+    assert config.cluster[key] == wanted
+    assert Profile.from_dict(OmegaConf.to_container(config.cluster)) == profile
+    if key in ("partition", "account", "qos", "time_min", "cpus_per_task", "mem_per_cpu_mb", "gpus_per_task"):
+        assert slurm_options(profile) != slurm_options(planned)  # and what sbatch is asked for
