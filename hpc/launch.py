@@ -228,9 +228,9 @@ def start_sweep(
             "within the grid (plan one sweep per cluster setting)."
         )
     modes = {} if plan else {profile: submit_mode(profile) for profile in profiles}  # each checked once
-    application = load_app(app, workdir)
     with no_new_empty_dirs(layout.sweep_dir(runs[0].results_root, runs[0].experiment, "-").parent):
         layout.check_writable(runs[0].results_root)  # refused: no empty <experiment>/sweeps is left
+        application = load_app(app, workdir)
         sweep, todo, skipped = _record(runs, app, application.record, argv, workdir)
     print(
         f"Sweep {sweep.sweep_id}: {len(sweep.runs)} runs, {skipped} already completed, record in {sweep.path}",
