@@ -27,3 +27,15 @@ def test_environment_yml_matches_pyproject():
     assert conda["python"] == project["requires-python"]
     pip = [d for d in env["dependencies"] if isinstance(d, dict)][0]["pip"]
     assert "-e ." in pip  # the project itself, from the checkout
+
+
+def test_the_notebook_api_needs_no_extra():
+    # hpc.load and hpc.find return pandas DataFrames: a plain `pip install .` must bring pandas
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "pandas" in dict(_name_bound(d) for d in project["dependencies"])
+    heavy = {
+        name
+        for extra in ("tensorboard", "wandb")
+        for name, _ in map(_name_bound, project["optional-dependencies"][extra])
+    }
+    assert not heavy & set(dict(_name_bound(d) for d in project["dependencies"]))  # the dashboards stay extras
