@@ -1,19 +1,21 @@
-"""Sweeps at size: planning, submitting and watching 1,000 and 10,000 runs.
+"""Sweeps at size: planning, submitting and watching 1,000 to 100,000 runs.
 
     python bench/sweep_scale.py                      # sizes 1000 and 10000; prints JSON
-    python bench/sweep_scale.py --sizes 1000 --no-submit
+    python bench/sweep_scale.py --sizes 10000 100000 --no-submit --results-up-to 10000
 
 For each size N, every time is the wall time of a whole process, as a user meets it:
 - `plan_scratch_s`: `SCRATCH=<dir> python train.py -m "seed=range(0,N)" curriculum=smoke
   hydra/launcher=manifest`, as a cluster user types it: no `results_root`, the root comes
-  from `SCRATCH` (compose, check, write the sweep record, `configs/`, the manifest and the
-  sbatch scripts);
+  from `SCRATCH` (compose, check, write the sweep record, `configs.jsonl`, the manifest and
+  the sbatch scripts); `sweep_files`: what its sweep directory then holds, less the sbatch
+  scripts (one per `MaxArraySize` tasks: `max_array_size` says how many that made);
+- `status_planned_s`: `hpc status` on that planned sweep, before any run has a result;
 - `plan_s`: the same with `results_root=<dir>` (and without `SCRATCH`);
 - `submit_held_s`: the same grid through submitit (`cluster.hold=true`: `sbatch --hold`),
   where a Slurm controller answers; the bench cancels the arrays afterwards;
 - `status_s`, `failed_s`, `collect_s`: `hpc status`, `hpc failed` and `hpc collect -o runs.csv`
   on the planned sweep once every run has a result file (fabricated here: completed, with a
-  metrics group shaped like a real run's).
+  metrics group shaped like a real run's), for sizes up to `--results-up-to`.
 """
 
 import argparse
@@ -71,15 +73,19 @@ def fabricate_results(sweep_dir: pathlib.Path) -> float:
     return time.perf_counter() - tic
 
 
-def one_size(n: int, submit: bool, work: pathlib.Path) -> dict:
+def one_size(n: int, submit: bool, results: bool, work: pathlib.Path) -> dict:
     from hpc import slurm
 
     out = {"runs": n}
     scratch = {**os.environ, "SCRATCH": str(work / f"scratch-{n}")}
-    out["plan_scratch_s"], _ = timed(
+    out["plan_scratch_s"], done = timed(
         [sys.executable, "train.py", "-m", f"seed=range(0,{n})", "curriculum=smoke", "hydra/launcher=manifest"],
         env=scratch,
     )
+    planned = pathlib.Path(re.search(r"record in (\S+)", done.stdout).group(1))
+    out["sweep_files"] = sum(1 for p in planned.rglob("*") if p.suffix != ".sbatch")
+    out["sweep_bytes"] = sum(p.stat().st_size for p in planned.rglob("*") if p.is_file() and p.suffix != ".sbatch")
+    out["status_planned_s"], _ = timed([sys.executable, "-m", "hpc.cli", "status", str(planned)], env=scratch)
     root = work / f"plan-{n}"
     grid = [f"seed=range(0,{n})", "curriculum=smoke", f"results_root={root}"]
     plain = {k: v for k, v in os.environ.items() if k != "SCRATCH"}
@@ -105,6 +111,8 @@ def one_size(n: int, submit: bool, work: pathlib.Path) -> dict:
         jobs = found.group(1).replace(" ", "").split(",")
         out["submit_arrays"] = len(jobs)
         subprocess.run(["scancel", *jobs], check=True)
+    if not results:
+        return out
     out["fabricate_results_s"] = fabricate_results(sweep_dir)
     hpc = [sys.executable, "-m", "hpc.cli", "--root", str(root)]
     out["status_s"], _ = timed([*hpc, "status", str(sweep_dir)])
@@ -117,11 +125,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--no-submit", action="store_true", help="skip the held submitit submission")
+    parser.add_argument(
+        "--results-up-to", type=int, default=None, help="fabricate results (and time status on them) up to this size"
+    )
     args = parser.parse_args()
     from hpc import slurm
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
-        results = [one_size(n, not args.no_submit, pathlib.Path(tmp)) for n in args.sizes]
+        results = [
+            one_size(n, not args.no_submit, args.results_up_to is None or n <= args.results_up_to, pathlib.Path(tmp))
+            for n in args.sizes
+        ]
     print(json.dumps({"cpus": os.cpu_count(), "max_array_size": slurm.max_array_size(), "sizes": results}, indent=2))
 
 

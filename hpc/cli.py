@@ -19,7 +19,7 @@ def _sweep(args) -> Sweep:
     sweep = Sweep.load(find(args.sweep, args.root), damaged_ok=True)
     if sweep.damaged:
         print(
-            f"hpc: {sweep.damaged}. Read instead: {len(sweep.runs)} runs (configs/), "
+            f"hpc: {sweep.damaged}. Read instead: {len(sweep.runs)} runs (their configs), "
             f"{len(sweep.submissions)} submissions it still holds whole, and the result files.",
             file=sys.stderr,
         )

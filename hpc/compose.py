@@ -13,6 +13,7 @@ the two paths equal on grids that mix group choices and values.
 """
 
 import copy
+import dataclasses
 import json
 import re
 
@@ -20,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 _WHOLE = re.compile(r"^\$\{([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\}$")
+_INT = re.compile(r"^[1-9][0-9]{0,17}$|^0$")  # a decimal int as Hydra's grammar reads it (no sign, no _)
 
 
 class NotPlain(Exception):
@@ -53,10 +55,16 @@ def _resolve(node, root, depth: int = 0):
 
 def _set(tree: dict, path: str, value) -> None:
     """`OmegaConf.update(cfg, path, value, merge=True)` on a struct config, where that is a
-    plain assignment to an existing key."""
+    plain assignment to an existing key. The mappings on the way are copied before the one
+    below is changed, so a `tree` copied only at its top leaves the base it came from as it was."""
     *parents, last = path.split(".")
-    node = _lookup(tree, ".".join(parents)) if parents else tree
-    if not isinstance(node, dict) or last not in node or isinstance(node[last], dict) or isinstance(value, dict):
+    node = tree
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise NotPlain(path)
+        node[part] = dict(node[part])
+        node = node[part]
+    if last not in node or isinstance(node[last], dict) or isinstance(value, dict):
         raise NotPlain(path)
     node[last] = copy.deepcopy(value)
 
@@ -70,12 +78,20 @@ class SweepComposer:
         self.groups = set(groups)
         self.parser = OverridesParser.create()
         self.parsed: dict[str, object] = {}
+        self.ints: dict[str, str] = {}  # key -> a line `key=<int>` Hydra parsed (`_parse`)
         self.bases: dict[tuple, dict] = {}
         self.full = 0  # configs Hydra composed: one per base, plus each fallback
 
     def _parse(self, line: str):
         if line not in self.parsed:
-            self.parsed[line] = self.parser.parse_override(line)
+            key, _, text = line.partition("=")
+            template = self.parsed.get(self.ints.get(key))
+            if template is not None and _INT.match(text):  # `seed=41` after `seed=40`: Hydra's int
+                self.parsed[line] = dataclasses.replace(template, _value=int(text), input_line=line)
+            else:
+                self.parsed[line] = self.parser.parse_override(line)
+                if _INT.match(text) and type(self.parsed[line]._value) is int:
+                    self.ints[key] = line  # the first of its key parsed by Hydra: a template
         return self.parsed[line]
 
     def _is_value(self, override) -> bool:
@@ -102,7 +118,7 @@ class SweepComposer:
         key = tuple(line for line, o in zip(overrides, parsed) if not self._is_value(o))
         if key not in self.bases:
             self.bases[key] = OmegaConf.to_container(self.full_compose(list(key)), resolve=False)
-        tree = copy.deepcopy(self.bases[key])
+        tree = dict(self.bases[key])  # `_set` copies what it changes; `_resolve` builds the rest anew
         try:
             for override in (o for o in parsed if self._is_value(o)):
                 _set(tree, override.key_or_group, override.value())

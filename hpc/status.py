@@ -17,7 +17,7 @@ import time
 from . import claim, local, slurm
 from .checkpoint import checkpoint_path
 from .slurm import logs
-from .store import is_completed, read_note, read_status
+from .store import is_completed, note_path, read_note, read_status
 from .sweep import SUBMIT_LOCK, Sweep
 
 # The one vocabulary of run states, and its named sets; every command uses these.
@@ -67,7 +67,7 @@ def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
     for n, sub in enumerate(sweep.submissions):
         if sub["kind"] == "slurm" and sub["job_id"]:
             tasks[n] = sub.get("tasks") or []
-        elif sub in by_names:
+        elif sub["kind"] in ("slurm", "manifest") and not sub["job_id"]:  # as `by_names`
             name, count, per_task = sub.get("job_name"), len(sub["runs"]), _per_task(sub)
             # submitit sends a batch of one task as a plain job: no array index
             tasks[n] = [
@@ -96,13 +96,15 @@ def run_states(sweep: Sweep) -> list[RunState]:
     on_slurm = any(s["kind"] in ("slurm", "manifest") for s in sweep.submissions)
     tasks, states, unreachable = _slurm_tasks(sweep) if on_slurm else ({}, {}, "")
     owners = _Owners()
+    folder = sweep.result_path("-").parent
+    present = _names(folder)  # after Slurm was asked: a run that ended meanwhile has its file here
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_submission(run_id)
         kind = latest.submission["kind"] if latest is not None else None
         job = tasks.get(latest.position, [])[latest.index] if latest is not None and tasks.get(latest.position) else ""
         slurm_state = states.get(job) if job else None
-        path = sweep.result_path(run_id)
+        path = folder / f"{run_id}.h5"
         if slurm.ACTIVE.get(slurm_state) == "pending" and is_completed(path):
             # requeued after it finished (a late `scontrol requeue`): it will skip; the result stands
             out.append(RunState(run_id, "completed", f"its task is {slurm_state} again; it will skip the run", job))
@@ -122,11 +124,11 @@ def run_states(sweep: Sweep) -> list[RunState]:
         if slurm_state in slurm.ACTIVE:
             out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
             continue
-        owner = claim.read(claim.claim_path(path))
+        owner = claim.read(claim.claim_path(path)) if f"{run_id}{claim.SUFFIX}" in present else None
         if owner and owners.alive(owner):  # trained now: by another submission, a rerun, a local process
             out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
             continue
-        if path.exists():
+        if path.name in present:
             if slurm_state in slurm.FINAL and _older_than(path, latest.submission):
                 # the latest task failed before writing: that is the news, not the earlier result
                 hint = HINTS.get(slurm.FINAL[slurm_state], "")
@@ -142,12 +144,12 @@ def run_states(sweep: Sweep) -> list[RunState]:
                 continue
             out.append(_from_file(run_id, path, job))
             continue
-        note = read_note(path)
+        note = read_note(path) if note_path(path).name in present else None
         if note is not None:
             said = note.get("status")
             out.append(RunState(run_id, said if said in ENDED_BADLY else "failed", note.get("message", ""), job))
             continue
-        kept = checkpoint_path(path).exists()
+        kept = checkpoint_path(path).name in present
         resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
         if latest is None and sweep.damaged:  # its submission may be in the part that did not read
             out.append(RunState(run_id, "unknown", "no result; the damaged record does not say where it was submitted"))
@@ -204,6 +206,15 @@ def _stranded(run_id: str, job: str, slurm_state: str) -> RunState:
         job,
         cancel=job.split("_")[0],
     )
+
+
+def _names(folder) -> set[str]:
+    """The names in `folder` (none when it does not exist): one listing, not a few `stat` calls
+    per run, which on a parallel filesystem's metadata server is what makes a status slow."""
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except OSError:
+        return set()
 
 
 def _per_task(submission: dict) -> int:

@@ -14,6 +14,7 @@ from . import layout
 from .atomic import atomic_path
 
 RECORD = "sweep.json"
+CONFIGS = "configs.jsonl"  # every run's config, one line each (see `Sweep.add_run`); `configs/` before
 SUBMIT_LOCK = "submitting"  # <sweep>/submitting.claim: who is submitting to the sweep now (`hpc.launch.exclusive`)
 
 
@@ -29,9 +30,10 @@ class Placement(typing.NamedTuple):
 class Sweep:
     """A sweep directory `<results root>/<experiment>/sweeps/<sweep id>/` and its record.
 
-    `runs` maps run id -> `{"overrides": [...]}`; each run's resolved config is kept in
-    `configs/<run id>.yaml`; `submissions` lists each array job (or local batch) with the
-    run ids in array-index order.
+    `runs` maps run id -> `{"overrides": [...], "at": offset}`: each run's resolved config is a
+    line of `configs.jsonl` starting at `offset` (records older than it keep one file per run,
+    `configs/<run id>.yaml`); `submissions` lists each array job (or local batch) with the run
+    ids in array-index order. A sweep is a handful of files whatever its size.
     """
 
     path: pathlib.Path
@@ -47,6 +49,13 @@ class Sweep:
     submissions: list = dataclasses.field(default_factory=list)
     damaged: str = ""  # why the record did not read: this is what could be read of it (`load`)
 
+    def __post_init__(self):
+        self._base: str | None = None  # the first line of configs.jsonl: the base config, as text
+        self._base_tree: dict | None = None  # and read
+        self._pending: list[bytes] = []  # lines of configs.jsonl not written yet (`save` writes them)
+        self._end: int | None = None  # where the next line of configs.jsonl starts
+        self._placed: tuple[int, dict] = (-1, {})  # (submissions seen, run id -> Placement)
+
     @classmethod
     def create(
         cls, results_root, experiment: str, entry: str, argv: str = "", workdir: str = "", app: dict | None = None
@@ -55,7 +64,7 @@ class Sweep:
         sweep_id = now.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         results_root = pathlib.Path(results_root).resolve()  # found and written to from any directory
         path = layout.sweep_dir(results_root, experiment, sweep_id)
-        (path / "configs").mkdir(parents=True)
+        path.mkdir(parents=True)
         layout.remember_sweep(path)
         return cls(path, sweep_id, experiment, str(results_root), entry, now.isoformat(), argv, workdir, app or {})
 
@@ -81,9 +90,10 @@ class Sweep:
 
     @classmethod
     def salvage(cls, path, text: str, why: str) -> "Sweep":
-        """What a sweep directory still tells when its record is damaged: its runs (every
-        `configs/<run id>.yaml`), its results root and experiment (from where it lies), and
-        whatever fields, runs' overrides and submissions the damaged text still holds whole."""
+        """What a sweep directory still tells when its record is damaged: its runs (every line
+        of `configs.jsonl`, or `configs/<run id>.yaml`), its results root and experiment (from
+        where it lies), and whatever fields, runs' overrides and submissions the damaged text
+        still holds whole."""
         path = pathlib.Path(path)
         fields = _salvaged_fields(text)
         decoder, runs, submissions = json.JSONDecoder(), {}, []
@@ -95,7 +105,8 @@ class Sweep:
                 entry = decoder.raw_decode(text, found.start())[0]
                 if {"kind", "job_id", "runs", "tasks", "cluster", "submitted"} <= set(entry):
                     submissions.append(entry)
-        configs = sorted(p.stem for p in (path / "configs").glob("*.yaml"))
+        configs = {p.stem: {} for p in sorted((path / "configs").glob("*.yaml"))}  # records before configs.jsonl
+        configs.update(_lines(path / CONFIGS))
         return cls(
             path=path,
             sweep_id=path.name,
@@ -105,17 +116,62 @@ class Sweep:
             created=fields.get("created", ""),
             argv=fields.get("argv", ""),
             workdir=fields.get("workdir", ""),
-            runs={run_id: runs.get(run_id, {"overrides": []}) for run_id in dict.fromkeys([*runs, *configs])},
+            runs={
+                run_id: {"overrides": runs.get(run_id, {}).get("overrides", []), **configs.get(run_id, {})}
+                for run_id in dict.fromkeys([*runs, *configs])
+            },
             submissions=submissions,
             damaged=why,
         )
 
     def add_run(self, run_id: str, overrides: list[str], config_yaml: str) -> None:
-        self.runs[run_id] = {"overrides": list(overrides)}
-        (self.path / "configs" / f"{run_id}.yaml").write_text(config_yaml)
+        """Add a run with its resolved config (`config_yaml`: the text its task runs; written by
+        the next `save`). In `configs.jsonl` the first run's config is the base, and each run is
+        one line: the values in which its config differs from the base (`set`), or, where its
+        config is not the base's shape (a group chosen otherwise) or not JSON, its whole text."""
+        if self._end is None:
+            self._end = (self.path / CONFIGS).stat().st_size if (self.path / CONFIGS).exists() else 0
+            if self._end:
+                self._base = self._read_line(0)["base"]
+        entry: dict = {"run": run_id, "text": config_yaml}
+        try:
+            config = json.loads(config_yaml)
+        except ValueError:  # YAML (inf, NaN): kept as it is
+            config = None
+        if self._base is None and isinstance(config, dict):
+            self._base = config_yaml
+            self._append({"base": config_yaml})
+        if self._base is not None and self._base_tree is None:
+            self._base_tree = json.loads(self._base)
+        changes = _changes(self._base_tree, config) if config is not None and self._base is not None else None
+        if changes is not None and json.dumps(_applied(self._base_tree, changes), allow_nan=False) == config_yaml:
+            entry = {"run": run_id, "set": changes}  # rebuilt from it, the config is this very text
+        self.runs[run_id] = {"overrides": list(overrides), "at": self._append(entry)}
+
+    def _append(self, entry: dict) -> int:
+        """Queue `entry` as a line of configs.jsonl; **returns:** where it will start."""
+        line = (json.dumps(entry, allow_nan=False, separators=(",", ":")) + "\n").encode()
+        self._pending.append(line)
+        at, self._end = self._end, self._end + len(line)
+        return at
+
+    def _read_line(self, at: int) -> dict:
+        with open(self.path / CONFIGS, "rb") as handle:  # a task reads its own line, not the file
+            handle.seek(at)
+            return json.loads(handle.readline())
 
     def config_yaml(self, run_id: str) -> str:
-        return (self.path / "configs" / f"{run_id}.yaml").read_text()
+        """The resolved config run `run_id` runs, as text (exactly what the sweep recorded)."""
+        at = self.runs[run_id].get("at")
+        if at is None:  # a record older than configs.jsonl
+            return (self.path / "configs" / f"{run_id}.yaml").read_text()
+        line = self._read_line(at)
+        if "text" in line:
+            return line["text"]
+        if self._base_tree is None:
+            self._base = self._base or self._read_line(0)["base"]
+            self._base_tree = json.loads(self._base)
+        return json.dumps(_applied(self._base_tree, line["set"]), allow_nan=False)
 
     def result_path(self, run_id: str) -> pathlib.Path:
         return layout.result_path(self.results_root, self.experiment, run_id)
@@ -147,19 +203,75 @@ class Sweep:
         return entry
 
     def latest_submission(self, run_id: str) -> "Placement | None":
-        """Where `run_id` was last submitted."""
-        for n in range(len(self.submissions) - 1, -1, -1):
-            sub = self.submissions[n]
-            if run_id in sub["runs"]:
-                return Placement(n, sub, sub["runs"].index(run_id))
-        return None
+        """Where `run_id` was last submitted (every run's place is found in one pass, once per
+        number of submissions: a status of 100,000 runs is linear in them)."""
+        if self._placed[0] != len(self.submissions):
+            places = {}
+            for n, sub in enumerate(self.submissions):
+                places.update({r: Placement(n, sub, i) for i, r in enumerate(sub["runs"])})
+            self._placed = (len(self.submissions), places)
+        return self._placed[1].get(run_id)
 
     def save(self) -> None:
         if self.damaged:
             raise ValueError(f"{self.damaged}: not overwriting it with the part that could be read.")
+        if self._pending:  # the runs' configs first: the record never names a line not written
+            with open(self.path / CONFIGS, "ab") as handle:
+                handle.write(b"".join(self._pending))
+            self._pending = []
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("path", "damaged")}
         with atomic_path(self.path / RECORD, fsync=False) as tmp:
             tmp.write_text(json.dumps(data, default=str))
+
+
+def _changes(base, config) -> list | None:
+    """The leaves in which `config` differs from `base` (nested mappings), as `[keys, value]`
+    pairs; `None` when their shapes differ (other keys, or in another order)."""
+    out: list = []
+
+    def walk(a, b, keys: tuple) -> bool:
+        if isinstance(a, dict) and isinstance(b, dict):
+            if list(a) != list(b):
+                return False
+            for k in a:  # equal subtrees are skipped whole (`add_run` checks the text rebuilt after)
+                if (
+                    a[k] is not b[k]
+                    and (a[k] != b[k] or type(a[k]) is not type(b[k]))
+                    and not walk(a[k], b[k], (*keys, k))
+                ):
+                    return False
+            return True
+        if isinstance(a, dict) or isinstance(b, dict) or not keys:
+            return False
+        out.append([list(keys), b])
+        return True
+
+    return out if walk(base, config, ()) else None
+
+
+def _applied(base: dict, changes: list) -> dict:
+    """`base` with `changes` (see `_changes`) set, copying only the mappings on their way."""
+    tree = dict(base)
+    for keys, value in changes:
+        node = tree
+        for key in keys[:-1]:
+            node[key] = dict(node[key])
+            node = node[key]
+        node[keys[-1]] = value
+    return tree
+
+
+def _lines(path: pathlib.Path) -> dict[str, dict]:
+    """Run id -> `{"at": offset}` for every whole run line of a configs.jsonl (salvage)."""
+    out, at = {}, 0
+    with contextlib.suppress(OSError), open(path, "rb") as handle:
+        for line in handle:
+            with contextlib.suppress(ValueError):
+                run = json.loads(line).get("run")
+                if run is not None and line.endswith(b"\n"):
+                    out[run] = {"at": at}
+            at += len(line)
+    return out
 
 
 def _salvaged_fields(text: str) -> dict:

@@ -173,7 +173,7 @@ def test_results_and_notes_honour_the_umask(tmp_path):
         os.umask(old)
     assert seen == {"checkpoint": 0o640, "claim": 0o640, "note": 0o640}
     assert mode(path) == mode(data) == mode(sweep.path / "sweep.json") == 0o640
-    assert mode(sweep.path / "configs" / "r1.yaml") == 0o640
+    assert mode(sweep.path / "configs.jsonl") == 0o640
 
 
 def _many(tmp_path, ids):

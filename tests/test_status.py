@@ -161,7 +161,7 @@ def test_a_damaged_record_shows_what_can_be_read_and_names_a_truncated_result(tm
 
     done = hpc_cli("status", str(sweep.path), "--runs", root=tmp_path)
     assert f"the sweep record {record} is damaged (JSONDecodeError" in done.stderr
-    assert "4 runs (configs/), 0 submissions it still holds whole" in done.stderr
+    assert "4 runs (their configs), 0 submissions it still holds whole" in done.stderr
     states = {line.split()[0]: line.split(None, 3)[1:] for line in done.stdout.splitlines()[:4]}
     assert states["r0"][0] == "completed" and states["r2"][0] == "failed"
     assert states["r1"][0] == "corrupt" and f"result file {truncated} does not read" in states["r1"][2]

@@ -11,6 +11,7 @@ import yaml
 
 import neuralode
 from conftest import TINY, foreign_checkpoint, run_id_of, run_train
+from hpc.sweep import Sweep
 
 pytestmark = pytest.mark.slow
 
@@ -197,7 +198,8 @@ def test_the_notebooks_sweep_plans_as_one_command(results, tmp_path):
     (sweep,) = (results / "notebook_2BP_12_10" / "sweeps").iterdir()
     lines = (sweep / "manifest.txt").read_text().splitlines()
     assert len(lines) == 576 and "Planned 576 runs" in done.stdout
-    configs = [yaml.safe_load(p.read_text()) for p in sorted((sweep / "configs").iterdir())]
+    record = Sweep.load(sweep)
+    configs = [yaml.safe_load(record.config_yaml(r)) for r in record.runs]
     assert len(configs) == 576  # one distinct run id per grid point
     assert {tuple(c["curriculum"]["segment_length_strategy"]) for c in configs} == {(4,), (10,), (18,)}
     assert {c["n_orbits"] for c in configs} == {1, 10, 100} and {c["depth"] for c in configs} == {2, 4}
