@@ -26,6 +26,7 @@ GRID = {
         ["cluster.time_min=5", "dataset.test_sizes=[1,2]"],
         ["clip=null", "planar_constraint=false"],
         ["rtol=1e-5", "solver.dtype=float32", "activation=tanh"],
+        ["seed=123456789012", "width=8"],  # a seed after the first: an int literal, parsed from a template
     ],
 }
 ODD = [  # what the fast path hands to Hydra: an added key, string interpolation, an interpolation value
@@ -73,3 +74,13 @@ def test_groups_are_composed_once_and_bad_keys_raise_as_hydra_does(composer):
 def test_config_text_falls_back_to_yaml_for_what_json_cannot_say():
     text = config_text({"clip": float("inf"), "a": 1e-6})
     assert OmegaConf.to_container(OmegaConf.create(text)) == {"clip": float("inf"), "a": 1e-6}
+
+
+def test_int_overrides_after_the_first_are_what_hydras_parser_gives(composer):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra = OverridesParser.create()
+    lines = ["seed=1", "seed=0", "seed=42", "seed=007", "seed=-3", "seed=1_000", "seed=3.0", "width=64", "seed=99"]
+    lines += [f"seed={n}" for n in range(100, 130)]
+    for line in lines:
+        assert composer._parse(line) == hydra.parse_override(line), line
