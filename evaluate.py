@@ -56,16 +56,16 @@ def queried_runs(root, query: dict, best_of: list[str], every: bool, metric: str
     parameters), or `every` completed one."""
     from hpc import catalog
 
-    table = [row for r in catalog.roots(root) for row in catalog.rows(r)]
+    found = catalog.Catalog(catalog.roots(root))
     if every:
-        chosen, _ = catalog.select(table, [*query["filters"], "status=completed"], query["where"])
-        return [pathlib.Path(row["path"]) for row in chosen]
-    columns = sorted({k for row in table for k in row})
-    pattern = hpc.resolve_metric(columns, metric or APP.report.metric)  # as for a sweep: one column
+        frame, _ = found.select([*query["filters"], "status=completed"], query["where"])
+        return [pathlib.Path(p) for p in frame.path]
+    pattern = hpc.resolve_metric(found.columns, metric or APP.report.metric)  # as for a sweep: one column
     goal = APP.report.goal(pattern)
     sort = f"-{pattern}" if goal == "max" else f"{pattern}~{goal}" if not isinstance(goal, str) else pattern
     # best of each run id: every completed run with a finite metric, best first
-    chosen, _ = catalog.select(table, query["filters"], query["where"], sort, best_of or ["run_id"])
+    frame, _ = found.select(query["filters"], query["where"], sort, best_of or ["run_id"])
+    chosen = found.records(frame)
     if not best_of:
         chosen = chosen[:1]
     if not chosen:

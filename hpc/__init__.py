@@ -7,11 +7,13 @@ The public API; an application's glue imports only `hpc`:
     hpc.execute_many(runs, work)          # several runs trained together (an ensemble), each its own
     hpc.load("latest")                    # a sweep as a DataFrame
     hpc.find(width=64, sort="metrics.*")  # every run of a root, across sweeps, as a DataFrame
+    hpc.sql("SELECT ... FROM runs JOIN evals USING (run_id)")  # the tables runs, evals, eval_models
 """
 
 from .app import App as App
 from .app import load as load_app
 from .catalog import find as find
+from .catalog import sql as sql
 from .checkpoint import Checkpoint as Checkpoint
 from .checkpoint import UnusableCheckpoint as UnusableCheckpoint
 from .ids import NOT_IDENTITY as NOT_IDENTITY
@@ -76,6 +78,7 @@ __all__ = [
     "Lifeline",
     "Outcome",
     "find",
+    "sql",
     "execute",
     "execute_many",
     "versions",

@@ -1,92 +1,59 @@
-"""Every run of a results root, across its sweeps and experiments, queryable by its
-hyperparameters and results: `hpc runs` and `hpc.find`.
+"""Every run of a results root, across its sweeps and experiments, as tables queried by their
+hyperparameters and results, with SQL: `hpc runs`, `hpc.find`, `hpc.sql`, `hpc db export`.
 
     import hpc
     df = hpc.find(root="scratch", width=64, where="metrics.*_100_test.accel_pct_mean < 5",
                   sort="metrics.*_100_test.accel_pct_mean", best_of="output_head")
-    model = neuralode.load_model(df.path[0])
+    hpc.sql("SELECT e.label, r.run_id FROM evals e JOIN runs r USING (run_id)", root="scratch")
 
-A row is a result file's stored summary (its root attributes: status, run id, `config.*`,
-`meta.*`, `metrics.*`, ...), its evaluations (`eval.*`), its `experiment` and `path`. An HDF5
-file that does not read (truncated) is a row too: status `corrupt`, its path and why (`message`).
+The tables (`TABLES`):
+- `runs`: a row per result file: its stored summary (status, run id, `config.*`, `meta.*`,
+  `metrics.*`, ...), its evaluations (`eval.*`), its `experiment` and `path`. An HDF5 file that
+  does not read (truncated) is a row too: status `corrupt`, its path and why (`message`).
+- `evals`: a row per evaluation file (`<run id>.evals/<label>.h5`): `eval_id` (its path),
+  `run_id`, `label`, `status` and its `metrics.*`.
+- `eval_models`: which runs each evaluation used, and as what (`eval_id`, `run_id`, `role`):
+  the run it lies beside, `model`, or those its metadata names (`models`: run ids, or
+  `[run id, role]` pairs), so an analysis over several models is one evaluation, several rows.
 
-Reading 10,000 files takes a while, so the rows are cached in `<root>/.hpc-runs.json`, each
-under its file's identity (inode, size, modification and change times; an evaluation's too).
-Result files are only ever replaced by a rename, so a file written, resubmitted or evaluated
-since is read again, and a deleted one is dropped: the cache is never what a query answers
-without checking every file's identity first.
+**The index.** The rows of each experiment folder are kept in `<root>/.hpc-index/<experiment>
+.parquet`, an immutable file written under a temporary name and renamed into place: no lock and
+no database file live on scratch, and deleting the folder costs only a rebuild from the result
+files, which stay the source of truth. A query looks at each experiment folder's modification
+time only (creating, renaming or deleting a file changes it; `write_evaluation` touches it):
+unchanged, and older than the index by more than `RACY_S` (git's "racy timestamp" rule), the
+index answers; else the folder is listed and only new or replaced files (another inode, or an
+evaluations folder changed) are read. What this assumes of the filesystem: results are replaced
+whole by a rename, never rewritten in place, and the clocks of the nodes that write and of the
+login node agree within `RACY_S`. `verify` (`hpc runs --verify`) checks every file's identity
+(inode, size, times) anyway; `rebuild` reads everything again. Compute tasks never write the
+index; whichever command finds it out of date refreshes it, and a read-only root works from
+memory. Queries run in DuckDB over those files.
 """
 
 import difflib
 import fnmatch
 import json
-import operator
+import math
 import os
 import pathlib
 import re
+import time
 
 from .atomic import atomic_path
-from .report.aggregate import goal_key, number
-from .store import read_evaluations, read_summaries, read_summary
+from .store import read_summaries, read_summary
 
-CACHE = ".hpc-runs.json"
-VERSION = 2  # 2: unreadable files are rows (corrupt)
+INDEX = ".hpc-index"
+VERSION = "3"  # of the index files; another version is rebuilt
+OLD_CACHE = ".hpc-runs.json"  # the JSON cache before the index: removed, the index rebuilds
+RACY_S = 2.0  # a folder changed this close to its index's build is read again
 SKIP = {"datasets", "jax-cache", "sweeps", "report", "envs"}  # folders of a root that hold no results
-OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
-
-
-def _identity(stat) -> list:
-    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
-
-
-def _listing(root: pathlib.Path) -> dict[str, list]:
-    """Each candidate result file under `root` (`<experiment>/<run id>.h5`), relative path ->
-    identity of it and of its evaluations."""
-    out = {}
-    for experiment in sorted(os.scandir(root), key=lambda e: e.name) if root.is_dir() else []:
-        if not experiment.is_dir() or experiment.name in SKIP or experiment.name.startswith("."):
-            continue
-        entries = {e.name: e for e in os.scandir(experiment.path)}
-        for name, entry in entries.items():
-            if not name.endswith(".h5") or not entry.is_file():
-                continue
-            key = [_identity(entry.stat())]
-            evals = entries.get(name[: -len(".h5")] + ".evals")
-            if evals is not None and evals.is_dir():
-                key += [[e.name, *_identity(e.stat())] for e in sorted(os.scandir(evals.path), key=lambda e: e.name)]
-            out[f"{experiment.name}/{name}"] = key
-    return out
-
-
-LEFT_OUT = ("meta.versions.", "meta.threads.", "meta.slurm.", "meta.devices.")  # bulky; `hpc diff` shows them
-
-
+OPS = ("<=", ">=", "==", "!=", "<", ">")
+TABLES = ("runs", "evals", "eval_models")
 DAMAGED = "hpc.unreadable"  # what `_safe_summary` gives for a file that does not read
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how an HDF5 file (written by h5py) begins
-
-
-def _row(root: pathlib.Path, relative: str, summary: dict | None) -> dict | None:
-    """The row of one file: None when it is not a result file (no run id and status); a file
-    that does not read at all (truncated, overwritten) is a `corrupt` run with its path."""
-    path = root / relative
-    if summary and DAMAGED in summary:
-        return {
-            "run_id": path.stem,
-            "experiment": relative.split("/", 1)[0],
-            "status": "corrupt",
-            "path": str(path),
-            "message": f"result file does not read ({summary[DAMAGED]})",
-        }
-    if not summary or "run_id" not in summary or "status" not in summary:
-        return None
-    return {
-        "run_id": summary["run_id"],
-        "experiment": relative.split("/", 1)[0],
-        "status": summary["status"],
-        "path": str(path),
-        **{k: v for k, v in summary.items() if k not in ("run_id", "status", "format") and not k.startswith(LEFT_OUT)},
-        **read_evaluations(path),
-    }
+LEFT_OUT = ("meta.versions.", "meta.threads.", "meta.slurm.", "meta.devices.")  # bulky; `hpc diff` shows them
+HIDDEN = ("_file", "_inode", "_evals_mtime", "_size", "_mtime", "_evals", "_root")  # the index's own columns
 
 
 def _safe_summary(path: str) -> dict | None:
@@ -103,29 +70,396 @@ def _safe_summary(path: str) -> dict | None:
         return None  # an HDF5 file that is not a result file
 
 
-def rows(root) -> list[dict]:
-    """Every run under `root`, one row each (see the module docstring), read from the cache
-    where a file's identity is unchanged and from the file otherwise."""
-    root = pathlib.Path(root)
-    listing = _listing(root)
-    cache_path = root / CACHE
-    try:
-        cached = json.loads(cache_path.read_text())
-        known = cached["files"] if cached.get("version") == VERSION else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        known = {}
-    fresh = {rel: known[rel] for rel, key in listing.items() if rel in known and known[rel]["key"] == key}
-    todo = [rel for rel in listing if rel not in fresh]
-    summaries = read_summaries([root / rel for rel in todo], reader=_safe_summary)  # in processes when many
-    for rel, summary in zip(todo, summaries):
-        fresh[rel] = {"key": listing[rel], "row": _row(root, rel, summary)}
-    if todo or len(fresh) != len(known):
+def _row(folder: pathlib.Path, name: str, summary: dict | None) -> dict | None:
+    """The `runs` row of one file: None when it is not a result file (no run id and status)."""
+    path = folder / name
+    if summary and DAMAGED in summary:
+        return {
+            "run_id": path.stem,
+            "experiment": folder.name,
+            "status": "corrupt",
+            "path": str(path),
+            "message": f"result file does not read ({summary[DAMAGED]})",
+        }
+    if not summary or "run_id" not in summary or "status" not in summary:
+        return None
+    return {
+        "run_id": summary["run_id"],
+        "experiment": folder.name,
+        "status": summary["status"],
+        "path": str(path),
+        **{k: v for k, v in summary.items() if k not in ("run_id", "status", "format") and not k.startswith(LEFT_OUT)},
+    }
+
+
+def _evaluations(path: pathlib.Path) -> list[dict]:
+    """Each evaluation of the run at `path`: its label, file and summary."""
+    folder = path.with_suffix(".evals")
+    out = []
+    for file in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
         try:
-            with atomic_path(cache_path, fsync=False) as tmp:
-                tmp.write_text(json.dumps({"version": VERSION, "files": fresh}, default=str))
+            summary = read_summary(file)
+        except (OSError, KeyError, ValueError):
+            continue  # a damaged evaluation is not a result; evaluate again to replace it
+        out.append({"label": file.stem, "path": str(file), "summary": summary})
+    return out
+
+
+def _listing(folder: pathlib.Path) -> dict[str, tuple[int, int]]:
+    """Each candidate result file of an experiment folder -> (inode, its evaluations folder's
+    modification time, 0 without one): one listing, and a `stat` per evaluations folder only."""
+    entries = {e.name: e for e in os.scandir(folder)}
+    out = {}
+    for name, entry in entries.items():
+        if name.endswith(".h5") and entry.is_file():
+            evals = entries.get(name[: -len(".h5")] + ".evals")
+            mtime = evals.stat().st_mtime_ns if evals is not None and evals.is_dir() else 0
+            out[name] = (entry.inode(), mtime)
+    return out
+
+
+def _read(folder: pathlib.Path, names: list[str], listing: dict) -> list[dict]:
+    """The rows of the files `names` of `folder`, with the index's own columns."""
+    summaries = read_summaries([folder / n for n in names], reader=_safe_summary)  # in processes when many
+    rows = []
+    for name, summary in zip(names, summaries):
+        row = _row(folder, name, summary)
+        if row is None:
+            row = {}  # not a result file: remembered as such, so it is not read again
+        evaluations = _evaluations(folder / name) if row and listing[name][1] else []
+        for e in evaluations:
+            if e["summary"].get("status") == "completed":
+                row.update({"eval." + k[8:]: v for k, v in e["summary"].items() if k.startswith("metrics.")})
+        stat = os.stat(folder / name)
+        row.update(
+            _file=name,
+            _inode=listing[name][0],
+            _evals_mtime=listing[name][1],
+            _size=stat.st_size,
+            _mtime=stat.st_mtime_ns,
+            _evals=json.dumps(evaluations, default=str) if evaluations else None,
+        )
+        rows.append(row)
+    return rows
+
+
+def _frame(rows: list[dict]):
+    """Rows as a pandas DataFrame that Parquet can hold: a column whose values are not all of one
+    kind (numbers, text, true/false) holds them as JSON text, as do lists and mappings."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for column in ("run_id", "experiment", "status", "path", "_evals"):  # every table has them
+        if column not in frame.columns:
+            frame[column] = pd.Series([None] * len(frame), dtype=object)
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column].dropna()
+        kinds = {
+            bool if isinstance(v, bool) else str if isinstance(v, str) else float if _num(v) else list for v in values
+        }
+        if len(kinds) > 1 or list in kinds:
+            frame[column] = frame[column].map(
+                lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+            )
+        elif kinds == {float}:
+            frame[column] = pd.to_numeric(frame[column])
+    return frame
+
+
+def _num(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _Experiment:
+    """The index of one experiment folder: its table, refreshed as the module docstring says."""
+
+    def __init__(self, root: pathlib.Path, name: str, rebuild: bool = False, verify: bool = False):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.folder, self.file = root / name, root / INDEX / f"{name}.parquet"
+        seen = os.stat(self.folder).st_mtime_ns  # before the listing: a change during it is seen next time
+        old = None
+        if not rebuild and self.file.exists():
+            try:
+                old = pq.read_table(self.file)
+                meta = old.schema.metadata or {}
+                if meta.get(b"version") != VERSION.encode():
+                    old = None
+            except (OSError, ValueError, pa.ArrowException):
+                old = None  # a damaged index: rebuilt from the result files
+        if old is not None and not verify:
+            built, mtime = int(meta[b"built_ns"]), int(meta[b"folder_mtime_ns"])
+            if mtime == seen and built - seen > RACY_S * 1e9:
+                self.table, self.read = old, 0
+                return
+        listing = _listing(self.folder)
+        kept, keep = {}, []
+        if old is not None:
+            names = old.column("_file").to_pylist()
+            identity = zip(old.column("_inode").to_pylist(), old.column("_evals_mtime").to_pylist())
+            kept = {n: i for i, (n, key) in enumerate(zip(names, identity)) if listing.get(n) == tuple(key)}
+            if verify:  # every file's size and modification time as well: changes in place
+                sizes, mtimes = old.column("_size").to_pylist(), old.column("_mtime").to_pylist()
+                kept = {n: i for n, i in kept.items() if _same(self.folder / n, sizes[i], mtimes[i])}
+            keep = sorted(kept.values())
+        todo = sorted(n for n in listing if n not in kept)
+        self.read = len(todo)
+        if not todo and old is not None and len(keep) == old.num_rows:
+            table = old
+        else:
+            rows = _read(self.folder, todo, listing)
+            fresh = pa.Table.from_pandas(_frame(rows), preserve_index=False)
+            if old is not None and keep:
+                try:
+                    table = pa.concat_tables(
+                        [old.take(keep).replace_schema_metadata(None), fresh], promote_options="permissive"
+                    )
+                except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column's kind changed: normalized again, whole
+                    table = pa.Table.from_pandas(_frame(old.take(keep).to_pylist() + rows), preserve_index=False)
+            else:
+                table = fresh
+            table = table.sort_by("_file") if table.num_rows else table
+        self.table = table.replace_schema_metadata(
+            {"version": VERSION, "built_ns": str(time.time_ns()), "folder_mtime_ns": str(seen)}
+        )
+        if table is not old or old.schema.metadata != self.table.schema.metadata:
+            self._write(pq)
+
+    def _write(self, pq) -> None:
+        try:
+            self.file.parent.mkdir(exist_ok=True)
+            with atomic_path(self.file, fsync=False) as tmp:
+                pq.write_table(self.table, tmp)
         except OSError:
-            pass  # a read-only root: no cache, every query reads the files
-    return [entry["row"] for _, entry in sorted(fresh.items()) if entry["row"] is not None]
+            pass  # a read-only root (or a full one): the index lives in memory for this query
+
+
+def _same(path: pathlib.Path, size: int, mtime: int) -> bool:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return stat.st_size == size and stat.st_mtime_ns == mtime
+
+
+def experiments(root: pathlib.Path) -> list[str]:
+    """The experiment folders of a results root."""
+    if not root.is_dir():
+        return []
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and e.name not in SKIP and not e.name.startswith("."))
+
+
+class Catalog:
+    """The tables of one or more results roots in an in-memory DuckDB database (`TABLES`),
+    from their indexes, each refreshed first (see the module docstring). `rebuild` reads every
+    file again; `verify` checks every file's identity."""
+
+    def __init__(self, roots, rebuild: bool = False, verify: bool = False):
+        import duckdb
+
+        self.db = duckdb.connect()
+        self.read, parts = 0, []
+        for n, root in enumerate(map(pathlib.Path, roots)):
+            if (root / OLD_CACHE).exists() and os.access(root, os.W_OK):
+                (root / OLD_CACHE).unlink(missing_ok=True)  # the JSON cache before the index
+            for name in experiments(root):
+                part = _Experiment(root, name, rebuild, verify)
+                self.read += part.read
+                if part.table.num_rows:
+                    view = f"part{len(parts)}"
+                    self.db.register(view, part.table)
+                    parts.append(f"SELECT *, {n} AS _root FROM {view}")
+        empty = ", ".join(
+            f"NULL::VARCHAR AS {c}" for c in ("run_id", "experiment", "status", "path", "_evals", "_root")
+        )
+        body = " UNION ALL BY NAME ".join(parts) if parts else f"SELECT {empty} WHERE false"
+        self.db.execute(f"CREATE TEMP VIEW everything AS {body}")
+        hidden = ", ".join(h for h in HIDDEN if h in self._names("everything"))
+        self.db.execute(
+            f"CREATE TEMP VIEW runs AS SELECT * EXCLUDE ({hidden}) FROM everything WHERE run_id IS NOT NULL"
+        )
+        self._evaluations()
+        self.columns = self._names("runs")
+
+    def _names(self, table: str) -> list[str]:
+        return [row[0] for row in self.db.execute(f"DESCRIBE {table}").fetchall()]
+
+    def _evaluations(self) -> None:
+        """`evals` and `eval_models` from the evaluations each run row carries."""
+        import pandas as pd
+
+        evals, links = [], []
+        for run_id, text in self.db.execute(
+            "SELECT run_id, _evals FROM everything WHERE _evals IS NOT NULL"
+        ).fetchall():
+            for e in json.loads(text):
+                summary = e["summary"]
+                evals.append(
+                    {
+                        "eval_id": e["path"],
+                        "run_id": run_id,
+                        "label": e["label"],
+                        "status": summary.get("status"),
+                        **{k: v for k, v in summary.items() if k.startswith("metrics.")},
+                    }
+                )
+                models = _listed(summary.get("meta.models")) or [run_id]
+                for model in models if isinstance(models, list) else [models]:
+                    used, role = (model, "model") if isinstance(model, str) else (model[0], model[1])
+                    links.append({"eval_id": e["path"], "run_id": used, "role": role})
+        frame = (
+            _frame(evals)
+            if evals
+            else pd.DataFrame(
+                {
+                    "eval_id": pd.Series(dtype=str),
+                    "run_id": pd.Series(dtype=str),
+                    "label": pd.Series(dtype=str),
+                    "status": pd.Series(dtype=str),
+                }
+            )
+        )
+        self.db.register("evals_frame", frame)
+        self.db.execute("CREATE TEMP TABLE evals AS SELECT * FROM evals_frame")
+        links_frame = pd.DataFrame(links, columns=["eval_id", "run_id", "role"]).astype(str)
+        self.db.register("links_frame", links_frame)
+        self.db.execute("CREATE TEMP TABLE eval_models AS SELECT * FROM links_frame")
+
+    def sql(self, text: str):
+        """A pandas DataFrame: `text` (SQL over `TABLES`)."""
+        import duckdb
+
+        try:
+            return self.db.sql(text).df()
+        except duckdb.Error as exc:
+            raise ValueError(f"--sql: {str(exc).splitlines()[0]} (the tables: {', '.join(TABLES)}).") from None
+
+    def select(self, filters=(), where=(), sort: str | None = None, best_of=None):
+        """The rows of `runs` that pass every filter (`key=value` strings or (key, values)
+        pairs) and every `where` condition, ordered by `sort` (see `_order`), and only the best
+        (first) completed run with a number to sort by for each value of `best_of` (a parameter,
+        or a list of them: each combination), as a DataFrame; and the columns that name what
+        was asked. Raises `ValueError` naming a key no run has, with the closest ones."""
+        asked, conditions = [], []
+        for item in filters:
+            key, values = parse_filter(item) if isinstance(item, str) else item
+            value = self._expression(key, "filter")
+            conditions.append("(" + " OR ".join(_equals(value, v) for v in values) + ")")
+            asked.append(key)
+        for text in [where] if isinstance(where, str) else where:
+            column, op, wanted = parse_where(text)
+            value = self._expression(column, "--where")
+            sql_op = "=" if op == "==" else op
+            if _num(wanted):
+                conditions.append(f"(TRY_CAST({value} AS DOUBLE) {sql_op} {float(wanted)!r})")
+            else:
+                conditions.append(f"(CAST({value} AS VARCHAR) {sql_op} {_text(wanted)})")
+            asked.append(column)
+        order = ["_root", "experiment", "path"]
+        if sort:
+            column, key = _order(sort, self._expression(_order_column(sort), "--sort"))
+            order = [*key, *order]
+            asked.append(column)
+        where_sql = " AND ".join(conditions) or "true"
+        query = f"SELECT * FROM everything WHERE run_id IS NOT NULL AND {where_sql}"
+        if best_of:
+            if not sort:
+                raise ValueError("--best-of needs --sort: the metric that says which run is best.")
+            names = [best_of] if isinstance(best_of, str) else list(best_of)
+            groups = [self._expression(name, "--best-of") for name in names]
+            ranked = _ranked(self._expression(_order_column(sort), "--sort"))
+            query = (
+                f"SELECT * FROM ({query}) WHERE status = 'completed' AND {ranked} IS NOT NULL "
+                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(groups)} ORDER BY {', '.join(order)}) = 1"
+            )
+            asked.extend(names)
+        frame = self.db.sql(f"SELECT * FROM ({query}) ORDER BY {', '.join(order)}").df()
+        return frame.drop(columns=[c for c in HIDDEN if c in frame.columns]), asked
+
+    def _expression(self, name: str, what: str) -> str:
+        """SQL for the value of `name` (a column, a short config name or a glob) in a row."""
+        columns = _column(self.columns, name)
+        if not columns:
+            if not self.columns or self.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0:
+                return "NULL"  # no runs: nothing matches, and nothing is wrong
+            close = difflib.get_close_matches(name, self.columns + [c[len("config.") :] for c in self.columns], 5)
+            raise ValueError(
+                f"{what} `{name}`: no run has it{'; did you mean ' + ', '.join(close) if close else ''}? "
+                f"Run `hpc runs` to see the columns."
+            )
+        quoted = [f'"{c}"' for c in columns]  # several (a glob): a row has one of them, as text
+        return quoted[0] if len(quoted) == 1 else f"COALESCE({', '.join(f'CAST({q} AS VARCHAR)' for q in quoted)})"
+
+    def records(self, frame) -> list[dict]:
+        """A DataFrame's rows as dicts, without the columns a row has no value in."""
+        return [{k: v for k, v in row.items() if not _missing(v)} for row in frame.to_dict("records")]
+
+
+def _listed(value):
+    """An evaluation's `models` as its summary keeps them: a list, or its text (HDF5 attributes
+    hold a list of pairs as their Python text)."""
+    if isinstance(value, str):
+        import ast
+
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return [value]
+    return value
+
+
+def _missing(value) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or value is getattr(__import__("pandas"), "NA")
+    )
+
+
+def _text(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _equals(expression: str, wanted) -> str:
+    """SQL: the value `expression` is `wanted` (numbers as numbers, else as text)."""
+    if wanted is None:
+        return f"({expression} IS NULL)"
+    if isinstance(wanted, bool):
+        return f"(lower(CAST({expression} AS VARCHAR)) = '{str(wanted).lower()}')"
+    if _num(wanted):
+        return f"(TRY_CAST({expression} AS DOUBLE) = {float(wanted)!r})"
+    if isinstance(wanted, (list, dict)):
+        return f"(CAST({expression} AS VARCHAR) = {_text(json.dumps(wanted))})"
+    return f"(CAST({expression} AS VARCHAR) = {_text(wanted)})"
+
+
+def _ranked(expression: str) -> str:
+    """SQL: the value as a number that can be ranked (not NaN, not text), else NULL."""
+    number = f"TRY_CAST({expression} AS DOUBLE)"
+    return f"(CASE WHEN isnan({number}) THEN NULL ELSE {number} END)"
+
+
+def _order_column(spec: str) -> str:
+    return spec[1:] if spec.startswith("-") else spec.partition("~")[0]
+
+
+def _order(spec: str, expression: str) -> tuple[str, list[str]]:
+    """`M` (ascending), `-M` (descending) or `M~v` (closest to v first) -> (column, SQL order
+    keys); what is not a number comes last."""
+    ranked = _ranked(expression)
+    last = f"({ranked} IS NULL)"
+    if spec.startswith("-"):
+        return spec[1:], [last, f"{ranked} DESC"]
+    column, tilde, target = spec.partition("~")
+    if tilde:
+        goal = _value(target)
+        if not _num(goal):
+            raise ValueError(f"--sort `{spec}`: after `~` comes the number to be closest to, got {target!r}.")
+        return column, [last, f"abs({ranked} - {float(goal)!r})"]
+    return column, [last, f"{ranked} ASC"]
 
 
 def files_of(row: dict) -> list[pathlib.Path]:
@@ -135,14 +469,14 @@ def files_of(row: dict) -> list[pathlib.Path]:
     return [path, *(sorted(p for p in evals.iterdir() if p.is_file()) if evals.is_dir() else [])]
 
 
-def _column(row_keys, name: str) -> list[str]:
-    """The columns of a row that `name` means: itself, `config.<name>` (a short name), or the
-    columns a glob matches."""
-    if name in row_keys:
+def _column(names, name: str) -> list[str]:
+    """The columns that `name` means: itself, `config.<name>` (a short name), or the columns a
+    glob matches."""
+    if name in names:
         return [name]
-    if f"config.{name}" in row_keys:
+    if f"config.{name}" in names:
         return [f"config.{name}"]
-    return fnmatch.filter(row_keys, name) if any(c in name for c in "*?[") else []
+    return fnmatch.filter(names, name) if any(c in name for c in "*?[") else []
 
 
 def _value(text: str):
@@ -152,12 +486,6 @@ def _value(text: str):
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-
-
-def _matches(value, wanted) -> bool:
-    if isinstance(value, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(value, bool):
-        return float(value) == float(wanted)
-    return value == wanted or (isinstance(value, str) and str(wanted) == value)
 
 
 def parse_filter(text: str) -> tuple[str, list]:
@@ -180,83 +508,10 @@ def parse_where(text: str) -> tuple[str, str, object]:
     return found.group(1), found.group(2), _value(found.group(3))
 
 
-def _sort_key(spec: str):
-    """`M` (ascending), `-M` (descending) or `M~v` (closest to v first) -> (column, key function)."""
-    if spec.startswith("-"):
-        return spec[1:], lambda v: goal_key(v, "max")
-    column, tilde, target = spec.partition("~")
-    if tilde:
-        goal = _value(target)
-        if not isinstance(goal, (int, float)):
-            raise ValueError(f"--sort `{spec}`: after `~` comes the number to be closest to, got {target!r}.")
-        return column, lambda v: goal_key(v, goal)
-    return column, lambda v: goal_key(v, "min")
-
-
 def value_of(row: dict, name: str):
     """The value of `name` (a column, a short config name or a glob matching one column) in `row`, or None."""
-    columns = _column(list(row), name)
+    columns = [c for c in _column(list(row), name) if not _missing(row[c])]
     return row[columns[0]] if len(columns) == 1 else None
-
-
-def select(
-    table: list[dict], filters=(), where=(), sort: str | None = None, best_of=None
-) -> tuple[list[dict], list[str]]:
-    """The rows of `table` that pass every filter (`key=value` strings or (key, values) pairs)
-    and every `where` condition, ordered by `sort` (see `_sort_key`), and only the best (first)
-    completed run with a number to sort by for each value of `best_of` (a parameter, or a list
-    of them: each combination); and the columns that name what was asked. Raises
-    `ValueError` naming a key no run has, with the closest ones."""
-    everything = sorted({k for row in table for k in row})
-    asked = []
-
-    def known(name: str, what: str) -> None:
-        if table and not any(_column(list(row), name) for row in table):
-            close = difflib.get_close_matches(name, everything + [c[len("config.") :] for c in everything], 5)
-            raise ValueError(
-                f"{what} `{name}`: no run has it{'; did you mean ' + ', '.join(close) if close else ''}? "
-                f"Run `hpc runs` to see the columns."
-            )
-
-    conditions = []
-    for item in filters:
-        key, values = parse_filter(item) if isinstance(item, str) else item
-        known(key, "filter")
-        conditions.append(lambda row, key=key, values=values: any(_matches(value_of(row, key), v) for v in values))
-        asked.append(key)
-    for text in [where] if isinstance(where, str) else where:
-        column, op, value = parse_where(text)
-        known(column, "--where")
-        compare = OPS[op]
-
-        def holds(row, column=column, compare=compare, value=value):
-            got = value_of(row, column)
-            try:
-                return got is not None and bool(compare(got, value))
-            except TypeError:
-                return False
-
-        conditions.append(holds)
-        asked.append(column)
-    chosen = [row for row in table if all(c(row) for c in conditions)]
-    if sort:
-        column, key = _sort_key(sort)
-        known(column, "--sort")
-        chosen.sort(key=lambda row: key(value_of(row, column)))
-        asked.append(column)
-    if best_of:
-        if not sort:
-            raise ValueError("--best-of needs --sort: the metric that says which run is best.")
-        names = [best_of] if isinstance(best_of, str) else list(best_of)
-        for name in names:
-            known(name, "--best-of")
-        best: dict = {}
-        for row in chosen:
-            if row["status"] == "completed" and number(value_of(row, column)):
-                best.setdefault(json.dumps([value_of(row, n) for n in names], sort_keys=True, default=str), row)
-        chosen = list(best.values())
-        asked.extend(names)
-    return chosen, asked
 
 
 def columns_to_show(chosen: list[dict], asked) -> list[str]:
@@ -278,11 +533,29 @@ def find(*filters, root=None, where=(), sort=None, best_of=None, **equal):
     roots) that match, as a pandas DataFrame with every column and each run's `path`.
     `filters`: `key=value` strings; `equal`: the same as keywords (`width=64`); `where`,
     `sort`, `best_of`: as `hpc runs`' options."""
-    import pandas as pd
+    frame, _ = Catalog(roots(root)).select([*filters, *((k, [v]) for k, v in equal.items())], where, sort, best_of)
+    return frame
 
-    table = [row for r in roots(root) for row in rows(r)]
-    chosen, _ = select(table, [*filters, *((k, [v]) for k, v in equal.items())], where, sort, best_of)
-    return pd.DataFrame(chosen)
+
+def sql(text: str, root=None):
+    """SQL over the tables of `root` (as for `find`): `runs`, `evals`, `eval_models`; a
+    pandas DataFrame."""
+    return Catalog(roots(root)).sql(text)
+
+
+def export(out, root=None) -> list[pathlib.Path]:
+    """Each table of `root` (as for `find`) as `<out>/<table>.csv.gz`: a backup that needs
+    nothing but a CSV reader. **Returns:** the files written."""
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(roots(root))
+    written = []
+    for table in TABLES:
+        path = out / f"{table}.csv.gz"
+        with atomic_path(path) as tmp:
+            catalog.sql(f"SELECT * FROM {table}").to_csv(tmp, index=False, compression="gzip")
+        written.append(path)
+    return written
 
 
 def roots(root=None) -> list[pathlib.Path]:

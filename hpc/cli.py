@@ -206,8 +206,15 @@ def cmd_runs(args) -> int:
             f"--paths lists files relative to one results root, and {len(roots)} are known: give --root "
             f"({', '.join(map(str, roots))})."
         )
-    table = [row for root in roots for row in catalog.rows(root)]
-    chosen, asked = catalog.select(table, args.filters, args.where or (), args.sort, args.best_of)
+    found = catalog.Catalog(roots, rebuild=args.rebuild, verify=args.verify)
+    if args.sql:
+        frame = found.sql(args.sql)
+        if args.output:
+            _write_rows(pathlib.Path(args.output), found.records(frame), list(frame.columns), "runs")
+        print(frame.to_string(index=False) if len(frame) else "(no rows)")
+        return 0
+    frame, asked = found.select(args.filters, args.where or (), args.sort, args.best_of)
+    chosen = found.records(frame)
     if args.paths:  # for `rsync --files-from`: each run's result file and its evaluations
         for row in chosen:
             for path in catalog.files_of(row):
@@ -220,9 +227,9 @@ def cmd_runs(args) -> int:
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for line in cells:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
-    print(f"{len(chosen)} of {len(table)} runs" + (f" -> {args.output}" if args.output else ""))
-    shown = {id(row) for row in chosen}
-    unread = [row["path"] for row in table if row["status"] == "corrupt" and id(row) not in shown]
+    total = found.sql("SELECT count(*) AS n FROM runs").n[0]
+    print(f"{len(chosen)} of {total} runs" + (f" -> {args.output}" if args.output else ""))
+    unread = [p for p in found.sql("SELECT path FROM runs WHERE status = 'corrupt'").path if p not in set(frame.path)]
     if unread:  # a filter cannot match what does not read: never left out without a word
         print(
             f"{len(unread)} result file(s) do not read and match no filter (`hpc runs status=corrupt` lists them): "
@@ -233,16 +240,27 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_db(args) -> int:
+    from . import catalog
+
+    written = catalog.export(args.out, args.root)
+    print(f"Wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from . import catalog
     from .export import export
 
     if args.target == "runs":
-        table = [row for root in catalog.roots(args.root) for row in catalog.rows(root)]
+        found = catalog.Catalog(catalog.roots(args.root))
+        frame, _ = found.select(args.filters, args.where or ())
+        chosen = found.records(frame)
     else:  # a sweep: its runs, wherever its root
         sweep = Sweep.load(find(args.target, args.root))
-        table = [row for row in catalog.rows(sweep.results_root) if row["run_id"] in sweep.runs]
-    chosen, _ = catalog.select(table, args.filters, args.where or ())
+        found = catalog.Catalog([sweep.results_root])
+        frame, _ = found.select(args.filters, args.where or ())
+        chosen = [row for row in found.records(frame) if row["run_id"] in sweep.runs]
     if not chosen:
         raise ValueError(f"no run of {args.target!r} matches: nothing to export.")
     to, out = args.to
@@ -318,6 +336,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the files of the runs (result, evaluations), relative to the root: for rsync --files-from",
     )
+    q.add_argument("--sql", default=None, help='SQL over the tables runs, evals, eval_models: "SELECT ... FROM runs"')
+    q.add_argument("--verify", action="store_true", help="check every file's identity, not only each folder's")
+    q.add_argument("--rebuild", action="store_true", help="read every result file again (the index is rebuilt)")
+    db = add("db", cmd_db, "the tables (runs, evals, eval_models) as CSV files: a backup", sweep=False)
+    db.add_argument("action", choices=["export"], help="export: each table as <out>/<table>.csv.gz")
+    db.add_argument("out", help="directory for the CSV files")
     e = add("export", cmd_export, "result files -> TensorBoard event files or W&B offline runs", sweep=False)
     e.add_argument("target", help="a sweep (directory, id or `latest`), or `runs`: every run of the root(s)")
     e.add_argument("filters", nargs="*", metavar="KEY=VALUE", help="as for `hpc runs`")

@@ -12,8 +12,10 @@ model tested on other data) goes into files of its own, `<run id>.evals/<label>.
 (`write_evaluation`), in the same format; tables show their `metrics.*` as `eval.*`.
 """
 
+import contextlib
 import io
 import json
+import os
 import pathlib
 from collections.abc import Callable
 
@@ -235,7 +237,10 @@ def write_evaluation(path, label: str, **result) -> pathlib.Path:
     `metrics` ...); the result file itself is not touched."""
     if not label or "/" in label or label.startswith("."):
         raise ValueError(f"an evaluation label must be a plain file name, got {label!r}.")
-    return write_result(evaluation_dir(path) / f"{label}.h5", **result)
+    written = write_result(evaluation_dir(path) / f"{label}.h5", **result)
+    with contextlib.suppress(OSError):  # the experiment folder's time says it changed (`hpc.catalog`)
+        os.utime(pathlib.Path(path).parent)
+    return written
 
 
 def read_evaluations(path) -> dict:

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -100,9 +101,42 @@ def test_the_command_lists_writes_and_names_a_bad_key(root, tmp_path):
     assert bad.returncode == 2 and "--where is `<column> <op> <value>`" in bad.stderr
 
 
+def _age(root, seconds=60):
+    """Every experiment folder as if last changed `seconds` ago, and its index built since."""
+    past = time.time() - seconds
+    for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        os.utime(folder, (past, past))
+    hpc.find(root=root)
+
+
+def _nan_as_none(table: dict) -> dict:
+    """NaN as the index keeps it: missing (Parquet's null), which ranks as NaN does, last."""
+    return {k: tuple(None if isinstance(v, float) and v != v else v for v in row) for k, row in table.items()}
+
+
+def _indexed(root) -> dict:
+    """What the index files hold, read with pyarrow: run id -> (experiment, head, width, status, error)."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for file in (root / catalog.INDEX).glob("*.parquet"):
+        for row in pq.read_table(file).to_pylist():
+            if row.get("run_id") and row["status"] != "corrupt":
+                out[row["run_id"]] = (
+                    row["experiment"],
+                    row["config.output_head"],
+                    int(row["config.width"]),
+                    row["status"],
+                    row[METRIC],
+                )
+    return out
+
+
 def test_a_run_written_replaced_evaluated_or_deleted_shows_in_the_next_query(root):
+    (root / ".hpc-runs.json").write_text("{}")  # the JSON cache before the index: it goes
     first = hpc.find(root=root)
-    assert (root / catalog.CACHE).exists() and len(first) == 17
+    assert (root / catalog.INDEX / "first.parquet").exists() and len(first) == 17
+    assert not (root / ".hpc-runs.json").exists()
     _write(root, "first", "n0001", "signed", 8, 0.5)  # a run finished since
     gone = root / "second" / "b0003.h5"
     gone.unlink()
@@ -122,15 +156,101 @@ def test_a_run_written_replaced_evaluated_or_deleted_shows_in_the_next_query(roo
     assert again.loc["a0000", METRIC] == 99.0
     assert again.loc["a0001", "eval.complex_3d_100_test.accel_pct_mean"] == 7.0
     assert hpc.find(root=root, sort=METRIC).run_id[0] == "n0001"
+    assert _indexed(root) == _nan_as_none(_direct(root))  # the index files equal what h5py reads
+
+
+def test_the_index_answers_from_folder_times_and_rereads_only_what_changed(root):
+    _age(root)
+    built = {p.name: p.stat().st_mtime_ns for p in (root / catalog.INDEX).iterdir()}
+    found = catalog.Catalog([root])
+    assert found.read == 0  # nothing changed: no file read, no index written
+    assert {p.name: p.stat().st_mtime_ns for p in (root / catalog.INDEX).iterdir()} == built
+    _write(root, "first", "n0002", "simple", 16, 0.25)  # a new file changes its folder's time
+    (root / "second" / "b0001.h5").unlink()
+    found = catalog.Catalog([root])
+    assert found.read == 1 and _indexed(root) == _nan_as_none(_direct(root))
+    # within the racy window: a file replaced while its folder's time stays what the index saw
+    folder = root / "first"
+    stamp = folder.stat().st_mtime_ns
+    _write(root, "first", "a0003", "simple", 16, 77.0)
+    os.utime(folder, ns=(stamp, stamp))
+    assert catalog.Catalog([root]).read >= 1  # built within RACY_S of that time: looked at again
+    assert hpc.find(root=root, run_id="a0003")[METRIC][0] == 77.0
+    # --verify: a file changed in place (not by a rename), which no folder time shows
+    _age(root)
+    victim = root / "first" / "a0004.h5"
+    with h5py.File(victim, "r+") as f:
+        f.attrs["status"] = "failed"
+        f.attrs["summary_json"] = f.attrs["summary_json"].replace('"completed"', '"failed"')
+    os.utime(folder, (time.time() - 60, time.time() - 60))
+    assert hpc.find(root=root, run_id="a0004").status[0] == "completed"  # the index, as it assumes
+    assert "failed" in hpc_cli("runs", "run_id=a0004", "--verify", root=root).stdout
+    every = [p for p in root.glob("*/*.h5") if p.parent.name not in catalog.SKIP]
+    assert catalog.Catalog([root], rebuild=True).read == len(every)
+
+
+def test_two_refreshes_racing_leave_a_valid_index(root):
+    _age(root)
+    for i in range(30):
+        _write(root, "first", f"r{i:04d}", "signed", 8, float(i))
+    cmd = [sys.executable, "-m", "hpc.cli", "--root", str(root), "runs", "width=8"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert len({o.splitlines()[-1] for o, _ in outs}) == 1  # each answered the same
+    assert _indexed(root) == _nan_as_none(_direct(root)) and not list((root / catalog.INDEX).glob(".*"))
+
+
+def test_a_read_only_root_works_from_memory(root, tmp_path, tmpfs):
+    ro = tmpfs("size=8m")
+    subprocess.run(["cp", "-a", f"{root}/.", str(ro)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+    assert len(hpc.find(root=ro)) == 17 and not (ro / catalog.INDEX).exists()
+    wanted = sum(1 for v in _direct(root).values() if v[1:3] == ("signed", 8))
+    assert f"{wanted} of 17 runs" in hpc_cli("runs", "width=8", "output_head=signed", root=ro).stdout
+
+
+def test_evaluations_link_to_every_model_they_used_and_the_tables_export(root, tmp_path):
+    models = [["a0000", "reference"], ["a0001", "candidate"], ["b0002", "candidate"]]
+    write_evaluation(
+        root / "first" / "a0000.h5",
+        "compare_3",
+        status="completed",
+        run_id="a0000",
+        config={},
+        config_yaml="",
+        metadata={"models": models},
+        tree={"metrics": {"complex_3d_100_test": {"accel_pct_mean": 4.0}}},
+    )
+    linked = hpc.sql(
+        "SELECT m.run_id, m.role FROM eval_models m JOIN evals e USING (eval_id) WHERE e.label = 'compare_3'", root=root
+    )
+    assert sorted(map(list, linked.itertuples(index=False))) == sorted(models)
+    evals = hpc.sql("SELECT * FROM evals", root=root)
+    assert list(evals.label) == ["compare_3"] and evals["metrics.complex_3d_100_test.accel_pct_mean"][0] == 4.0
+    joined = hpc_cli("runs", "--sql", "SELECT r.run_id, e.label FROM runs r JOIN evals e USING (run_id)", root=root)
+    assert "a0000" in joined.stdout and "compare_3" in joined.stdout
+    bad = hpc_cli("runs", "--sql", "SELECT nope FROM runs", root=root, check=False)
+    assert bad.returncode == 2 and "--sql:" in bad.stderr
+    hpc_cli("db", "export", str(tmp_path / "backup"), root=root)
+    import pandas as pd
+
+    for table in catalog.TABLES:
+        back = pd.read_csv(tmp_path / "backup" / f"{table}.csv.gz")
+        here = hpc.sql(f"SELECT * FROM {table}", root=root)
+        assert len(back) == len(here) and list(back.columns) == list(here.columns)
+    back = pd.read_csv(tmp_path / "backup" / "runs.csv.gz").set_index("run_id")
+    assert back.loc["a0003", METRIC] == hpc.find(root=root, run_id="a0003")[METRIC][0]
 
 
 def test_a_truncated_result_is_listed_as_corrupt_with_its_path(root):
-    hpc.find(root=root)  # cached while it read
+    hpc.find(root=root)  # indexed while it read
     damaged = root / "first" / "a0002.h5"
     size = damaged.stat().st_size
     with open(damaged, "r+b") as handle:  # `truncate -s`: it still starts as HDF5
         handle.truncate(size // 2)
-    listed = hpc_cli("runs", root=root).stdout
+    # damaged in place, which no folder time shows: --verify looks at every file
+    listed = hpc_cli("runs", "--verify", root=root).stdout
     (line,) = [line for line in listed.splitlines() if line.startswith("a0002")]
     assert line.split()[2] == "corrupt" and line.endswith(str(damaged)), line
     assert "17 of 17 runs" in listed  # the stray non-HDF5 file is still no run
@@ -179,3 +299,11 @@ def test_the_readmes_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp
     check = block.splitlines()[-1]
     bad = subprocess.run(["bash", "-c", f"DEST={dest}; {check}"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "c0002.h5: FAILED" in bad.stdout + bad.stderr
+
+
+def test_a_result_truncated_before_it_was_indexed_is_corrupt_at_once(root):
+    damaged = root / "second" / "b0004.h5"
+    with open(damaged, "r+b") as handle:
+        handle.truncate(damaged.stat().st_size // 2)
+    line = [x for x in hpc_cli("runs", root=root).stdout.splitlines() if x.startswith("b0004")][0]
+    assert line.split()[2] == "corrupt" and line.endswith(str(damaged))

@@ -81,7 +81,8 @@ def test_root_is_taken_before_or_after_the_command():
         for action in sub._actions:
             count = action.nargs if isinstance(action.nargs, int) else 1
             if not action.option_strings:
-                positional += ["x"] * count if action.nargs not in ("*", "?") else []
+                placeholder = action.choices[0] if action.choices else "x"
+                positional += [placeholder] * count if action.nargs not in ("*", "?") else []
             elif action.required:
                 positional += [action.option_strings[0], *["x"] * count]
         after = parser().parse_args([name, *positional, "--root", "/r"])

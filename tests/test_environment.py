@@ -7,6 +7,8 @@ import yaml
 
 from conftest import ROOT
 
+CONDA_NAMES = {"python-duckdb": "duckdb"}  # conda-forge's name -> pip's
+
 
 def _name_bound(spec: str):
     match = re.match(r"([A-Za-z0-9_.\-]+)\s*(>=\s*[\w.]+)?", spec)
@@ -19,6 +21,7 @@ def test_environment_yml_matches_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(_name_bound(d) for d in env["dependencies"] if isinstance(d, str))
     assert "conda-forge" in env["channels"]
+    conda = {CONDA_NAMES.get(name, name): bound for name, bound in conda.items()}
     for name, bound in runtime.items():
         assert name in conda, f"{name} is in pyproject.toml but not environment.yml"
         assert conda[name] == bound, f"{name}: pyproject {bound!r} vs environment.yml {conda[name]!r}"
@@ -30,9 +33,10 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_the_notebook_api_needs_no_extra():
-    # hpc.load and hpc.find return pandas DataFrames: a plain `pip install .` must bring pandas
+    # hpc.load, hpc.find and hpc.sql return pandas DataFrames from Parquet and DuckDB: a plain
+    # `pip install .` must bring them
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "pandas" in dict(_name_bound(d) for d in project["dependencies"])
+    assert {"pandas", "pyarrow", "duckdb"} <= set(dict(_name_bound(d) for d in project["dependencies"]))
     heavy = {
         name
         for extra in ("tensorboard", "wandb")
