@@ -7,6 +7,7 @@ import os
 import pathlib
 import signal
 import sys
+import time
 
 from . import launch, layout, slurm, status
 from .ids import diff
@@ -264,9 +265,11 @@ def cmd_export(args) -> int:
     if not chosen:
         raise ValueError(f"no run of {args.target!r} matches: nothing to export.")
     to, out = args.to
-    written = export(chosen, to, out, project=args.project)
+    tic = time.perf_counter()
+    written = export(chosen, to, out, project=args.project, workers=args.workers)
+    rate = len(written) / max(time.perf_counter() - tic, 1e-9)
     follow = f"tensorboard --logdir {out}" if to == "tensorboard" else f"wandb sync {out}/wandb/offline-run-*"
-    print(f"Exported {len(written)} runs to {out} ({to}). Next: {follow}")
+    print(f"Exported {len(written)} runs to {out} ({to}, {rate:.2g} runs/s). Next: {follow}")
     return 0
 
 
@@ -350,6 +353,7 @@ def parser() -> argparse.ArgumentParser:
         "--to", required=True, nargs=2, metavar=("FORMAT", "DIR"), help="tensorboard DIR or wandb DIR: where they go"
     )
     e.add_argument("--project", default="hpc", help="W&B project of the offline runs (default: hpc)")
+    e.add_argument("--workers", type=int, default=None, help="W&B: processes writing runs (default: the usable CPUs)")
     add(
         "pack",
         cmd_pack,

@@ -161,9 +161,25 @@ def to_wandb(rows: list[dict], out: pathlib.Path, project: str) -> list[pathlib.
     return written
 
 
-def export(rows: list[dict], to: str, out, project: str = "hpc") -> list[pathlib.Path]:
-    """Export `rows` (as `hpc.catalog.rows` gives them) `to` `tensorboard` or `wandb` under `out`."""
+def export(rows: list[dict], to: str, out, project: str = "hpc", workers: int | None = None) -> list[pathlib.Path]:
+    """Export `rows` (the `runs` rows of `hpc.catalog`) `to` `tensorboard` or `wandb` under
+    `out`. W&B writes about a run a second in one process, so its runs are shared out over
+    `workers` processes (default: the CPUs this process may use), each with its own W&B."""
     if to not in TARGETS:
         raise ValueError(f"`--to` must be one of {', '.join(TARGETS)}, got {to!r}.")
     out = pathlib.Path(out)
-    return to_tensorboard(rows, out) if to == "tensorboard" else to_wandb(rows, out, project)
+    if to == "tensorboard":
+        return to_tensorboard(rows, out)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(workers or usable, len(rows)))
+    if workers == 1:
+        return to_wandb(rows, out, project)
+    _need("wandb", "wandb")  # the message names the extra here, not in each worker
+    import concurrent.futures
+    import multiprocessing
+
+    shares = [rows[i::workers] for i in range(workers)]
+    spawn = multiprocessing.get_context("spawn")  # a fresh W&B per worker, whatever this process imported
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        parts = list(pool.map(to_wandb, shares, [out] * workers, [project] * workers))
+    return [path for part in parts for path in part]

@@ -52,7 +52,8 @@ def test_tensorboard_event_files_read_back_as_the_result_files(root, tmp_path):
 
     out = tmp_path / "tb"
     done = hpc_cli("export", "runs", "--to", "tensorboard", str(out), root=root)
-    assert f"Exported 2 runs to {out} (tensorboard). Next: tensorboard --logdir {out}" in done.stdout
+    assert f"Exported 2 runs to {out} (tensorboard, " in done.stdout
+    assert f" runs/s). Next: tensorboard --logdir {out}" in done.stdout
     for experiment, run_id in (("first", "r0000001"), ("second", "r0000002")):
         series, accel, config = _truth(root / experiment / f"{run_id}.h5")
         events = EventAccumulator(str(out / experiment / run_id), size_guidance={"scalars": 0})
@@ -121,6 +122,22 @@ def test_wandb_offline_runs_read_back_as_the_result_files(root, tmp_path):
     assert summary["training.final_loss"] == 0.25 and summary["status"] == "completed"
     shown = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in configured.items()}
     assert {k: v for k, v in shown.items() if not k.startswith("_")} == config
+
+
+def test_wandb_runs_are_written_by_several_processes_and_each_reads_back(root, tmp_path):
+    import json
+
+    out = tmp_path / "wb"
+    done = hpc_cli("export", "runs", "--to", "wandb", str(out), "--workers", "2", root=root)
+    assert "Exported 2 runs" in done.stdout and "runs/s" in done.stdout
+    for experiment, run_id in (("first", "r0000001"), ("second", "r0000002")):
+        (run_file,) = out.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
+        summary = {}
+        for record in _records(run_file):
+            if record.WhichOneof("record_type") == "summary":
+                summary.update({i.key: json.loads(i.value_json) for i in record.summary.update if i.key})
+        _, accel, _ = _truth(root / experiment / f"{run_id}.h5")
+        assert summary["metrics.complex_TBP_planar_100_test.accel_pct_mean"] == accel
 
 
 def test_without_the_extra_the_message_names_it(root, tmp_path):
