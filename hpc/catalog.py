@@ -15,6 +15,10 @@ The tables (`TABLES`):
 - `eval_models`: which runs each evaluation used, and as what (`eval_id`, `run_id`, `role`):
   the run it lies beside, `model`, or those its metadata names (`models`: run ids, or
   `[run id, role]` pairs), so an analysis over several models is one evaluation, several rows.
+- `figures` (`figure_id`, `path`, `title`, `made_by`, `made_at`) and `figure_runs` (`figure_id`,
+  `run_id`): each figure `hpc report` drew, and the runs it drew from (`record_figures`, kept in
+  `<root>/.hpc-figures/`, one immutable file per command: not part of the index, which can be
+  deleted).
 
 **The index.** The rows of each experiment folder are kept in `<root>/.hpc-index/<experiment>
 .parquet`, an immutable file written under a temporary name and renamed into place: no lock and
@@ -49,7 +53,8 @@ OLD_CACHE = ".hpc-runs.json"  # the JSON cache before the index: removed, the in
 RACY_S = 2.0  # a folder changed this close to its index's build is read again
 SKIP = {"datasets", "jax-cache", "sweeps", "report", "envs"}  # folders of a root that hold no results
 OPS = ("<=", ">=", "==", "!=", "<", ">")
-TABLES = ("runs", "evals", "eval_models")
+TABLES = ("runs", "evals", "eval_models", "figures", "figure_runs")
+FIGURES = ".hpc-figures"  # <root>/.hpc-figures/<made>-<random>.json: what each drawing command drew
 DAMAGED = "hpc.unreadable"  # what `_safe_summary` gives for a file that does not read
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how an HDF5 file (written by h5py) begins
 LEFT_OUT = ("meta.versions.", "meta.threads.", "meta.slurm.", "meta.devices.")  # bulky; `hpc diff` shows them
@@ -282,6 +287,7 @@ class Catalog:
             f"CREATE TEMP VIEW runs AS SELECT * EXCLUDE ({hidden}) FROM everything WHERE run_id IS NOT NULL"
         )
         self._evaluations()
+        self._figures(roots)
         self.columns = self._names("runs")
 
     def _names(self, table: str) -> list[str]:
@@ -327,6 +333,35 @@ class Catalog:
         links_frame = pd.DataFrame(links, columns=["eval_id", "run_id", "role"]).astype(str)
         self.db.register("links_frame", links_frame)
         self.db.execute("CREATE TEMP TABLE eval_models AS SELECT * FROM links_frame")
+
+    def _figures(self, roots) -> None:
+        """`figures` and `figure_runs` from each root's figure records."""
+        import pandas as pd
+
+        figures, links = [], []
+        for root in map(pathlib.Path, roots):
+            for record in sorted((root / FIGURES).glob("*.json")):
+                try:
+                    made = json.loads(record.read_text())
+                except (OSError, ValueError):
+                    continue  # a damaged record: its figures are not listed
+                for n, figure in enumerate(made.get("figures", [])):
+                    figure_id = f"{record.stem}/{n}"
+                    figures.append(
+                        {
+                            "figure_id": figure_id,
+                            "path": figure.get("path"),
+                            "title": figure.get("title"),
+                            "made_by": made.get("made_by"),
+                            "made_at": made.get("made_at"),
+                        }
+                    )
+                    links += [{"figure_id": figure_id, "run_id": run} for run in figure.get("runs", [])]
+        columns = ["figure_id", "path", "title", "made_by", "made_at"]
+        self.db.register("figures_frame", pd.DataFrame(figures, columns=columns).astype(str))
+        self.db.execute("CREATE TEMP TABLE figures AS SELECT * FROM figures_frame")
+        self.db.register("figure_links", pd.DataFrame(links, columns=["figure_id", "run_id"]).astype(str))
+        self.db.execute("CREATE TEMP TABLE figure_runs AS SELECT * FROM figure_links")
 
     def sql(self, text: str):
         """A pandas DataFrame: `text` (SQL over `TABLES`)."""
@@ -541,6 +576,23 @@ def sql(text: str, root=None):
     """SQL over the tables of `root` (as for `find`): `runs`, `evals`, `eval_models`; a
     pandas DataFrame."""
     return Catalog(roots(root)).sql(text)
+
+
+def record_figures(root, figures: list[dict], made_by: str) -> pathlib.Path | None:
+    """Keep which runs each of `figures` (`path`, `title`, `runs`: run ids) was drawn from, as
+    one immutable file under `<root>/.hpc-figures/` (the `figures` and `figure_runs` tables).
+    Best effort: a root that cannot be written keeps no record. **Returns:** the file, or None."""
+    import datetime
+
+    made_at = datetime.datetime.now().astimezone().isoformat()
+    path = pathlib.Path(root) / FIGURES / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}.json"
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with atomic_path(path, fsync=False) as tmp:
+            tmp.write_text(json.dumps({"made_by": made_by, "made_at": made_at, "figures": figures}))
+    except OSError:
+        return None
+    return path
 
 
 def export(out, root=None) -> list[pathlib.Path]:

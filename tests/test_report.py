@@ -5,6 +5,7 @@ import csv
 import html.parser
 import math
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -165,6 +166,22 @@ def test_every_figure_is_an_image_the_page_shows(built):
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
         assert np.ptp(image[..., :3]) > 0  # not a blank canvas
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
+
+
+def test_the_report_records_each_figure_and_the_runs_it_drew_from(sweep, built):
+    import hpc
+
+    s, root, bad = sweep
+    figures = hpc.sql("SELECT * FROM figures", root=root)
+    mine = figures[figures.path.str.startswith(str(built.resolve()))]
+    assert sorted(pathlib.Path(p).name for p in mine.path) == sorted(
+        f"{n}.png" for n in ("heatmap", "histories", "loglog", "per_orbit")
+    )
+    assert set(mine.made_by) == {f"hpc report {s.sweep_id}"}
+    query = "SELECT f.path, r.run_id FROM figures f JOIN figure_runs r USING (figure_id)"
+    used = hpc.sql(query, root=root)
+    heatmap = set(used[used.path.str.endswith("heatmap.png")].run_id)
+    assert heatmap == set(s.runs) - {bad}  # every completed run: the failed one is not in it
 
 
 def test_result_files_hold_what_the_figures_need(sweep):

@@ -73,8 +73,9 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     matplotlib.use("Agg")
     errors: list[str] = []
     figures: list[tuple[str, str, str]] = []  # (title, file, caption)
+    drawn: list[dict] = []  # what `hpc.catalog.record_figures` keeps: each figure and its runs
 
-    def attempt(title, name, caption, draw):
+    def attempt(title, name, caption, draw, used):
         path = out_dir / "figures" / f"{name}.png"
         path.unlink(missing_ok=True)  # an earlier report's figure is not shown as this one's
         try:
@@ -84,6 +85,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
             return
         if path.exists():
             figures.append((title, f"figures/{path.name}", caption))
+            drawn.append({"path": str(path.resolve()), "title": title, "runs": [r["run_id"] for r in used]})
 
     top = [c for c in configs if c.completed][: options.top]
     if metric is not None and x is not None:
@@ -93,6 +95,7 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
             "heatmap",
             _heatmap_caption(facets, spec, metric),
             lambda path: draw_heatmaps(path, configs, metric, x, y, facets),
+            [r for c in configs for r in c.completed],
         )
     if spec.curves and top:
         attempt(
@@ -100,15 +103,21 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
             "histories",
             f"Median over seeds (line) and min-max (band); dotted lines mark {spec.boundaries or 'nothing'}.",
             lambda path: draw_histories(path, top, sweep, spec),
+            [r for c in top for r in c.completed],
         )
     groups = {f"#{i + 1} {c.label}": _ranked_paths(c, sweep, metric, spec) for i, c in enumerate(top)}
     for figure in spec.figures if groups else ():
-        attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path))
+        used = [r for c in top for r in c.completed]
+        attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path), used)
 
     page = Page(
         sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors, len(top)
     )
     (out_dir / "report.html").write_text(page_html(page))
+    if drawn:
+        from ..catalog import record_figures
+
+        record_figures(sweep.results_root, drawn, made_by=f"hpc report {sweep.sweep_id}")
     return {
         "html": out_dir / "report.html",
         "figures": [out_dir / f for _, f, _ in figures],
