@@ -42,6 +42,20 @@ def root(tmp_path):
     return root
 
 
+def _evaluate(path, label: str, error: float, **metadata):
+    """An evaluation of the run at `path` on the 3D test set, as evaluate.py writes one."""
+    write_evaluation(
+        path,
+        label,
+        status="completed",
+        run_id=path.stem,
+        config={},
+        config_yaml="",
+        metadata=metadata,
+        tree={"metrics": {"complex_3d_100_test": {"accel_pct_mean": error}}},
+    )
+
+
 def _direct(root) -> dict:
     """run id -> (experiment, head, width, status, error), read with h5py."""
     out = {}
@@ -141,16 +155,7 @@ def test_a_run_written_replaced_evaluated_or_deleted_shows_in_the_next_query(roo
     gone = root / "second" / "b0003.h5"
     gone.unlink()
     _write(root, "first", "a0000", "signed", 8, 99.0)  # resubmitted: replaced
-    write_evaluation(
-        root / "first" / "a0001.h5",
-        "complex_3d_100",
-        status="completed",
-        run_id="a0001",
-        config={},
-        config_yaml="",
-        metadata={},
-        tree={"metrics": {"complex_3d_100_test": {"accel_pct_mean": 7.0}}},
-    )
+    _evaluate(root / "first" / "a0001.h5", "complex_3d_100", 7.0)
     again = hpc.find(root=root).set_index("run_id")
     assert "n0001" in again.index and "b0003" not in again.index and len(again) == 17
     assert again.loc["a0000", METRIC] == 99.0
@@ -212,16 +217,7 @@ def test_a_read_only_root_works_from_memory(root, tmp_path, tmpfs):
 
 def test_evaluations_link_to_every_model_they_used_and_the_tables_export(root, tmp_path):
     models = [["a0000", "reference"], ["a0001", "candidate"], ["b0002", "candidate"]]
-    write_evaluation(
-        root / "first" / "a0000.h5",
-        "compare_3",
-        status="completed",
-        run_id="a0000",
-        config={},
-        config_yaml="",
-        metadata={"models": models},
-        tree={"metrics": {"complex_3d_100_test": {"accel_pct_mean": 4.0}}},
-    )
+    _evaluate(root / "first" / "a0000.h5", "compare_3", 4.0, models=models)
     linked = hpc.sql(
         "SELECT m.run_id, m.role FROM eval_models m JOIN evals e USING (eval_id) WHERE e.label = 'compare_3'", root=root
     )
