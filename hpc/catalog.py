@@ -32,7 +32,9 @@ whole by a rename, never rewritten in place, and the clocks of the nodes that wr
 login node agree within `RACY_S`. `verify` (`hpc runs --verify`) checks every file's identity
 (inode, size, times) anyway; `rebuild` reads everything again. Compute tasks never write the
 index; whichever command finds it out of date refreshes it, and a read-only root works from
-memory. Queries run in DuckDB over those files.
+memory. Queries run in DuckDB over those files. With `HPC_DB_BACKUP=<dir>` set, each refresh
+also writes the experiments that changed as `<dir>/runs/<experiment>.csv.gz` (`export` writes
+every table).
 """
 
 import difflib
@@ -54,6 +56,7 @@ RACY_S = 2.0  # a folder changed this close to its index's build is read again
 SKIP = {"datasets", "jax-cache", "sweeps", "report", "envs"}  # folders of a root that hold no results
 OPS = ("<=", ">=", "==", "!=", "<", ">")
 TABLES = ("runs", "evals", "eval_models", "figures", "figure_runs")
+BACKUP = "HPC_DB_BACKUP"  # a directory: each experiment's runs as <dir>/runs/<experiment>.csv.gz when it changes
 FIGURES = ".hpc-figures"  # <root>/.hpc-figures/<made>-<random>.json: what each drawing command drew
 DAMAGED = "hpc.unreadable"  # what `_safe_summary` gives for a file that does not read
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how an HDF5 file (written by h5py) begins
@@ -239,7 +242,15 @@ class _Experiment:
             with atomic_path(self.file, fsync=False) as tmp:
                 pq.write_table(self.table, tmp)
         except OSError:
-            pass  # a read-only root (or a full one): the index lives in memory for this query
+            return  # a read-only root (or a full one): the index lives in memory for this query
+        backup = os.environ.get(BACKUP)
+        if backup:  # the experiments that changed, as CSV, as their index is refreshed
+            frame = self.table.to_pandas()
+            frame = frame[frame.run_id.notna()].drop(columns=[c for c in HIDDEN if c in frame.columns])
+            path = pathlib.Path(backup) / "runs" / f"{self.folder.name}.csv.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                frame.to_csv(tmp, index=False, compression="gzip")
 
 
 def _same(path: pathlib.Path, size: int, mtime: int) -> bool:

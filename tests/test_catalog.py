@@ -303,3 +303,19 @@ def test_a_result_truncated_before_it_was_indexed_is_corrupt_at_once(root):
         handle.truncate(damaged.stat().st_size // 2)
     line = [x for x in hpc_cli("runs", root=root).stdout.splitlines() if x.startswith("b0004")][0]
     assert line.split()[2] == "corrupt" and line.endswith(str(damaged))
+
+
+def test_a_refresh_backs_up_the_experiments_that_changed(root, tmp_path, monkeypatch):
+    import pandas as pd
+
+    backup = tmp_path / "backup"
+    monkeypatch.setenv(catalog.BACKUP, str(backup))
+    _age(root)  # every experiment indexed, and so backed up
+    first, second = backup / "runs" / "first.csv.gz", backup / "runs" / "second.csv.gz"
+    stamps = {p: p.stat().st_mtime_ns for p in (first, second)}
+    _write(root, "second", "n0003", "simple", 8, 1.5)  # only `second` changes
+    hpc.find(root=root)
+    assert first.stat().st_mtime_ns == stamps[first] and second.stat().st_mtime_ns != stamps[second]
+    here = hpc.find(root=root, experiment="second").set_index("run_id")
+    back = pd.read_csv(second).set_index("run_id")
+    assert sorted(back.index) == sorted(here.index) and back.loc["n0003", METRIC] == 1.5
