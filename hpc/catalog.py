@@ -429,7 +429,7 @@ class Catalog:
         """SQL for the value of `name` (a column, a short config name or a glob) in a row."""
         columns = _column(self.columns, name)
         if not columns:
-            if not self.columns or self.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0:
+            if not self.columns or self.db.execute("SELECT count(*) FROM runs").fetchall()[0][0] == 0:
                 return "NULL"  # no runs: nothing matches, and nothing is wrong
             close = difflib.get_close_matches(name, self.columns + [c[len("config.") :] for c in self.columns], 5)
             raise ValueError(

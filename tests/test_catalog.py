@@ -319,3 +319,9 @@ def test_a_refresh_backs_up_the_experiments_that_changed(root, tmp_path, monkeyp
     here = hpc.find(root=root, experiment="second").set_index("run_id")
     back = pd.read_csv(second).set_index("run_id")
     assert sorted(back.index) == sorted(here.index) and back.loc["n0003", METRIC] == 1.5
+
+
+def test_a_root_without_runs_answers_empty(tmp_path):
+    assert hpc.find(root=tmp_path / "none", width=64, sort=METRIC, best_of="output_head").empty
+    assert int(hpc.sql("SELECT count(*) AS n FROM evals", root=tmp_path / "none").n[0]) == 0
+    assert "0 of 0 runs" in hpc_cli("runs", "width=64", root=tmp_path / "none").stdout
