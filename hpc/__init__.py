@@ -21,6 +21,7 @@ from .ids import diff as diff
 from .ids import flatten as flatten
 from .ids import run_id as run_id
 from .launch import Run as Run
+from .launch import resubmit as resubmit
 from .launch import start_sweep as start_sweep
 from .layout import result_path as result_path
 from .layout import results_root as results_root
@@ -78,6 +79,7 @@ __all__ = [
     "Lifeline",
     "Outcome",
     "find",
+    "resubmit",
     "sql",
     "execute",
     "execute_many",

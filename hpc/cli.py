@@ -68,43 +68,7 @@ def cmd_failed(args) -> int:
 
 
 def cmd_resubmit(args) -> int:
-    with launch.exclusive(find(args.sweep, args.root)) as sweep:  # one submitter; the record read afresh
-        return _resubmit(sweep, args.set or [])
-
-
-def _resubmit(sweep: Sweep, changes: list[str]) -> int:
-    states = status.run_states(sweep)
-    unknown = [s for s in states if s.status == "unknown"]
-    if unknown:
-        print(
-            f"hpc resubmit: {len(unknown)} runs are unknown ({unknown[0].reason}); not resubmitting "
-            "anything until Slurm answers: they may still be running.",
-            file=sys.stderr,
-        )
-        return 2
-    run_ids = status.unfinished(states)
-    if not run_ids:
-        print("Nothing to resubmit: every run is completed, pending, running or planned.")
-        return 0
-    profile = launch.resubmit_profile(sweep, run_ids, changes)
-    how = launch.submit_mode(profile)  # Slurm unreachable: refused here, before anything is said done
-    stranded = sorted({s.cancel for s in states if s.cancel and s.run_id in run_ids})
-    if stranded:  # arrays whose submitter was killed after sbatch: they would only fail at launch
-        slurm.cancel(stranded)
-        print(f"Cancelled array job(s) {', '.join(stranded)}: their submission was interrupted after sbatch.")
-    print(
-        "Resubmitting with the sweep's own cluster settings: " + profile.describe() + " (--set KEY=VALUE changes one)."
-    )
-    # the sweep's own directory: its application imports from there, whatever this shell's
-    job_ids = launch.submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
-    where = (
-        f"{len(job_ids)} array job(s) {', '.join(job_ids)}"
-        if job_ids
-        else "no array job (the cluster's job limit)"
-        if how == "slurm"
-        else "local processes"
-    )
-    print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.")
+    launch.resubmit(find(args.sweep, args.root), args.set or [])
     return 0
 
 

@@ -72,6 +72,50 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
     return Profile.from_dict(cluster)
 
 
+def resubmit(sweep, changes=()) -> list[str]:
+    """Send the runs of `sweep` (a `Sweep` or its directory) that ended without completing, or
+    were deferred, again (`hpc resubmit`): under the sweep's submission lock, with the record
+    read afresh; with the profile they were last submitted with, less `hold`, and `changes`
+    (`KEY=VALUE`, see `resubmit_profile`); from the sweep's own directory, whatever this
+    process's. An array whose submitter was killed after `sbatch` (it can never start) is
+    cancelled first. Says what it does as it goes. **Returns:** the run ids sent (none when
+    nothing is to be resubmitted). Raises `ValueError` while any run is unknown (Slurm does not
+    answer: they may still be running), for an unknown key, a damaged record, or a Slurm
+    that does not answer, before anything is submitted."""
+    with exclusive(sweep.path if isinstance(sweep, Sweep) else sweep) as sweep:
+        states = status.run_states(sweep)
+        unknown = [s for s in states if s.status == "unknown"]
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} runs are unknown ({unknown[0].reason}); not resubmitting anything until Slurm "
+                "answers: they may still be running."
+            )
+        run_ids = status.unfinished(states)
+        if not run_ids:
+            print("Nothing to resubmit: every run is completed, pending, running or planned.")
+            return []
+        profile = resubmit_profile(sweep, run_ids, changes)
+        how = submit_mode(profile)  # Slurm unreachable: refused here, before anything is said done
+        stranded = sorted({s.cancel for s in states if s.cancel and s.run_id in run_ids})
+        if stranded:  # arrays whose submitter was killed after sbatch: they would only fail at launch
+            slurm.cancel(stranded)
+            print(f"Cancelled array job(s) {', '.join(stranded)}: their submission was interrupted after sbatch.")
+        print(
+            f"Resubmitting with the sweep's own cluster settings: {profile.describe()} (--set KEY=VALUE changes one)."
+        )
+        # the sweep's own directory: its application imports from there, whatever this shell's
+        job_ids = submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
+        where = (
+            f"{len(job_ids)} array job(s) {', '.join(job_ids)}"
+            if job_ids
+            else "no array job (the cluster's job limit)"
+            if how == "slurm"
+            else "local processes"
+        )
+        print(f"Resubmitted {len(run_ids)} runs as {where}; runs with a checkpoint resume from it.", flush=True)
+        return run_ids
+
+
 def expected_run_s(sweep: Sweep, sample: int = 16) -> tuple[float, int] | None:
     """A run's expected wall time in this sweep: the median over its completed runs (up to
     `sample` of them, from their stored summaries) and how many that was; `None` when none

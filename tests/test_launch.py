@@ -157,3 +157,37 @@ def test_runs_per_task_are_fitted_to_the_time_limit_from_the_sweeps_completed_ru
     fresh = Sweep.load(sweep.path)
     fresh.runs.clear()  # nothing known yet: unchanged
     assert launch.fit_packing(fresh, Profile(time_min=1, runs_per_task=8)).runs_per_task == 8
+
+
+def test_resubmit_from_python_sends_what_did_not_complete(tmp_path, capsys):
+    import hpc
+
+    (tmp_path / "work").mkdir()
+    flag = tmp_path / "fail-now"
+    (tmp_path / "work" / "flaky_app.py").write_text(
+        "import os, hpc\n"
+        "def run(cfg):\n"
+        f"    status = 'failed' if os.path.exists('{flag}') and cfg.rid == 'b' else 'completed'\n"
+        f"    hpc.write_result('{tmp_path}/root/exp/' + cfg.rid + '.h5', status=status, run_id=cfg.rid,\n"
+        "                     config={}, config_yaml='', metadata={})\n"
+        "    return {'status': status, 'run_id': cfg.rid}\n"
+        "APP = hpc.App(name='flaky', entry=run, prepare=lambda config, overrides: None)\n"
+    )
+    flag.write_text("")
+    local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
+    runs = [launch.Run(r, [f"x={r}"], f"rid: {r}\n", tmp_path / "root", "exp", local) for r in ("a", "b")]
+    sweep, states = launch.start_sweep(runs, app="flaky_app:APP", workdir=str(tmp_path / "work"))
+    assert {r: s.status for r, s in states.items()} == {"a": "completed", "b": "failed"}
+    flag.unlink()
+    capsys.readouterr()
+    assert hpc.resubmit(sweep.path, ["time_min=2"]) == ["b"]  # the API the CLI calls
+    said = capsys.readouterr().out
+    assert "time_min=2" in said and "Resubmitted 1 runs as local processes" in said
+    assert {s.run_id: s.status for s in status_of(sweep)} == {"a": "completed", "b": "completed"}
+    assert hpc.resubmit(sweep) == [] and "Nothing to resubmit" in capsys.readouterr().out
+
+
+def status_of(sweep):
+    from hpc.status import run_states
+
+    return run_states(Sweep.load(sweep.path))
