@@ -230,11 +230,10 @@ class _Experiment:
             else:
                 table = fresh
             table = table.sort_by("_file") if table.num_rows else table
-        self.table = table.replace_schema_metadata(
+        self.table = table.replace_schema_metadata(  # what the next query compares the folder's time with
             {"version": VERSION, "built_ns": str(time.time_ns()), "folder_mtime_ns": str(seen)}
         )
-        if table is not old or old.schema.metadata != self.table.schema.metadata:
-            self._write(pq)
+        self._write(pq)
 
     def _write(self, pq) -> None:
         try:
