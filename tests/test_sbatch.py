@@ -105,3 +105,52 @@ def test_pack_commands_and_environment_detection(tmp_path):
     a = envpack.tarball_path(tmp_path, "venv", venv, "numpy==2\n")
     assert a.parent == tmp_path / "envs" and a.name.startswith("venv-") and a.name.endswith(".tar.gz")
     assert a != envpack.tarball_path(tmp_path, "venv", venv, "numpy==1\n")
+
+
+def test_both_submission_paths_run_the_same_setup_before_python(tmp_path):
+    from hpc.slurm.sbatch import task_setup
+
+    zaratan = task_setup(template_dirs(ROOT), "zaratan", ["module load python"], activation_lines(PACKED))
+    script = (GOLDEN / "array_zaratan.sbatch").read_text()  # the plain-sbatch script of the same profile
+    assert zaratan[:2] == ["module purge", "module load python"]
+    assert all(line in script.splitlines() for line in zaratan)
+    assert zaratan[2:] == activation_lines(PACKED)
+    assert task_setup(template_dirs(ROOT), "default", ["module load python"], []) == ["module load python"]
+    assert task_setup(template_dirs(ROOT), "default", [], []) == []
+    (tmp_path / "jobs").mkdir()  # a checkout's own override of the default profile's template
+    (tmp_path / "jobs" / "default.sbatch").write_text("# >>> setup\nsource /etc/lab.sh\n{{ setup }}\n# <<< setup\n")
+    assert task_setup(template_dirs(tmp_path), "default", ["module load gcc"], []) == [
+        "source /etc/lab.sh",
+        "module load gcc",
+    ]
+
+
+def test_a_submitit_job_script_with_a_checkouts_template_matches_golden():
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from hpc.slurm.submit import submitit_parameters
+
+    profile = Profile(
+        name="zaratan",
+        partition="standard",
+        account="my-alloc",
+        time_min=240,
+        cpus_per_task=4,
+        mem_per_cpu_mb=4000,
+        setup=("module load python",),
+        environment=envpack_environment(),
+    )
+    params = submitit_parameters(profile, "grid-s0", template_dirs(ROOT))
+    params.pop("array_parallelism")  # an array's own (map_count) says how many tasks; one job here
+    text = _make_sbatch_string(command="python -u -m submitit.core._submit /s/slurm/%j", folder="/s/slurm/%j", **params)
+    golden = GOLDEN / "submitit_zaratan.sbatch"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert "module purge\nmodule load python\n" in text  # the template's setup, as in the plain-sbatch script
+
+
+def envpack_environment():
+    from hpc import Environment
+
+    return Environment(**PACKED)

@@ -102,6 +102,33 @@ def render(base: str, cluster: str | None, values: dict[str, str]) -> str:
     return re.sub(r"\{\{ (\w+) \}\}", fill, base)
 
 
+def task_setup(templates, cluster_name: str, setup: list[str], activation: list[str]) -> list[str]:
+    """The shell lines a task runs before Python: the `setup` and `environment` blocks of the
+    template chain (`base.sbatch`, overridden by `<cluster_name>.sbatch` in `templates`, as for
+    `array_script`), filled with `setup` and `activation`. submitit's jobs run these as its
+    `setup`, so `cluster=zaratan` (its `module purge`) means the same on either path."""
+    dirs = [pathlib.Path(templates)] if isinstance(templates, (str, pathlib.Path)) else list(templates)
+    base, cluster = _template([*dirs, PACKAGED], "base.sbatch"), _template(dirs, f"{cluster_name}.sbatch")
+    resolved = render(base, cluster, _ANY) if cluster else base  # blocks overridden, placeholders kept
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(resolved)}
+    values = {"setup": "\n".join(setup) if setup else ":", "activate": "\n".join(activation) if activation else ":"}
+    text = "".join(render(blocks.get(name, ""), None, values) for name in ("setup", "environment"))
+    return [line for line in text.splitlines() if line.strip() not in ("", ":")]
+
+
+class _Placeholders(dict):
+    """Every placeholder, filled with itself: `render` then only resolves the blocks."""
+
+    def __contains__(self, name) -> bool:
+        return True
+
+    def __getitem__(self, name) -> str:
+        return "{{ " + name + " }}"
+
+
+_ANY = _Placeholders()
+
+
 def template_dirs(workdir) -> tuple[pathlib.Path, ...]:
     """Where templates are looked for, first match wins: `<workdir>/jobs/`, then the package's."""
     return (pathlib.Path(workdir) / "jobs", PACKAGED)

@@ -4,11 +4,13 @@ from .. import slurm
 from ..profile import Profile, slurm_options
 from ..sweep import Sweep
 from ..task import as_batch_task, run_task, run_tasks, task_settings
-from .sbatch import activation_lines
+from .sbatch import PACKAGED, activation_lines, task_setup, template_dirs
 
 
-def submitit_parameters(profile: Profile, job_name: str) -> dict:
-    """A profile -> `submitit.SlurmExecutor.update_parameters` keywords (pure)."""
+def submitit_parameters(profile: Profile, job_name: str, templates=PACKAGED) -> dict:
+    """A profile -> `submitit.SlurmExecutor.update_parameters` keywords (pure). Its `setup` is
+    what the plain-sbatch script runs before Python (`task_setup`, from the template chain in
+    `templates`: a checkout's `jobs/`, then the package's)."""
     params = {
         "job_name": job_name,
         **slurm_options(profile),
@@ -20,7 +22,7 @@ def submitit_parameters(profile: Profile, job_name: str) -> dict:
     }
     if profile.hold:
         params["additional_parameters"]["hold"] = True  # queued, not started: `scontrol release` starts them
-    setup = list(profile.setup) + activation_lines(profile.environment)
+    setup = task_setup(templates, profile.name or "default", list(profile.setup), activation_lines(profile.environment))
     if setup:
         params["setup"] = setup
     return params
@@ -43,7 +45,8 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
     if profile.environment.kind != "none":
         python = python or "python"  # the activated environment's, not this process's
     executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
-    executor.update_parameters(**submitit_parameters(profile, f"{sweep.experiment}-{sweep.sweep_id}"))
+    name = f"{sweep.experiment}-{sweep.sweep_id}"
+    executor.update_parameters(**submitit_parameters(profile, name, template_dirs(workdir)))
     cluster, per_task = profile.to_dict(), profile.runs_per_task
     room = slurm.job_room(profile.max_submit_jobs)
     room = None if room is None else room * per_task  # in runs: each job trains `runs_per_task` of them
