@@ -194,7 +194,8 @@ def cmd_runs(args) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     total = found.sql("SELECT count(*) AS n FROM runs").n[0]
     print(f"{len(chosen)} of {total} runs" + (f" -> {args.output}" if args.output else ""))
-    unread = [p for p in found.sql("SELECT path FROM runs WHERE status = 'corrupt'").path if p not in set(frame.path)]
+    shown = set(frame.path)
+    unread = [p for p in found.sql("SELECT path FROM runs WHERE status = 'corrupt'").path if p not in shown]
     if unread:  # a filter cannot match what does not read: never left out without a word
         print(
             f"{len(unread)} result file(s) do not read and match no filter (`hpc runs status=corrupt` lists them): "

@@ -74,21 +74,25 @@ def activation_lines(environment) -> list[str]:
     ]
 
 
+def _overridden(base: str, cluster: str | None) -> str:
+    """`base` with its blocks replaced by those `cluster` defines (an unknown one fails naming it)."""
+    if not cluster:
+        return base
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(cluster)}
+    known = {m.group(1) for m in _BLOCK.finditer(base)}
+    unknown = sorted(set(blocks) - known)
+    if unknown:
+        raise ValueError(f"cluster template defines unknown block(s) {unknown}; base blocks: {sorted(known)}.")
+    return _BLOCK.sub(lambda m: f"# >>> {m.group(1)}\n{blocks.get(m.group(1), m.group(2))}# <<< {m.group(1)}\n", base)
+
+
 def render(base: str, cluster: str | None, values: dict[str, str]) -> str:
     """Fill `base`'s placeholders after replacing its blocks with those `cluster` defines.
 
     Not Jinja2: named blocks are the only inheritance the templates need, an unknown block or
     placeholder must fail naming it (Jinja2 renders an undefined name as empty text by
     default), and these ~20 lines spare the login and compute nodes one more dependency."""
-    if cluster:
-        blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(cluster)}
-        known = {m.group(1) for m in _BLOCK.finditer(base)}
-        unknown = sorted(set(blocks) - known)
-        if unknown:
-            raise ValueError(f"cluster template defines unknown block(s) {unknown}; base blocks: {sorted(known)}.")
-        base = _BLOCK.sub(
-            lambda m: f"# >>> {m.group(1)}\n{blocks.get(m.group(1), m.group(2))}# <<< {m.group(1)}\n", base
-        )
+    base = _overridden(base, cluster)
 
     def fill(match):
         name = match.group(1)
@@ -109,24 +113,10 @@ def task_setup(templates, cluster_name: str, setup: list[str], activation: list[
     `setup`, so `cluster=zaratan` (its `module purge`) means the same on either path."""
     dirs = [pathlib.Path(templates)] if isinstance(templates, (str, pathlib.Path)) else list(templates)
     base, cluster = _template([*dirs, PACKAGED], "base.sbatch"), _template(dirs, f"{cluster_name}.sbatch")
-    resolved = render(base, cluster, _ANY) if cluster else base  # blocks overridden, placeholders kept
-    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(resolved)}
+    blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(_overridden(base, cluster))}
     values = {"setup": "\n".join(setup) if setup else ":", "activate": "\n".join(activation) if activation else ":"}
     text = "".join(render(blocks.get(name, ""), None, values) for name in ("setup", "environment"))
     return [line for line in text.splitlines() if line.strip() not in ("", ":")]
-
-
-class _Placeholders(dict):
-    """Every placeholder, filled with itself: `render` then only resolves the blocks."""
-
-    def __contains__(self, name) -> bool:
-        return True
-
-    def __getitem__(self, name) -> str:
-        return "{{ " + name + " }}"
-
-
-_ANY = _Placeholders()
 
 
 def template_dirs(workdir) -> tuple[pathlib.Path, ...]:
