@@ -4,7 +4,8 @@
 
 Each run is a completed result shaped like a real one (`bench/runs_scale.py`: a 2,000-step
 history, about 100 config keys, three test sets). Timed as a whole process, as typed, with
-`--workers 1` and without (`--workers` defaults to the usable CPUs), alternately.
+`--workers 1` and without (`--workers` defaults to the usable CPUs), alternately, as typed:
+`hpc export runs` with `SCRATCH` set, no `--root`, from a fresh directory.
 """
 
 import argparse
@@ -30,14 +31,16 @@ def main() -> None:
     opts = parser.parse_args()
     out = {"runs": opts.runs, "usable_cpus": len(os.sched_getaffinity(0)), "runs_per_s": {"1": [], "default": []}}
     with tempfile.TemporaryDirectory(prefix="export-speed-") as tmp:
-        root = pathlib.Path(tmp) / "root"
-        fabricate(root, 0, opts.runs)
+        scratch = pathlib.Path(tmp)  # $SCRATCH: the results where train.py puts them
+        fabricate(scratch / "neuralode-hpc", 0, opts.runs)
+        (scratch / "home").mkdir()
+        env = {**os.environ, "SCRATCH": str(scratch), "HPC_STATE_DIR": str(scratch / "state")}
         for repeat in range(opts.repeats):
             for label, more in (("1", ["--workers", "1"]), ("default", [])):
-                target = pathlib.Path(tmp) / f"wb-{label}-{repeat}"
-                cmd = [sys.executable, "-m", "hpc.cli", "--root", str(root), "export", "runs", "--to", "wandb"]
+                target = scratch / f"wb-{label}-{repeat}"
+                cmd = [sys.executable, "-m", "hpc.cli", "export", "runs", "--to", "wandb", str(target), *more]
                 tic = time.perf_counter()
-                done = subprocess.run([*cmd, str(target), *more], capture_output=True, text=True, check=True)
+                done = subprocess.run(cmd, cwd=scratch / "home", env=env, capture_output=True, text=True, check=True)
                 seconds = time.perf_counter() - tic
                 assert re.search(rf"Exported {opts.runs} runs", done.stdout), done.stdout + done.stderr
                 out["runs_per_s"][label].append(round(opts.runs / seconds, 2))

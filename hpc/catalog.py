@@ -151,13 +151,17 @@ def _read(folder: pathlib.Path, names: list[str], listing: dict) -> list[dict]:
     return rows
 
 
-def _frame(rows: list[dict]):
+INDEXED = ("run_id", "experiment", "status", "path", "_file", "_inode", "_evals_mtime", "_size", "_mtime", "_evals")
+
+
+def _frame(rows: list[dict], columns=()):
     """Rows as a pandas DataFrame that Parquet can hold: a column whose values are not all of one
-    kind (numbers, text, true/false) holds them as JSON text, as do lists and mappings."""
+    kind (numbers, text, true/false) holds them as JSON text, as do lists and mappings. It has
+    `columns` even when no row does (an experiment folder without results: `INDEXED`)."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    for column in ("run_id", "experiment", "status", "path", "_evals"):  # every table has them
+    for column in columns:
         if column not in frame.columns:
             frame[column] = pd.Series([None] * len(frame), dtype=object)
     for column in frame.columns:
@@ -194,8 +198,8 @@ class _Experiment:
             try:
                 old = pq.read_table(self.file)
                 meta = old.schema.metadata or {}
-                if meta.get(b"version") != VERSION.encode():
-                    old = None
+                if meta.get(b"version") != VERSION.encode() or not set(INDEXED) <= set(old.column_names):
+                    old = None  # another version's, or not one of ours: rebuilt
             except (OSError, ValueError, pa.ArrowException):
                 old = None  # a damaged index: rebuilt from the result files
         if old is not None and not verify:
@@ -219,14 +223,15 @@ class _Experiment:
             table = old
         else:
             rows = _read(self.folder, todo, listing)
-            fresh = pa.Table.from_pandas(_frame(rows), preserve_index=False)
+            fresh = pa.Table.from_pandas(_frame(rows, INDEXED), preserve_index=False)
             if old is not None and keep:
                 try:
                     table = pa.concat_tables(
                         [old.take(keep).replace_schema_metadata(None), fresh], promote_options="permissive"
                     )
                 except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column's kind changed: normalized again, whole
-                    table = pa.Table.from_pandas(_frame(old.take(keep).to_pylist() + rows), preserve_index=False)
+                    whole = _frame(old.take(keep).to_pylist() + rows, INDEXED)
+                    table = pa.Table.from_pandas(whole, preserve_index=False)
             else:
                 table = fresh
             table = table.sort_by("_file") if table.num_rows else table

@@ -321,6 +321,13 @@ def test_a_refresh_backs_up_the_experiments_that_changed(root, tmp_path, monkeyp
     assert sorted(back.index) == sorted(here.index) and back.loc["n0003", METRIC] == 1.5
 
 
+def test_a_folder_without_results_is_indexed_and_read_again(root):
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no results here")
+    for _ in range(2):  # the second query reads the first's index of the empty folder
+        assert len(hpc.find(root=root)) == 17
+
+
 def test_a_root_without_runs_answers_empty(tmp_path):
     assert hpc.find(root=tmp_path / "none", width=64, sort=METRIC, best_of="output_head").empty
     assert int(hpc.sql("SELECT count(*) AS n FROM evals", root=tmp_path / "none").n[0]) == 0
