@@ -12,9 +12,8 @@ import os
 import pathlib
 import socket
 
-from . import slurm
+from . import scheduler
 from .atomic import write_error
-from .slurm.env import slurm_info
 
 SUFFIX = ".claim"
 
@@ -31,7 +30,7 @@ def me() -> dict:
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "job": slurm_info().get("job_id"),
+        "job": scheduler.here().env().job_id,
         "since": datetime.datetime.now().astimezone().isoformat(),
     }
 
@@ -43,14 +42,14 @@ def describe(owner: dict) -> str:
 
 def owner_alive(owner: dict, live_jobs: set[str] | None = None) -> bool:
     """Whether the claim's owner may still be training. `live_jobs`: the raw ids of the
-    Slurm jobs pending or running (asked here when not given)."""
+    scheduler's jobs pending or running (asked here when not given)."""
     job = owner.get("job")
     if job:
-        if job == slurm_info().get("job_id"):
+        if job == scheduler.here().env().job_id:
             return False  # this very task, started again after a requeue
         try:
-            return job in (live_jobs if live_jobs is not None else slurm.live_jobs())
-        except slurm.SlurmUnreachable:
+            return job in (live_jobs if live_jobs is not None else scheduler.cluster().live_jobs())
+        except scheduler.Unreachable:
             return True
     return process_alive(owner.get("host"), owner.get("pid")) is not False
 

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import launch, layout, slurm, status
+from . import launch, layout, scheduler, status
 from .ids import diff
 from .store import read_summary
 from .sweep import Sweep, find, find_result
@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (FileNotFoundError, ValueError, slurm.SlurmUnreachable) as exc:
+    except (FileNotFoundError, ValueError, scheduler.Unreachable) as exc:
         print(f"hpc {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hpc status --runs | head`: the reader has all it wanted

@@ -7,17 +7,45 @@ and the submission: a submitter killed in between leaves an entry that status re
 
 import contextlib
 import dataclasses
+import functools
 import pathlib
 import shutil
 import time
 
-from . import claim, layout, local, slurm, status
+from . import claim, layout, local, status
 from .app import load as load_app
 from .app import script_of
 from .atomic import no_new_empty_dirs, write_error
 from .profile import FIELDS, Profile
+from .scheduler import Scheduler
 from .store import is_completed
 from .sweep import SUBMIT_LOCK, Sweep
+from .task import task_call
+
+
+@functools.cache
+def backend(name: str) -> Scheduler:
+    """The scheduler called `name`: `slurm` (`hpc.slurm`) or `local` (`hpc.local`). The one
+    place that chooses and imports a backend; the core reaches it through `hpc.scheduler`."""
+    if name == "slurm":
+        from .slurm.backend import SlurmScheduler
+
+        return SlurmScheduler()
+    if name == "local":
+        return local.LocalScheduler()
+    raise ValueError(f"no scheduler called {name!r}; there are: local, slurm.")
+
+
+def cluster_backend() -> Scheduler:
+    """The cluster's scheduler: Slurm (whose jobs sweep records and claims name)."""
+    return backend("slurm")
+
+
+def backend_here() -> Scheduler:
+    """The scheduler whose task this process is: the cluster's inside one of its jobs, else
+    the local one."""
+    cluster = cluster_backend()
+    return cluster if cluster.env().job_id is not None else backend("local")
 
 
 def _wanted_mode(profile: Profile) -> str:
@@ -26,10 +54,11 @@ def _wanted_mode(profile: Profile) -> str:
     likely a login node; that is an outage, and it says so."""
     if profile.submit == "local":
         return "local"
-    problem = slurm.unanswered()
+    cluster = cluster_backend()
+    problem = cluster.unanswered()
     if problem is None:
         return "slurm"
-    if profile.submit == "auto" and not slurm.installed():
+    if profile.submit == "auto" and not cluster.installed():
         return "local"
     raise ValueError(
         f"no Slurm controller answers on this machine ({problem}); nothing was submitted. "
@@ -41,8 +70,7 @@ def submit_mode(profile: Profile) -> str:
     """The backend (`slurm` or `local`) of this profile on this machine, once, for Slurm, its
     partition and CPUs are checked: raises `ValueError` naming a bad field."""
     how = _wanted_mode(profile)
-    if how == "slurm":
-        slurm.check_resources(profile.partition, profile.cpus_per_task)
+    backend(how).check(profile)
     return how
 
 
@@ -98,7 +126,7 @@ def resubmit(sweep, changes=()) -> list[str]:
         how = submit_mode(profile)  # Slurm unreachable: refused here, before anything is said done
         stranded = sorted({s.cancel for s in states if s.cancel and s.run_id in run_ids})
         if stranded:  # arrays whose submitter was killed after sbatch: they would only fail at launch
-            slurm.cancel(stranded)
+            cluster_backend().cancel(stranded)
             print(f"Cancelled array job(s) {', '.join(stranded)}: their submission was interrupted after sbatch.")
         print(
             f"Resubmitting with the sweep's own cluster settings: {profile.describe()} (--set KEY=VALUE changes one)."
@@ -161,17 +189,14 @@ def fit_packing(sweep: Sweep, profile: Profile) -> Profile:
 
 
 def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, how: str | None = None) -> list[str]:
-    """Submit `run_ids` with the backend `how` (`slurm`: `hpc.slurm.submit`, one array job per
-    `MaxArraySize`; `local`: `hpc.local`), which is what `submit_mode(profile)` returned;
+    """Submit `run_ids` with the backend `how` (`slurm`: one array job per `MaxArraySize`;
+    `local`: a pool of processes here), which is what `submit_mode(profile)` returned;
     `None` asks again. **Returns:** the Slurm array job ids (empty for local runs)."""
     profile = Profile.from_dict(profile)
     how = how or submit_mode(profile)
-    if how == "local":
-        local.start(sweep, run_ids, profile, workdir)
-        return []
-    from .slurm.submit import submit as to_slurm
-
-    return to_slurm(sweep, run_ids, fit_packing(sweep, profile), workdir)
+    if how != "local":
+        profile = fit_packing(sweep, profile)
+    return backend(how).submit(sweep, run_ids, profile, workdir, task_call(sweep, profile, workdir))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import time
 
 from .claim import process_alive
 from .profile import Profile
+from .scheduler import Scheduler, TaskCall
 from .sweep import Sweep
 from .task import RunFailed, run_task, run_tasks, task_settings
 
@@ -186,6 +187,22 @@ def start(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> N
         f"{proc.pid}); logs in {logs}. Watch with: hpc status {sweep.path}",
         flush=True,
     )
+
+
+class LocalScheduler(Scheduler):
+    """This machine's process pool as a scheduler: its tasks have no job to list, requeue or
+    cancel (`hpc status` asks a sweep's driver instead, `driver_alive`)."""
+
+    name = "local"
+
+    def installed(self) -> bool:
+        return True
+
+    def submit(self, sweep, run_ids: list[str], profile, workdir: str, call: TaskCall) -> list[str]:
+        """`start` the runs. The pool's workers run `hpc.task` themselves rather than `call`:
+        each run's output goes to a log of its own (`log_path`). **Returns:** no job ids."""
+        start(sweep, run_ids, profile, workdir)
+        return []
 
 
 def main(argv=None) -> None:

@@ -11,12 +11,12 @@ submission it still holds accounts for; `lost` is kept for runs nobody can accou
 import dataclasses
 import datetime
 import os
+import pathlib
 import socket
 import time
 
-from . import claim, local, slurm
+from . import claim, local, scheduler
 from .checkpoint import checkpoint_path
-from .slurm import logs
 from .store import is_completed, note_path, read_note, read_status
 from .sweep import SUBMIT_LOCK, Sweep
 
@@ -51,7 +51,7 @@ class RunState:
     cancel: str = ""  # a Slurm job of this run's that can never start: `hpc resubmit` cancels it
 
 
-def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
+def _cluster_tasks(sweep: Sweep, backend: scheduler.Scheduler) -> tuple[dict, dict, str]:
     """({submission position: [task id per run]}, {task id: Slurm state}, why Slurm is
     unreachable or "") for the sweep's Slurm and plain-sbatch submissions. Submissions whose job
     id the record lacks (plain sbatch; a submitter killed between `sbatch` and saving the
@@ -59,8 +59,8 @@ def _slurm_tasks(sweep: Sweep) -> tuple[dict, dict, str]:
     job_ids = {s["job_id"] for s in sweep.submissions if s["kind"] == "slurm" and s["job_id"]}
     by_names = [s for s in sweep.submissions if s["kind"] in ("slurm", "manifest") and not s["job_id"]]
     try:
-        found = slurm.tasks(job_ids, {s["job_name"] for s in by_names if s.get("job_name")})
-    except slurm.SlurmUnreachable as exc:
+        found = backend.tasks(job_ids, {s["job_name"] for s in by_names if s.get("job_name")})
+    except scheduler.Unreachable as exc:
         return {}, {}, str(exc)
     by_name = {(t.name, t.index): t.task_id for t in found.values()}
     tasks = {}
@@ -90,109 +90,205 @@ def _from_file(run_id: str, path, job: str) -> RunState:
     return RunState(run_id, "timeout" if status == "timeout" else "failed", summary.get("message") or status, job)
 
 
-def run_states(sweep: Sweep) -> list[RunState]:
-    """One `RunState` per run, in the sweep's order (see the module docstring). Slurm is
-    asked once per sweep, and only when the sweep was submitted to it."""
-    on_slurm = any(s["kind"] in ("slurm", "manifest") for s in sweep.submissions)
-    tasks, states, unreachable = _slurm_tasks(sweep) if on_slurm else ({}, {}, "")
-    owners = _Owners()
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What is known of one run when its state is decided: its latest submission, the
+    scheduler's word for its task, and what lies beside its result file."""
+
+    run_id: str
+    path: os.PathLike
+    latest: object  # `hpc.sweep.Placement` or None: where the run was last submitted
+    job: str  # the scheduler's task id of the latest submission ("" when none is known)
+    state: str | None  # the scheduler's word for that task (None: it lists none)
+    present: set  # the names in the results folder
+    sweep: Sweep
+    backend: scheduler.Scheduler
+    owners: "_Owners"
+    unreachable: str  # why the scheduler did not answer ("" when it did)
+
+    @property
+    def kind(self) -> str | None:
+        return self.latest.submission["kind"] if self.latest is not None else None
+
+    @property
+    def active(self) -> str | None:
+        """`pending` or `running` when the scheduler lists the task as live."""
+        return self.backend.active.get(self.state) if self.state else None
+
+    @property
+    def final(self) -> str | None:
+        """Our status for the scheduler's final word on a task that did not complete."""
+        return self.backend.final.get(self.state) if self.state else None
+
+    def has(self, path) -> bool:
+        return pathlib.Path(path).name in self.present
+
+    def state_(self, status: str, reason: str = "", **more) -> RunState:
+        return RunState(self.run_id, status, reason, self.job, **more)
+
+
+def run_states(sweep: Sweep, backend: scheduler.Scheduler | None = None) -> list[RunState]:
+    """One `RunState` per run, in the sweep's order (see the module docstring): the first of
+    `RULES` that speaks for it. The cluster's scheduler (`backend`, default
+    `hpc.scheduler.cluster()`) is asked once per sweep, and only when the sweep was submitted to it."""
+    backend = backend or scheduler.cluster()
+    on_cluster = any(s["kind"] in ("slurm", "manifest") for s in sweep.submissions)
+    tasks, states, unreachable = _cluster_tasks(sweep, backend) if on_cluster else ({}, {}, "")
+    owners = _Owners(backend)
     folder = sweep.result_path("-").parent
-    present = _names(folder)  # after Slurm was asked: a run that ended meanwhile has its file here
+    present = _names(folder)  # after the scheduler was asked: a run that ended meanwhile has its file here
     out = []
     for run_id in sweep.runs:
         latest = sweep.latest_submission(run_id)
-        kind = latest.submission["kind"] if latest is not None else None
         job = tasks.get(latest.position, [])[latest.index] if latest is not None and tasks.get(latest.position) else ""
-        slurm_state = states.get(job) if job else None
-        path = folder / f"{run_id}.h5"
-        if slurm.ACTIVE.get(slurm_state) == "pending" and is_completed(path):
-            # requeued after it finished (a late `scontrol requeue`): it will skip; the result stands
-            out.append(RunState(run_id, "completed", f"its task is {slurm_state} again; it will skip the run", job))
-            continue
-        interrupted = kind == "slurm" and not latest.submission["job_id"]  # killed before saving the job id
-        if interrupted and slurm_state and not logs.has_payload(sweep.path, job):
-            submitter = owners.submitting(sweep)  # between sbatch and saving the job id, alive: wait for it
-            out.append(
-                _stranded(run_id, job, slurm_state)
-                if submitter is None
-                else RunState(run_id, "pending", f"being submitted ({submitter})", job)
-            )
-            continue
-        if slurm_state in slurm.ACTIVE and _per_task(latest.submission) > 1:
-            out.append(_in_packed_task(run_id, path, latest.submission, job, slurm_state, owners))
-            continue
-        if slurm_state in slurm.ACTIVE:
-            out.append(RunState(run_id, slurm.ACTIVE[slurm_state], slurm_state, job))
-            continue
-        owner = claim.read(claim.claim_path(path)) if f"{run_id}{claim.SUFFIX}" in present else None
-        if owner and owners.alive(owner):  # trained now: by another submission, a rerun, a local process
-            out.append(RunState(run_id, "running", f"claimed by {claim.describe(owner)}", job))
-            continue
-        if path.name in present:
-            if slurm_state in slurm.FINAL and _older_than(path, latest.submission):
-                # the latest task failed before writing: that is the news, not the earlier result
-                hint = HINTS.get(slurm.FINAL[slurm_state], "")
-                out.append(
-                    RunState(
-                        run_id,
-                        slurm.FINAL[slurm_state],
-                        f"Slurm {slurm_state}: its latest task ended without writing a result (the "
-                        f"result file is from an earlier try){hint}; see its Slurm log",
-                        job,
-                    )
-                )
-                continue
-            out.append(_from_file(run_id, path, job))
-            continue
-        note = read_note(path) if note_path(path).name in present else None
-        if note is not None:
-            said = note.get("status")
-            out.append(RunState(run_id, said if said in ENDED_BADLY else "failed", note.get("message", ""), job))
-            continue
-        kept = checkpoint_path(path).name in present
-        resume = "; its checkpoint is kept, a resubmit resumes it" if kept else ""
-        if latest is None and sweep.damaged:  # its submission may be in the part that did not read
-            out.append(RunState(run_id, "unknown", "no result; the damaged record does not say where it was submitted"))
-        elif latest is None:
-            out.append(RunState(run_id, "lost", "never submitted"))
-        elif kind == "deferred":
-            out.append(
-                RunState(
-                    run_id, "deferred", "not submitted: the cluster's job limit was reached; `hpc resubmit` submits it"
-                )
-            )
-        elif kind in ("slurm", "manifest") and unreachable:
-            out.append(RunState(run_id, "unknown", f"Slurm unreachable: {unreachable}", job))
-        elif kind == "manifest" and not job:
-            out.append(RunState(run_id, "planned", f"not submitted yet: sbatch {latest.submission.get('script')}"))
-        elif kind == "slurm" and not latest.submission["job_id"] and not job:
-            out.append(
-                RunState(
-                    run_id,
-                    "lost",
-                    "its submission was interrupted before its job id was saved, and Slurm knows no job named "
-                    f"{latest.submission.get('job_name')}; `hpc resubmit` sends it",
-                )
-            )
-        elif slurm_state in slurm.FINAL:
-            if slurm_state == "FAILED" and logs.says_oom(sweep.path, job):
-                slurm_state = "OUT_OF_MEMORY"  # the job step was; the batch script around it just failed
-            hint = HINTS.get(slurm.FINAL[slurm_state], "")
-            out.append(RunState(run_id, slurm.FINAL[slurm_state], f"Slurm {slurm_state}{hint}{resume}", job))
-        elif slurm_state == "COMPLETED":
-            out.append(RunState(run_id, "lost", "the task ended without writing a result" + resume, job))
-        elif kind == "local":
-            driver = latest.submission.get("driver")
-            alive = local.driver_alive(driver)
-            if alive is None:
-                out.append(RunState(run_id, "unknown", f"a local run on {driver['host']}: ask there"))
-            elif alive:
-                out.append(RunState(run_id, "pending", f"queued in the local pool (driver pid {driver['pid']})"))
-            else:
-                out.append(RunState(run_id, "lost", "the local run ended without writing a result" + resume))
-        else:
-            out.append(RunState(run_id, "lost", "no result, and Slurm no longer knows the task" + resume, job))
+        evidence = Evidence(
+            run_id, folder / f"{run_id}.h5", latest, job, states.get(job) if job else None, present, sweep,
+            backend, owners, unreachable
+        )  # fmt: skip
+        out.append(next(state for rule in RULES if (state := rule(evidence)) is not None))
     return out
+
+
+# The rules, in order: each takes a run's `Evidence` and returns its `RunState`, or `None`
+# when it does not decide. A new state is a new rule.
+
+
+def _requeued_after_completing(e: Evidence) -> RunState | None:
+    """Requeued after it finished (a late requeue): it will skip; the result stands."""
+    if e.active == "pending" and is_completed(e.path):
+        return e.state_("completed", f"its task is {e.state} again; it will skip the run")
+    return None
+
+
+def _submission_interrupted(e: Evidence) -> RunState | None:
+    """A submitter killed after `sbatch`, before it saved the job id and the tasks' work."""
+    interrupted = e.kind == "slurm" and not e.latest.submission["job_id"]
+    if not (interrupted and e.state and not e.backend.has_payload(e.sweep.path, e.job)):
+        return None
+    submitter = e.owners.submitting(e.sweep)  # between sbatch and saving the job id, alive: wait for it
+    if submitter is not None:
+        return e.state_("pending", f"being submitted ({submitter})")
+    return _stranded(e.run_id, e.job, e.state)
+
+
+def _live_task(e: Evidence) -> RunState | None:
+    """The scheduler lists its task as pending or running."""
+    if e.active is None:
+        return None
+    if _per_task(e.latest.submission) > 1:
+        return _in_packed_task(e.run_id, e.path, e.latest.submission, e.job, e.state, e.owners)
+    return e.state_(e.active, e.state)
+
+
+def _claimed(e: Evidence) -> RunState | None:
+    """Trained now: by another submission, a rerun, a local process."""
+    owner = claim.read(claim.claim_path(e.path)) if e.has(claim.claim_path(e.path)) else None
+    if owner and e.owners.alive(owner):
+        return e.state_("running", f"claimed by {claim.describe(owner)}")
+    return None
+
+
+def _result_file(e: Evidence) -> RunState | None:
+    """Its result file says; unless the latest task failed without writing one since."""
+    if not e.has(e.path):
+        return None
+    if e.final and _older_than(e.path, e.latest.submission):
+        # the latest task failed before writing: that is the news, not the earlier result
+        return e.state_(
+            e.final,
+            f"{e.backend.title} {e.state}: its latest task ended without writing a result (the "
+            f"result file is from an earlier try){HINTS.get(e.final, '')}; see its {e.backend.title} log",
+        )
+    return _from_file(e.run_id, e.path, e.job)
+
+
+def _note(e: Evidence) -> RunState | None:
+    """A note left where the result could not be written (a full disk, a run not started)."""
+    note = read_note(e.path) if e.has(note_path(e.path)) else None
+    if note is None:
+        return None
+    said = note.get("status")
+    return e.state_(said if said in ENDED_BADLY else "failed", note.get("message", ""))
+
+
+def _resume(e: Evidence) -> str:
+    kept = e.has(checkpoint_path(e.path))
+    return "; its checkpoint is kept, a resubmit resumes it" if kept else ""
+
+
+def _not_submitted(e: Evidence) -> RunState | None:
+    """No submission accounts for it: the record is damaged, it was never submitted, or the
+    job limit deferred it."""
+    if e.latest is None and e.sweep.damaged:  # its submission may be in the part that did not read
+        return RunState(e.run_id, "unknown", "no result; the damaged record does not say where it was submitted")
+    if e.latest is None:
+        return RunState(e.run_id, "lost", "never submitted")
+    if e.kind == "deferred":
+        why = "not submitted: the cluster's job limit was reached; `hpc resubmit` submits it"
+        return RunState(e.run_id, "deferred", why)
+    return None
+
+
+def _cluster_unknown(e: Evidence) -> RunState | None:
+    """Sent to the cluster, whose scheduler did not answer, or not yet (a plan), or under a
+    job name it does not know."""
+    if e.kind not in ("slurm", "manifest"):
+        return None
+    if e.unreachable:
+        return e.state_("unknown", f"{e.backend.title} unreachable: {e.unreachable}")
+    if e.kind == "manifest" and not e.job:
+        return RunState(e.run_id, "planned", f"not submitted yet: sbatch {e.latest.submission.get('script')}")
+    if e.kind == "slurm" and not e.latest.submission["job_id"] and not e.job:
+        return RunState(
+            e.run_id,
+            "lost",
+            f"its submission was interrupted before its job id was saved, and {e.backend.title} knows no job named "
+            f"{e.latest.submission.get('job_name')}; `hpc resubmit` sends it",
+        )
+    return None
+
+
+def _task_ended(e: Evidence) -> RunState | None:
+    """The scheduler's final word on a task that left no result."""
+    if e.final:
+        state = e.backend.final_state(e.sweep.path, e.job, e.state)  # its log may say more (out of memory)
+        final = e.backend.final[state]
+        return e.state_(final, f"{e.backend.title} {state}{HINTS.get(final, '')}{_resume(e)}")
+    if e.state is not None and e.state == e.backend.completed:
+        return e.state_("lost", "the task ended without writing a result" + _resume(e))
+    return None
+
+
+def _local_run(e: Evidence) -> RunState | None:
+    """A run of a local pool: its driver says whether it still waits."""
+    if e.kind != "local":
+        return None
+    driver = e.latest.submission.get("driver")
+    alive = local.driver_alive(driver)
+    if alive is None:
+        return e.state_("unknown", f"a local run on {driver['host']}: ask there")
+    if alive:
+        return e.state_("pending", f"queued in the local pool (driver pid {driver['pid']})")
+    return e.state_("lost", "the local run ended without writing a result" + _resume(e))
+
+
+def _nobody_knows(e: Evidence) -> RunState:
+    return e.state_("lost", f"no result, and {e.backend.title} no longer knows the task" + _resume(e))
+
+
+RULES = (
+    _requeued_after_completing,
+    _submission_interrupted,
+    _live_task,
+    _claimed,
+    _result_file,
+    _note,
+    _not_submitted,
+    _cluster_unknown,
+    _task_ended,
+    _local_run,
+    _nobody_knows,
+)
 
 
 def _stranded(run_id: str, job: str, slurm_state: str) -> RunState:
@@ -245,7 +341,8 @@ def _older_than(path, submission: dict) -> bool:
 class _Owners:
     """Liveness of claim owners, asking Slurm at most once per status."""
 
-    def __init__(self):
+    def __init__(self, backend: scheduler.Scheduler):
+        self.backend = backend
         self.live: set[str] | None = None
         self.submitter: tuple[str | None] = ()  # (who submits to the sweep now, or None), once asked
 
@@ -260,8 +357,8 @@ class _Owners:
     def alive(self, owner: dict) -> bool:
         if owner.get("job") and self.live is None:
             try:
-                self.live = slurm.live_jobs()
-            except slurm.SlurmUnreachable:
+                self.live = self.backend.live_jobs()
+            except scheduler.Unreachable:
                 return True
         return claim.owner_alive(owner, self.live)
 

@@ -1,13 +1,14 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
+import functools
 import os
 import sys
 import tempfile
 
-from . import layout, slurm
+from . import layout, scheduler
 from .checkpoint import stop_signals
 from .hygiene import private_tmp, task_env_vars
-from .slurm.env import slurm_info
+from .profile import Profile
 
 
 class RunFailed(RuntimeError):
@@ -23,8 +24,6 @@ def task_settings(profile, workdir: str, results_root: str | None = None) -> dic
     """What `hpc.task.apply_task_env` needs, from a cluster profile (`hpc.Profile` or its
     mapping) and the sweep's record (its results root and the directory it was launched from);
     and the profile itself (`cluster`), which the task's runs take as their config's `cluster`."""
-    from .profile import Profile
-
     profile = Profile.from_dict(profile)
     return {
         "cpus": profile.cpus_per_task,
@@ -44,7 +43,7 @@ def prepare_batch_task(cluster, workdir: str) -> None:
     """In an array task started by plain `sbatch` (`jobs/` templates), apply the same hygiene
     as `run_task` before the workload imports JAX. Elsewhere, an interactive `salloc` shell
     included, do nothing: the user's own thread settings stand."""
-    if "array_task_id" in slurm_info():
+    if scheduler.here().env().array_task_id is not None:
         apply_task_env(task_settings(cluster, workdir))
 
 
@@ -52,15 +51,15 @@ def bind_to_allocation(cpus: int) -> None:
     """Where Slurm does not confine a task to its cores (no cgroup cpuset), pin this process to
     the CPUs Slurm allocated it, so that every thread pool sized from the usable CPUs (XLA's)
     stays within them. Anything unclear leaves the process as it is."""
-    info = slurm_info()
+    backend = scheduler.here()
+    env = backend.env()
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    if "job_id" not in info or len(usable) <= cpus:
+    if env.job_id is None or len(usable) <= cpus:
         return
     try:
-        shown = slurm.show_job(info["job_id"])
-    except slurm.SlurmUnreachable:
+        ids = backend.allocated_cpus(env.job_id, env.node)
+    except scheduler.Unreachable:
         return
-    ids = slurm.allocated_cpus(shown, info.get("node", ""))
     if ids and len(ids) <= cpus * 2 and set(ids) <= usable:
         os.sched_setaffinity(0, ids)
 
@@ -76,12 +75,10 @@ def apply_task_env(settings: dict) -> None:
         os.environ[layout.ROOT_VARIABLE] = str(settings["results_root"])
     if os.environ.get(PREPARED):
         return
-    info = slurm_info()
-    name = "hpc-task-" + (
-        f"{info['array_job_id']}_{info['array_task_id']}" if "array_task_id" in info else str(os.getpid())
-    )
-    tmp = private_tmp(settings.get("tmp_base") or info.get("tmpdir"), name)
-    cpus = int(info.get("cpus_per_task") or settings.get("cpus") or 1)
+    env = scheduler.here().env()
+    name = "hpc-task-" + (env.task_name or str(os.getpid()))
+    tmp = private_tmp(settings.get("tmp_base") or env.tmpdir, name)
+    cpus = int(env.cpus or settings.get("cpus") or 1)
     bind_to_allocation(cpus)
     os.environ.update(
         task_env_vars(
@@ -126,6 +123,21 @@ def run_task(app: str, config_yaml: str, settings: dict) -> dict:
     return out
 
 
+def task_call(sweep, profile, workdir: str) -> scheduler.TaskCall:
+    """What each task of a submission of `sweep` with `profile` runs, for a backend to send:
+    its runs (`run_task` for one run per task, `run_tasks` for several) as a batch task."""
+    settings = task_settings(profile, workdir, sweep.results_root)
+
+    def call(run_ids: list[str]):
+        if profile.runs_per_task == 1:
+            (run_id,) = run_ids
+            return functools.partial(as_batch_task, run_task, sweep.entry, sweep.config_yaml(run_id), settings)
+        runs = [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in run_ids]
+        return functools.partial(as_batch_task, run_tasks, sweep.entry, runs, settings)
+
+    return call
+
+
 def as_batch_task(fn, *args):
     """`fn(*args)` (`run_task`, `run_tasks`) as the body of a batch task: a `RunFailed` is one
     line on stderr and exit status 1, so Slurm records the task as failed, with no traceback
@@ -164,7 +176,7 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     naming every failed run once all have had their turn. When a run comes back `requeued` or
     `interrupted`, the task is going away: the runs after it wait for its rerun, which skips
     the completed ones and resumes the interrupted one from its checkpoint. A stop signal
-    between two runs does the same before the next starts (`hpc.run.stop_task`); with no
+    between two runs does the same before the next starts (`hpc.run.Stopper`); with no
     requeue left, the runs not started get a note saying so (`hpc status`: timeout).
     **Returns:** what each run's entry returned, for the runs that ran.
     """
@@ -172,7 +184,7 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     import traceback
 
     from .app import load
-    from .run import stop_task
+    from .run import Stopper
     from .store import write_note
 
     application = load(app, settings.get("workdir"))
@@ -201,7 +213,7 @@ def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
     with _Stops().caught() as stops:
         for n in range(0, len(runs), together):
             if stops.cause:
-                what = stop_task(stops.cause, slurm_info(), int(settings.get("max_requeues", 0)), "between runs")
+                what = Stopper().decide(stops.cause, int(settings.get("max_requeues", 0)), "between runs")
                 if what == "timeout":
                     not_started(runs[n:])
                 break
@@ -237,7 +249,7 @@ def main(argv=None) -> None:
     sweep = Sweep.load(sweep_dir)
     part = next(s for s in reversed(sweep.submissions) if s["kind"] == "manifest" and s.get("offset") == int(offset))
     size = int(part["cluster"].get("runs_per_task") or 1)
-    index = int(slurm_info()["array_task_id"])
+    index = int(scheduler.here().env().array_task_id)
     chosen = part["runs"][index * size : (index + 1) * size]
     settings = task_settings(part["cluster"], sweep.workdir or os.getcwd(), sweep.results_root)
     runs = [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in chosen]

@@ -1,11 +1,12 @@
 """Everything that talks to Slurm's commands: limits, partitions, job states."""
 
-import dataclasses
 import getpass
 import os
 import re
 import shutil
 import subprocess
+
+from ..scheduler import Task, Unreachable
 
 # Slurm's final job states -> our run status: the one mapping, used everywhere.
 FINAL = {
@@ -146,17 +147,8 @@ def check_resources(partition: str | None, cpus_per_task: int) -> None:
         )
 
 
-class SlurmUnreachable(RuntimeError):
+class SlurmUnreachable(Unreachable):
     """Slurm's commands are missing here, failed or did not answer: task states are unknown."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    task_id: str  # "<array job id>_<index>", or the job id of a job that is not an array
-    job_id: str  # the array job id (the job id for a plain job)
-    index: int | None
-    name: str
-    state: str
 
 
 def _ask(*cmd: str, timeout: float | None = None, known_failure: str | None = None) -> str | None:

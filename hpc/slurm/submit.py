@@ -2,8 +2,8 @@
 
 from .. import slurm
 from ..profile import Profile, slurm_options
+from ..scheduler import TaskCall
 from ..sweep import Sweep
-from ..task import as_batch_task, run_task, run_tasks, task_settings
 from .sbatch import PACKAGED, activation_lines, task_setup, template_dirs
 
 
@@ -28,17 +28,11 @@ def submitit_parameters(profile: Profile, job_name: str, templates=PACKAGED) -> 
     return params
 
 
-def _runs(sweep: Sweep, run_ids: list[str]) -> list[tuple[str, str, str]]:
-    """What `hpc.task.run_tasks` needs of each run: its id, result file and config."""
-    return [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in run_ids]
-
-
-def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> list[str]:
+def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, call: TaskCall) -> list[str]:
     """Submit `run_ids` as one array job per `MaxArraySize` tasks, each task training
-    `profile.runs_per_task` of them one after the other (`hpc.task.run_tasks`), each recorded before `sbatch`
+    `profile.runs_per_task` of them (`call(its runs)`, the core's task), each recorded before `sbatch`
     under a job name unique to the sweep and the submission, then with its job id. Runs beyond
     the cluster's job limit are recorded as deferred. **Returns:** the array job ids."""
-    settings = task_settings(profile, workdir, sweep.results_root)
     import submitit
 
     python = profile.python
@@ -65,16 +59,7 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> 
         executor.update_parameters(job_name=name)
         packs = slurm.packs(part, per_task)
         with executor.batch():
-            if per_task == 1:
-                jobs = [
-                    executor.submit(as_batch_task, run_task, sweep.entry, sweep.config_yaml(r), settings)
-                    for (r,) in packs
-                ]
-            else:
-                jobs = [
-                    executor.submit(as_batch_task, run_tasks, sweep.entry, _runs(sweep, pack), settings)
-                    for pack in packs
-                ]
+            jobs = [executor.submit(call(pack)) for pack in packs]
         # submitit sends a batch of one as a plain job: its task id has no array index; each run
         # is recorded with the task that trains it (`runs_per_task` runs share one)
         tasks = [job.job_id for job, pack in zip(jobs, packs) for _ in pack]
