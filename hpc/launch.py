@@ -81,12 +81,12 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
     import yaml
 
     latest = sweep.latest_submission(run_ids[0])
-    cluster = dict(
-        latest.submission["cluster"]
+    profile = (
+        sweep.profile(latest.position)
         if latest is not None
-        else yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster") or {}
+        else Profile.from_dict(yaml.safe_load(sweep.config_yaml(run_ids[0])).get("cluster"))
     )
-    cluster["hold"] = False
+    changed: dict = {"hold": False}
     for item in changes:
         key, _, value = item.partition("=")
         key = key.removeprefix("cluster.")  # as the config spells it: cluster.max_requeues
@@ -94,10 +94,10 @@ def resubmit_profile(sweep: Sweep, run_ids: list[str], changes: list[str]) -> Pr
             raise ValueError(
                 f"`--set {item}`: `{key}` is not a cluster setting; they are: {', '.join(sorted(FIELDS))}."
             )
-        cluster[key] = yaml.safe_load(value)
+        changed[key] = yaml.safe_load(value)
     if any(sub["kind"] in ("slurm", "manifest") for sub in sweep.submissions):
-        cluster["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
-    return Profile.from_dict(cluster)
+        changed["submit"] = "slurm"  # a sweep that went to Slurm never falls back to this machine
+    return profile.replace(**changed)
 
 
 def resubmit(sweep, changes=()) -> list[str]:

@@ -27,7 +27,7 @@ from .claim import process_alive
 from .profile import Profile
 from .scheduler import Scheduler, TaskCall
 from .sweep import Sweep
-from .task import RunFailed, run_task, run_tasks, task_settings
+from .task import RunFailed, TaskSettings, run_task, run_tasks
 
 
 def log_path(sweep: Sweep, run_id: str):
@@ -90,7 +90,7 @@ def _worker(pack) -> None:
     """The runs of one task (`cluster.runs_per_task` of them), one after the other in this
     warm worker, each with its output in its own log; an ensemble's (`cluster.ensemble`) goes
     to its first run's log, and the others' logs say so."""
-    together = int(pack[0][2].get("ensemble") or 1)
+    together = pack[0][2].cluster.ensemble
     for start in range(0, len(pack), together):
         group = pack[start : start + together]
         entry, config_yaml, settings, log = group[0][:4]
@@ -135,10 +135,10 @@ def cpu_sets(workers: int, cpus_per_task: int) -> list[list[int]]:
 def run_pool(sweep: Sweep, position: int) -> None:
     """Run the runs of local submission `position` of `sweep`, in parallel processes (at
     most one per `cpus_per_task` cores), each run's output in its log file. Blocks."""
-    sub = sweep.submissions[position]
-    settings = task_settings(sub["cluster"], sub["workdir"], sweep.results_root)
-    per_task = int(sub["cluster"].get("runs_per_task") or 1)
-    workers = workers_for(-(-len(sub["runs"]) // per_task), settings["cpus"])
+    sub, profile = sweep.submissions[position], sweep.profile(position)
+    settings = TaskSettings(profile, sub["workdir"], sweep.results_root)
+    per_task = profile.runs_per_task
+    workers = workers_for(-(-len(sub["runs"]) // per_task), profile.cpus_per_task)
     context = multiprocessing.get_context("spawn")
     runs = [
         (sweep.entry, sweep.config_yaml(r), settings, log_path(sweep, r), r, str(sweep.result_path(r)))
@@ -146,7 +146,7 @@ def run_pool(sweep: Sweep, position: int) -> None:
     ]
     jobs = [runs[i : i + per_task] for i in range(0, len(runs), per_task)]
     sets = context.Queue()
-    for cpus in cpu_sets(workers, settings["cpus"]):
+    for cpus in cpu_sets(workers, profile.cpus_per_task):
         sets.put(cpus)
     with concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), sets)
@@ -160,7 +160,7 @@ def start(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str) -> N
     detach = profile.detach
     workers = workers_for(-(-len(run_ids) // profile.runs_per_task), profile.cpus_per_task)
     driver = {"host": socket.gethostname(), "pid": os.getpid()}
-    sweep.add_submission("local", None, run_ids, profile.to_dict())
+    sweep.add_submission("local", None, run_ids, profile)
     position = len(sweep.submissions) - 1
     sweep.submissions[position].update(workdir=workdir, workers=workers, driver=driver)
     sweep.save()

@@ -68,7 +68,7 @@ def _cluster_tasks(sweep: Sweep, backend: scheduler.Scheduler) -> tuple[dict, di
         if sub["kind"] == "slurm" and sub["job_id"]:
             tasks[n] = sub.get("tasks") or []
         elif sub["kind"] in ("slurm", "manifest") and not sub["job_id"]:  # as `by_names`
-            name, count, per_task = sub.get("job_name"), len(sub["runs"]), _per_task(sub)
+            name, count, per_task = sub.get("job_name"), len(sub["runs"]), sweep.profile(n).runs_per_task
             # submitit sends a batch of one task as a plain job: no array index
             tasks[n] = [
                 by_name.get((name, i // per_task)) or (by_name.get((name, None), "") if count <= per_task else "")
@@ -175,8 +175,9 @@ def _live_task(e: Evidence) -> RunState | None:
     """The scheduler lists its task as pending or running."""
     if e.active is None:
         return None
-    if _per_task(e.latest.submission) > 1:
-        return _in_packed_task(e.run_id, e.path, e.latest.submission, e.job, e.state, e.owners)
+    per_task = e.sweep.profile(e.latest.position).runs_per_task
+    if per_task > 1:
+        return _in_packed_task(e, per_task)
     return e.state_(e.active, e.state)
 
 
@@ -313,23 +314,18 @@ def _names(folder) -> set[str]:
         return set()
 
 
-def _per_task(submission: dict) -> int:
-    """How many runs each task of `submission` trains (`cluster.runs_per_task`)."""
-    return int((submission.get("cluster") or {}).get("runs_per_task") or 1)
-
-
-def _in_packed_task(run_id: str, path, submission: dict, job: str, slurm_state: str, owners) -> RunState:
+def _in_packed_task(e: Evidence, per_task: int) -> RunState:
     """A run whose task trains several runs one after the other and is active: the task's
     state is not the run's. Its result written since the submission (or a completed one, which
     the task skips) says what became of it; a live claim, that it trains now; else it waits
     for its turn in the task."""
-    if is_completed(path) or (path.exists() and not _older_than(path, submission)):
-        return _from_file(run_id, path, job)
-    owner = claim.read(claim.claim_path(path))
-    if owner and owners.alive(owner):
-        return RunState(run_id, "running", f"in task {job}, claimed by {claim.describe(owner)}", job)
-    turn = "its task is running another of its runs" if slurm_state == "RUNNING" else f"its task is {slurm_state}"
-    return RunState(run_id, "pending", f"{turn}; it trains {_per_task(submission)} runs one after the other", job)
+    if is_completed(e.path) or (e.path.exists() and not _older_than(e.path, e.latest.submission)):
+        return _from_file(e.run_id, e.path, e.job)
+    owner = claim.read(claim.claim_path(e.path))
+    if owner and e.owners.alive(owner):
+        return e.state_("running", f"in task {e.job}, claimed by {claim.describe(owner)}")
+    turn = "its task is running another of its runs" if e.active == "running" else f"its task is {e.state}"
+    return e.state_("pending", f"{turn}; it trains {per_task} runs one after the other")
 
 
 def _older_than(path, submission: dict) -> bool:

@@ -12,6 +12,7 @@ import typing
 
 from . import layout
 from .atomic import atomic_path
+from .profile import Profile
 
 RECORD = "sweep.json"
 CONFIGS = "configs.jsonl"  # every run's config, one line each (see `Sweep.add_run`); `configs/` before
@@ -55,6 +56,7 @@ class Sweep:
         self._pending: list[bytes] = []  # lines of configs.jsonl not written yet (`save` writes them)
         self._end: int | None = None  # where the next line of configs.jsonl starts
         self._placed: tuple[int, dict] = (-1, {})  # (submissions seen, run id -> Placement)
+        self._profiles: dict[int, Profile] = {}  # submission position -> its profile, read once
 
     @classmethod
     def create(
@@ -181,7 +183,7 @@ class Sweep:
         kind: str,
         job_id: str | None,
         run_ids: list[str],
-        cluster: dict,
+        cluster: "Profile | dict",
         tasks: list[str] | None = None,
         save: bool = True,
         **more,
@@ -193,7 +195,7 @@ class Sweep:
             "job_id": job_id,
             "runs": list(run_ids),
             "tasks": tasks or [],
-            "cluster": cluster,
+            "cluster": cluster.to_dict() if isinstance(cluster, Profile) else cluster,
             "submitted": datetime.datetime.now().astimezone().isoformat(),
             **more,
         }
@@ -201,6 +203,12 @@ class Sweep:
         if save:
             self.save()
         return entry
+
+    def profile(self, position: int) -> Profile:
+        """The cluster profile submission `position` was made with, as an `hpc.Profile`."""
+        if position not in self._profiles:
+            self._profiles[position] = Profile.from_dict(self.submissions[position].get("cluster"))
+        return self._profiles[position]
 
     def latest_submission(self, run_id: str) -> "Placement | None":
         """Where `run_id` was last submitted (every run's place is found in one pass, once per

@@ -1,5 +1,6 @@
 """What runs on a compute node (or a local worker) for one run of a sweep."""
 
+import dataclasses
 import functools
 import os
 import sys
@@ -20,23 +21,24 @@ PREPARED = "HPC_TASK_PREPARED"
 TASK_OK = ("completed", "skipped", "busy", "requeued")
 
 
-def task_settings(profile, workdir: str, results_root: str | None = None) -> dict:
-    """What `hpc.task.apply_task_env` needs, from a cluster profile (`hpc.Profile` or its
-    mapping) and the sweep's record (its results root and the directory it was launched from);
-    and the profile itself (`cluster`), which the task's runs take as their config's `cluster`."""
-    profile = Profile.from_dict(profile)
-    return {
-        "cpus": profile.cpus_per_task,
-        "shared_gpu": bool(profile.gpus_per_task) and profile.shared_gpu,
-        "gpu_mem_fraction": profile.gpu_mem_fraction if profile.gpus_per_task else None,
-        "tmp_base": profile.node_local_tmp,
-        "xla_flags": profile.xla_flags,
-        "workdir": workdir,
-        "results_root": results_root,
-        "max_requeues": profile.max_requeues,
-        "ensemble": profile.ensemble,
-        "cluster": profile.to_dict(),
-    }
+@dataclasses.dataclass(frozen=True)
+class TaskSettings:
+    """What a task needs beyond its runs' configs: the cluster profile it was submitted with
+    (`None`: each run keeps the one it was planned with), the directory its application
+    imports from, and the results root every run writes under (`hpc.layout.results_root`)."""
+
+    profile: Profile | None = None
+    workdir: str | None = None
+    results_root: str | None = None
+
+    def __post_init__(self):
+        if self.profile is not None:  # a mapping (a sweep record's) is made a Profile, and checked
+            object.__setattr__(self, "profile", Profile.from_dict(self.profile))
+
+    @property
+    def cluster(self) -> Profile:
+        """The profile, or the defaults where none was given."""
+        return self.profile or Profile()
 
 
 def prepare_batch_task(cluster, workdir: str) -> None:
@@ -44,7 +46,7 @@ def prepare_batch_task(cluster, workdir: str) -> None:
     as `run_task` before the workload imports JAX. Elsewhere, an interactive `salloc` shell
     included, do nothing: the user's own thread settings stand."""
     if scheduler.here().env().array_task_id is not None:
-        apply_task_env(task_settings(cluster, workdir))
+        apply_task_env(TaskSettings(cluster, workdir))
 
 
 def bind_to_allocation(cpus: int) -> None:
@@ -64,60 +66,57 @@ def bind_to_allocation(cpus: int) -> None:
         os.sched_setaffinity(0, ids)
 
 
-def apply_task_env(settings: dict) -> None:
-    """Apply `task_env_vars` and a private temporary directory to this process (once).
-
-    `settings`: `cpus`, `shared_gpu`, `tmp_base` (node-local storage), `xla_flags`, and
-    `results_root`, which every run of the task writes under (`hpc.layout.results_root`). Must
-    run before JAX is imported.
-    """
-    if settings.get("results_root"):
-        os.environ[layout.ROOT_VARIABLE] = str(settings["results_root"])
+def apply_task_env(settings: TaskSettings) -> None:
+    """Apply `task_env_vars` and a private temporary directory to this process (once), from
+    the profile's `cpus_per_task` (the scheduler's count where it gives one), GPU sharing,
+    `node_local_tmp` and `xla_flags`; and pin the results root. Must run before JAX is imported."""
+    if settings.results_root:
+        os.environ[layout.ROOT_VARIABLE] = str(settings.results_root)
     if os.environ.get(PREPARED):
         return
-    env = scheduler.here().env()
+    env, profile = scheduler.here().env(), settings.cluster
     name = "hpc-task-" + (env.task_name or str(os.getpid()))
-    tmp = private_tmp(settings.get("tmp_base") or env.tmpdir, name)
-    cpus = int(env.cpus or settings.get("cpus") or 1)
+    tmp = private_tmp(profile.node_local_tmp or env.tmpdir, name)
+    cpus = int(env.cpus or profile.cpus_per_task)
     bind_to_allocation(cpus)
+    gpus = bool(profile.gpus_per_task)
     os.environ.update(
         task_env_vars(
             cpus,
-            shared_gpu=bool(settings.get("shared_gpu")),
+            shared_gpu=gpus and profile.shared_gpu,
             tmp_dir=str(tmp),
-            xla_flags=settings.get("xla_flags", ""),
-            gpu_mem_fraction=settings.get("gpu_mem_fraction"),
+            xla_flags=profile.xla_flags,
+            gpu_mem_fraction=profile.gpu_mem_fraction if gpus else None,
         )
     )
     tempfile.tempdir = None  # re-read TMPDIR
     os.environ[PREPARED] = "1"
 
 
-def submitted_config(config_yaml: str, settings: dict):
+def submitted_config(config_yaml: str, settings: TaskSettings):
     """A run's config (an OmegaConf mapping) with the cluster profile its task was submitted with
-    (`settings["cluster"]`): a resubmit's `--set max_requeues=10` reaches the run that reads
+    (`settings.profile`): a resubmit's `--set max_requeues=10` reaches the run that reads
     `cluster.max_requeues`, not the value the sweep was planned with. Where and how a run ran is
     not part of its identity (`hpc.NOT_IDENTITY`), so its run id stays."""
     from omegaconf import OmegaConf
 
     config = OmegaConf.create(config_yaml)
-    if settings.get("cluster") is not None:
-        config.cluster = OmegaConf.create(settings["cluster"])
+    if settings.profile is not None:
+        config.cluster = OmegaConf.create(settings.profile.to_dict())
     return config
 
 
-def run_task(app: str, config_yaml: str, settings: dict) -> dict:
+def run_task(app: str, config_yaml: str, settings: TaskSettings) -> dict:
     """Prepare the environment, then call the entry of the application `app` (`module:APP`,
     see `hpc.app.load`) with the config.
 
-    `settings` as for `apply_task_env`, plus `workdir` (where the application imports from).
     Raises `RunFailed` when the entry reports a status other than completed, skipped, busy or
     requeued (the task put itself back in the queue: healthy), so Slurm records the task as failed.
     """
     apply_task_env(settings)
     from .app import load
 
-    out = load(app, settings.get("workdir")).entry(submitted_config(config_yaml, settings))
+    out = load(app, settings.workdir).entry(submitted_config(config_yaml, settings))
     if out.get("status") not in TASK_OK:
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out
@@ -126,7 +125,7 @@ def run_task(app: str, config_yaml: str, settings: dict) -> dict:
 def task_call(sweep, profile, workdir: str) -> scheduler.TaskCall:
     """What each task of a submission of `sweep` with `profile` runs, for a backend to send:
     its runs (`run_task` for one run per task, `run_tasks` for several) as a batch task."""
-    settings = task_settings(profile, workdir, sweep.results_root)
+    settings = TaskSettings(profile, workdir, sweep.results_root)
 
     def call(run_ids: list[str]):
         if profile.runs_per_task == 1:
@@ -164,79 +163,90 @@ class _Stops:
         return stop_signals(remember, self)
 
 
-def run_tasks(app: str, runs: list, settings: dict) -> list[dict]:
+def run_tasks(app: str, runs: list, settings: TaskSettings) -> list[dict]:
     """Train several runs of the application `app` one after the other in this one process
     (`cluster.runs_per_task`): one import, one compile (the cache hits after the first), and
-    each run with its own claim, result file, checkpoint and log lines. With `ensemble` in
-    `settings` (`cluster.ensemble`) and an application that has an `App.ensemble`, each turn
-    hands it that many consecutive runs to train together.
+    each run with its own claim, result file, checkpoint and log lines. With
+    `cluster.ensemble` and an application that has an `App.ensemble`, each turn hands it that
+    many consecutive runs to train together.
 
-    `runs`: `(run id, result path, config YAML)` each; `settings` as for `run_task`, with
-    `max_requeues`. A run that fails does not stop the others: the task raises `RunFailed`
-    naming every failed run once all have had their turn. When a run comes back `requeued` or
-    `interrupted`, the task is going away: the runs after it wait for its rerun, which skips
-    the completed ones and resumes the interrupted one from its checkpoint. A stop signal
-    between two runs does the same before the next starts (`hpc.run.Stopper`); with no
-    requeue left, the runs not started get a note saying so (`hpc status`: timeout).
+    `runs`: `(run id, result path, config YAML)` each; `settings` as for `run_task`. A run
+    that fails does not stop the others: the task raises `RunFailed` naming every failed run
+    once all have had their turn. When a run comes back `requeued` or `interrupted`, the task
+    is going away: the runs after it wait for its rerun, which skips the completed ones and
+    resumes the interrupted one from its checkpoint. A stop signal between two runs does the
+    same before the next starts (`hpc.run.Stopper`); with no requeue left, the runs not started
+    get a note saying so (`hpc status`: timeout).
     **Returns:** what each run's entry returned, for the runs that ran.
     """
     apply_task_env(settings)
-    import traceback
-
     from .app import load
     from .run import Stopper
-    from .store import write_note
 
-    application = load(app, settings.get("workdir"))
-    together = int(settings.get("ensemble") or 1) if application.ensemble is not None else 1
+    application = load(app, settings.workdir)
+    together = settings.cluster.ensemble if application.ensemble is not None else 1
     outs, failed = [], []
-
-    def not_started(rest) -> None:  # the time limit is near, with no requeue left: say so for each
-        for _, later_path, _ in rest:
-            write_note(
-                later_path,
-                f"not started: its task ({len(runs)} runs per task) reached its time limit with no "
-                "requeue left; `hpc resubmit` runs it",
-                status="timeout",
-            )
-        if rest:
-            failed.append(f"{', '.join(r for r, _, _ in rest)} (not started: time limit)")
-
-    def turn(chosen) -> list[dict]:  # one run, or an ensemble of them trained together
-        configs = [submitted_config(config_yaml, settings) for _, _, config_yaml in chosen]
-        try:
-            return application.ensemble(configs) if len(chosen) > 1 else [application.entry(configs[0])]
-        except Exception as exc:  # its result files say why; the next runs still get their turn
-            traceback.print_exc()
-            return [{"status": "failed", "run_id": run_id, "error": exc} for run_id, _, _ in chosen]
-
     with _Stops().caught() as stops:
         for n in range(0, len(runs), together):
             if stops.cause:
-                what = Stopper().decide(stops.cause, int(settings.get("max_requeues", 0)), "between runs")
-                if what == "timeout":
-                    not_started(runs[n:])
+                if Stopper().decide(stops.cause, settings.cluster.max_requeues, "between runs") == "timeout":
+                    failed += _not_started(runs, n)
                 break
             chosen = runs[n : n + together]
             which = f"{n + 1}-{n + len(chosen)}" if len(chosen) > 1 else f"{n + 1}"
-            names = ", ".join(run_id for run_id, _, _ in chosen)
-            print(f"--- hpc: run {which} of {len(runs)} of this task: {names}", flush=True)
-            results = turn(chosen)
+            print(f"--- hpc: run {which} of {len(runs)} of this task: {', '.join(r for r, _, _ in chosen)}", flush=True)
+            results = _turn(application, chosen, settings)
             outs.extend(r for r in results if "error" not in r)
-            for out in results:
-                if "error" in out:
-                    failed.append(f"{out['run_id']} ({type(out['error']).__name__})")
-                elif out.get("status") not in TASK_OK + ("interrupted",):
-                    failed.append(f"{out.get('run_id')} ({out.get('status')})")
+            failed += _failures(results)
             statuses = {out.get("status") for out in results}
             if statuses & {"requeued", "interrupted"}:
                 break
             if "timeout" in statuses:  # its time limit came, with no requeue left: start no other
-                not_started(runs[n + len(chosen) :])
+                failed += _not_started(runs, n + len(chosen))
                 break
     if failed:
         raise RunFailed(f"{len(failed)} of the task's {len(runs)} runs did not complete: {'; '.join(failed)}")
     return outs
+
+
+def _turn(application, chosen: list, settings: TaskSettings) -> list[dict]:
+    """One turn of a task: one run, or an ensemble of them trained together. An exception is
+    the runs' failure (their result files say why): the next runs still get their turn."""
+    configs = [submitted_config(config_yaml, settings) for _, _, config_yaml in chosen]
+    try:
+        return application.ensemble(configs) if len(chosen) > 1 else [application.entry(configs[0])]
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        return [{"status": "failed", "run_id": run_id, "error": exc} for run_id, _, _ in chosen]
+
+
+def _failures(results: list[dict]) -> list[str]:
+    """The runs of a turn that did not end well, each as `run id (why)`."""
+    out = []
+    for result in results:
+        if "error" in result:
+            out.append(f"{result['run_id']} ({type(result['error']).__name__})")
+        elif result.get("status") not in TASK_OK + ("interrupted",):
+            out.append(f"{result.get('run_id')} ({result.get('status')})")
+    return out
+
+
+def _not_started(runs: list, start: int) -> list[str]:
+    """The time limit is near, with no requeue left: a note for each run from `start` on,
+    saying so; and their failure, in one entry."""
+    from .store import write_note
+
+    rest = runs[start:]
+    for _, later_path, _ in rest:
+        write_note(
+            later_path,
+            f"not started: its task ({len(runs)} runs per task) reached its time limit with no "
+            "requeue left; `hpc resubmit` runs it",
+            status="timeout",
+        )
+    return [f"{', '.join(r for r, _, _ in rest)} (not started: time limit)"] if rest else []
 
 
 def main(argv=None) -> None:
@@ -247,11 +257,16 @@ def main(argv=None) -> None:
 
     sweep_dir, offset = argv or sys.argv[1:]
     sweep = Sweep.load(sweep_dir)
-    part = next(s for s in reversed(sweep.submissions) if s["kind"] == "manifest" and s.get("offset") == int(offset))
-    size = int(part["cluster"].get("runs_per_task") or 1)
+    position = next(
+        n
+        for n in reversed(range(len(sweep.submissions)))
+        if sweep.submissions[n]["kind"] == "manifest" and sweep.submissions[n].get("offset") == int(offset)
+    )
+    part = sweep.submissions[position]
+    settings = TaskSettings(sweep.profile(position), sweep.workdir or os.getcwd(), sweep.results_root)
+    size = settings.cluster.runs_per_task
     index = int(scheduler.here().env().array_task_id)
     chosen = part["runs"][index * size : (index + 1) * size]
-    settings = task_settings(part["cluster"], sweep.workdir or os.getcwd(), sweep.results_root)
     runs = [(r, str(sweep.result_path(r)), sweep.config_yaml(r)) for r in chosen]
     as_batch_task(run_tasks, sweep.entry, runs, settings)
 

@@ -18,29 +18,38 @@ from hpc.store import read_note, read_status
 
 def test_task_settings_come_from_the_profile_and_the_record():
     profile = Profile(cpus_per_task=4, gpus_per_task=1, shared_gpu=True, node_local_tmp="/local", xla_flags="--x")
-    settings = task.task_settings(profile, "/w", "/r")
-    assert settings.pop("cluster") == profile.to_dict()  # the runs take it as their config's `cluster`
-    assert settings == {
-        "cpus": 4,
-        "shared_gpu": True,
-        "tmp_base": "/local",
-        "xla_flags": "--x",
-        "workdir": "/w",
-        "results_root": "/r",
-        "gpu_mem_fraction": None,
-        "max_requeues": 3,
-        "ensemble": 1,
-    }
-    assert task.task_settings({"cpus_per_task": 2}, "/w")["shared_gpu"] is False  # a mapping is a profile too
+    settings = task.TaskSettings(profile, "/w", "/r")
+    assert settings.profile == profile  # one form: the runs take it as their config's `cluster`
+    assert (settings.workdir, settings.results_root) == ("/w", "/r")
+    assert task.TaskSettings({"cpus_per_task": 2}, "/w").profile == Profile(cpus_per_task=2)  # a mapping is made one
+    assert task.TaskSettings().cluster == Profile()  # none given: the defaults (each run keeps its planned one)
+    with pytest.raises(ValueError, match="`cluster.cpus` is not a cluster setting"):
+        task.TaskSettings({"cpus": 2})
+
+
+def test_a_task_applies_its_profile_to_the_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(task.tempfile, "tempdir", None)
+    saved = dict(os.environ)  # what the task sets is undone after the test, every variable of it
+    try:
+        for var in [v for v in os.environ if v.startswith("SLURM")] + [task.PREPARED]:
+            os.environ.pop(var, None)
+        profile = Profile(cpus_per_task=1, node_local_tmp=str(tmp_path), xla_flags="--xla_dump_to=/dev/null")
+        task.apply_task_env(task.TaskSettings(profile, "/w", str(tmp_path / "root")))
+        assert os.environ[ROOT_VARIABLE] == str(tmp_path / "root") and os.environ["OMP_NUM_THREADS"] == "1"
+        assert "--xla_dump_to=/dev/null" in os.environ["XLA_FLAGS"]
+        assert os.environ["TMPDIR"].startswith(str(tmp_path)) and os.environ[task.PREPARED] == "1"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_a_run_takes_the_cluster_settings_its_task_was_submitted_with():
     # the sweep planned max_requeues 3; a resubmit sent the task with 10: the run reads 10
     planned = yaml.safe_dump({"seed": 1, "cluster": Profile(max_requeues=3).to_dict()})
-    settings = task.task_settings(Profile(max_requeues=10, checkpoint_steps=5), "/w")
+    settings = task.TaskSettings(Profile(max_requeues=10, checkpoint_steps=5), "/w")
     config = task.submitted_config(planned, settings)
     assert config.cluster.max_requeues == 10 and config.cluster.checkpoint_steps == 5 and config.seed == 1
-    assert task.submitted_config(planned, {}).cluster.max_requeues == 3  # no profile given: as planned
+    assert task.submitted_config(planned, task.TaskSettings()).cluster.max_requeues == 3  # no profile given: as planned
 
 
 def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_path, monkeypatch):
@@ -52,7 +61,7 @@ def test_a_task_calls_its_apps_entry_and_fails_unless_the_run_is_healthy(tmp_pat
     )
     monkeypatch.setenv(task.PREPARED, "1")  # the hygiene is applied once per process: not again here
     monkeypatch.setenv(ROOT_VARIABLE, "")  # the task pins the root: monkeypatch undoes it after the test
-    settings = {"workdir": str(tmp_path), "results_root": str(tmp_path / "root")}
+    settings = task.TaskSettings(None, str(tmp_path), str(tmp_path / "root"))
     for status in task.TASK_OK:
         assert task.run_task("tiny_task_app:APP", yaml.safe_dump({"status": status}), settings)["status"] == status
     assert os.environ[ROOT_VARIABLE] == str(tmp_path / "root")  # the sweep's root, pinned
@@ -87,7 +96,7 @@ def in_task(tmp_path, monkeypatch):
     monkeypatch.setenv(ROOT_VARIABLE, "")
     for var in [v for v in os.environ if v.startswith("SLURM_")]:
         monkeypatch.delenv(var)  # outside Slurm: no requeue
-    return {"workdir": str(LSQ_DIR), "results_root": str(tmp_path / "root"), "max_requeues": 3}
+    return task.TaskSettings(None, str(LSQ_DIR), str(tmp_path / "root"))  # the default max_requeues (3)
 
 
 def test_the_runs_of_a_task_train_in_turn_and_a_failure_stops_none(tmp_path, in_task):
@@ -182,7 +191,7 @@ def test_every_setting_a_resubmit_sets_reaches_the_tasks_runs_and_sbatch(tmp_pat
     wanted = Profile.from_dict({**planned.to_dict(), key: yaml.safe_load(RESUBMIT_CHANGES[key])}).to_dict()[key]
     assert profile.to_dict()[key] == wanted and getattr(planned, key) != getattr(profile, key)
     # what the task's runs read as their config's `cluster` (the lifeline, `hpc.Profile.from_dict`)
-    config = task.submitted_config(sweep.config_yaml("r1"), task.task_settings(profile, "/w"))
+    config = task.submitted_config(sweep.config_yaml("r1"), task.TaskSettings(profile, "/w"))
     assert config.cluster[key] == wanted
     assert Profile.from_dict(OmegaConf.to_container(config.cluster)) == profile
     if key in ("partition", "account", "qos", "time_min", "cpus_per_task", "mem_per_cpu_mb", "gpus_per_task"):

@@ -60,7 +60,7 @@ def write_plan(
         path = sweep.path / ("array.sbatch" if part == 0 else f"array-{part}.sbatch")
         path.write_text(text)
         scripts.append(path)
-        sweep.add_submission("manifest", None, runs, profile.to_dict(), save=False)  # saved once, below
+        sweep.add_submission("manifest", None, runs, profile, save=False)  # saved once, below
         sweep.submissions[-1].update(job_name=name, offset=start, script=str(path))
     sweep.save()
     return scripts

@@ -41,12 +41,12 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, cal
     executor = submitit.SlurmExecutor(folder=sweep.path / "slurm" / "%j", python=python)
     name = f"{sweep.experiment}-{sweep.sweep_id}"
     executor.update_parameters(**submitit_parameters(profile, name, template_dirs(workdir)))
-    cluster, per_task = profile.to_dict(), profile.runs_per_task
+    per_task = profile.runs_per_task
     room = slurm.job_room(profile.max_submit_jobs)
     room = None if room is None else room * per_task  # in runs: each job trains `runs_per_task` of them
     if room is not None and len(run_ids) > room:  # the rest waits: `hpc resubmit` sends it later
         run_ids, later = run_ids[:room], run_ids[room:]
-        sweep.add_submission("deferred", None, later, cluster)
+        sweep.add_submission("deferred", None, later, profile)
         print(
             f"The cluster takes {room} more jobs now: submitting {len(run_ids)} runs, {len(later)} wait "
             f"(`hpc resubmit {sweep.path}` submits them once there is room).",
@@ -55,7 +55,7 @@ def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, cal
     job_ids = []
     for _, part in slurm.array_parts(run_ids, slurm.max_array_size() * per_task):
         name = f"{sweep.experiment}-{sweep.sweep_id}-s{len(sweep.submissions)}"  # unique in the sweep
-        entry = sweep.add_submission("slurm", None, part, cluster, job_name=name)  # the intent, saved first
+        entry = sweep.add_submission("slurm", None, part, profile, job_name=name)  # the intent, saved first
         executor.update_parameters(job_name=name)
         packs = slurm.packs(part, per_task)
         with executor.batch():
