@@ -261,6 +261,14 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
+    _sweep_commands(add)
+    _report_command(add)
+    _root_commands(add)
+    return top
+
+
+def _sweep_commands(add) -> None:
+    """The commands about one sweep's runs: status, wait, failed, resubmit, collect."""
     add(
         "status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)"
     ).add_argument("--runs", action="store_true", help="one line per run as well")
@@ -274,6 +282,9 @@ def parser() -> argparse.ArgumentParser:
     c = add("collect", cmd_collect, "one row per run: state, the parameters that vary, metrics")
     c.add_argument("-o", "--output", required=True, help="runs.csv or runs.parquet")
     c.add_argument("--all-config", action="store_true", help="every config and metadata column")
+
+
+def _report_command(add) -> None:
     r = add("report", cmd_report, "a static HTML page: status, ranked configurations over seeds, figures")
     r.add_argument("-o", "--output", default=None, help="directory for report.html (default: <sweep>/report)")
     r.add_argument("--metric", default=None, help="rank by this column or glob (default: the application's)")
@@ -291,6 +302,10 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="module[:attribute] or file.py naming an hpc.App or hpc.Spec (default: the sweep's application)",
     )
+
+
+def _root_commands(add) -> None:
+    """The commands about every run of the results root(s), and the tools around sweeps."""
     q = add("runs", cmd_runs, "every run of the results root(s), across sweeps: filter, sort, best of", sweep=False)
     q.add_argument(
         "filters", nargs="*", metavar="KEY=VALUE", help="width=64, output_head=signed,simple, status=completed"
@@ -331,7 +346,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="sweep overrides, as for `python train.py -m`")
     d = add("diff", cmd_diff, "the parameters that differ between runs", sweep=False)
     d.add_argument("runs", nargs="+", help="run ids or result file paths")
-    return top
 
 
 def main(argv=None) -> int:

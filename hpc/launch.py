@@ -275,6 +275,32 @@ def _record(runs: list[Run], app: str, about: dict, argv: str, workdir: str) -> 
     return sweep, todo, skipped
 
 
+def _plan(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, script: str) -> None:
+    """Write the plain-sbatch plan of `run_ids` (manifest and array scripts) and say how to submit it."""
+    from .slurm.plan import write_plan
+
+    scripts = write_plan(sweep, run_ids, fit_packing(sweep, profile), workdir, script)
+    print(
+        f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
+        + "\n".join(f"  sbatch {p}" for p in scripts),
+        flush=True,
+    )
+
+
+def _say_submitted(sweep: Sweep, job_ids: list[str]) -> None:
+    """What was sent as the array jobs `job_ids` (nothing for local runs), and how to watch it."""
+    if not job_ids:
+        return
+    subs = [s for s in sweep.submissions if s["job_id"] in job_ids]
+    sent, tasks = sum(len(s["runs"]) for s in subs), len({t for s in subs for t in s["tasks"]})
+    packed = f" in {tasks} tasks ({sent / tasks:.3g} runs per task)" if tasks < sent else ""
+    print(
+        f"Submitted {sent} runs{packed} as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
+        f"Watch with: hpc status {sweep.path}",
+        flush=True,
+    )
+
+
 def start_sweep(
     runs: list[Run], *, app: str, workdir: str, argv: str = "", plan: bool = False, wait: bool = False
 ) -> tuple[Sweep, dict | None]:
@@ -311,25 +337,9 @@ def start_sweep(
     with contextlib.nullcontext(sweep) if local_here else exclusive(sweep.path) as sweep:
         for key, run_ids in todo.items():
             if plan:
-                from .slurm.plan import write_plan
-
-                scripts = write_plan(sweep, run_ids, fit_packing(sweep, key), workdir, script_of(app, application))
-                print(
-                    f"Planned {len(run_ids)} runs: {sweep.path / 'manifest.txt'}\nSubmit with:\n"
-                    + "\n".join(f"  sbatch {p}" for p in scripts),
-                    flush=True,
-                )
-                continue
-            job_ids = submit(sweep, run_ids, key, workdir, modes[key])
-            if job_ids:
-                subs = [s for s in sweep.submissions if s["job_id"] in job_ids]
-                sent, tasks = sum(len(s["runs"]) for s in subs), len({t for s in subs for t in s["tasks"]})
-                packed = f" in {tasks} tasks ({sent / tasks:.3g} runs per task)" if tasks < sent else ""
-                print(
-                    f"Submitted {sent} runs{packed} as {len(job_ids)} array job(s) {', '.join(job_ids)}. "
-                    f"Watch with: hpc status {sweep.path}",
-                    flush=True,
-                )
+                _plan(sweep, run_ids, key, workdir, script_of(app, application))
+            else:
+                _say_submitted(sweep, submit(sweep, run_ids, key, workdir, modes[key]))
     if wait and not plan:
         states = status.wait_for(sweep)
     elif not todo or local_here:  # local runs have finished by now; Slurm's are final only after waiting

@@ -68,48 +68,19 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
     write_csv(out_dir / "runs.csv", table, columns)
     write_configs_csv(out_dir / "configs.csv", configs, names, metric_columns)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    errors: list[str] = []
-    figures: list[tuple[str, str, str]] = []  # (title, file, caption)
-    drawn: list[dict] = []  # what `hpc.catalog.record_figures` keeps: each figure and its runs
-
-    def attempt(title, name, caption, draw, used):
-        path = out_dir / "figures" / f"{name}.png"
-        path.unlink(missing_ok=True)  # an earlier report's figure is not shown as this one's
-        try:
-            draw(path)
-        except Exception as exc:  # a figure that cannot be drawn is named on the page, not fatal
-            errors.append(f"{title}: {type(exc).__name__}: {exc}")
-            return
-        if path.exists():
-            figures.append((title, f"figures/{path.name}", caption))
-            drawn.append({"path": str(path.resolve()), "title": title, "runs": [r["run_id"] for r in used]})
-
     top = [c for c in configs if c.completed][: options.top]
+    figures = _Figures(out_dir / "figures")
     if metric is not None and x is not None:
         title = f"Heatmap of {short(metric)} over {x}" + (f" and {y}" if y else "")
-        attempt(
+        figures.attempt(
             title,
             "heatmap",
             _heatmap_caption(facets, spec, metric),
             lambda path: draw_heatmaps(path, configs, metric, x, y, facets),
             [r for c in configs for r in c.completed],
         )
-    if spec.curves and top:
-        attempt(
-            "Histories",
-            "histories",
-            f"Median over seeds (line) and min-max (band); dotted lines mark {spec.boundaries or 'nothing'}.",
-            lambda path: draw_histories(path, top, sweep, spec),
-            [r for c in top for r in c.completed],
-        )
-    groups = {f"#{i + 1} {c.label}": _ranked_paths(c, sweep, metric, spec) for i, c in enumerate(top)}
-    for figure in spec.figures if groups else ():
-        used = [r for c in top for r in c.completed]
-        attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path), used)
-
+    _draw_top(figures, top, sweep, spec, metric)
+    errors, drawn, figures = figures.errors, figures.drawn, figures.shown
     page = Page(
         sweep, table, configs, names, follows, metric_columns, metric, spec, spec_from, figures, errors, len(top)
     )
@@ -125,6 +96,48 @@ def build(sweep: Sweep, out_dir, options: Options = Options()) -> dict:
         "configs": configs,
         "runs": table,
     }
+
+
+class _Figures:
+    """The report's figures as they are attempted: those drawn, what each shows, and those
+    that could not be drawn (named on the page, not fatal)."""
+
+    def __init__(self, folder: pathlib.Path):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self.folder = folder
+        self.errors: list[str] = []
+        self.shown: list[tuple[str, str, str]] = []  # (title, file, caption)
+        self.drawn: list[dict] = []  # what `hpc.catalog.record_figures` keeps: each figure and its runs
+
+    def attempt(self, title: str, name: str, caption: str, draw, used: list[dict]) -> None:
+        path = self.folder / f"{name}.png"
+        path.unlink(missing_ok=True)  # an earlier report's figure is not shown as this one's
+        try:
+            draw(path)
+        except Exception as exc:  # a figure that cannot be drawn is named on the page, not fatal
+            self.errors.append(f"{title}: {type(exc).__name__}: {exc}")
+            return
+        if path.exists():
+            self.shown.append((title, f"figures/{path.name}", caption))
+            self.drawn.append({"path": str(path.resolve()), "title": title, "runs": [r["run_id"] for r in used]})
+
+
+def _draw_top(figures: _Figures, top: list[Config], sweep: Sweep, spec: Spec, metric: str | None) -> None:
+    """The figures of the top configurations: their histories, and the application's own."""
+    if spec.curves and top:
+        figures.attempt(
+            "Histories",
+            "histories",
+            f"Median over seeds (line) and min-max (band); dotted lines mark {spec.boundaries or 'nothing'}.",
+            lambda path: draw_histories(path, top, sweep, spec),
+            [r for c in top for r in c.completed],
+        )
+    groups = {f"#{i + 1} {c.label}": _ranked_paths(c, sweep, metric, spec) for i, c in enumerate(top)}
+    for figure in spec.figures if groups else ():
+        used = [r for c in top for r in c.completed]
+        figures.attempt(figure.title, figure.name, figure.caption, lambda path, f=figure: f.draw(groups, path), used)
 
 
 def _ranked_paths(config: Config, sweep: Sweep, metric: str | None, spec: Spec) -> list[pathlib.Path]:

@@ -12,6 +12,8 @@ MAX_PANELS = 24
 
 
 def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | None, facets) -> None:
+    """The mean of `metric` per configuration over `x` (columns) and `y` (rows), one panel per
+    value of the `facets` (at most `MAX_PANELS`), one colour scale for all."""
     import matplotlib.colors
     import matplotlib.pyplot as plt
 
@@ -44,46 +46,45 @@ def draw_heatmaps(path, configs: list[Config], metric: str, x: str, y: str | Non
     for ax in axes.flat[len(shown) :]:
         ax.set_visible(False)
     image = None
-    for ax, panel in zip(axes.flat, shown):
+    for n, (ax, panel) in enumerate(zip(axes.flat, shown)):
         grid = np.full((len(ys), len(xs)), np.nan)
         for (p, yv, xv), v in cells.items():
             if p == panel:
                 grid[ys.index(yv), xs.index(xv)] = np.mean(v)
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("#d0d0d0")
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
-        first_column, last_row = ax.get_subplotspec().is_first_col(), ax.get_subplotspec().is_last_row()
-        ax.set_xticks(
-            range(len(xs)),
-            xs if last_row or len(shown) - shown.index(panel) <= ncols else [],
-            rotation=30,
-            ha="right",
-            fontsize=8,
-        )
-        ax.set_yticks(range(len(ys)), ys if first_column else [], fontsize=8)
-        if last_row or len(shown) - shown.index(panel) <= ncols:
-            ax.set_xlabel(x)
-        if y and first_column:
-            ax.set_ylabel(y)
+        bottom = ax.get_subplotspec().is_last_row() or len(shown) - n <= ncols  # no panel below it
+        image = _heatmap_panel(ax, grid, norm, (xs, x, bottom), (ys, y))
         ax.set_title(" ".join(f"{f}={v}" for f, v in zip(facets, panel)) or metric, fontsize=9)
-        if grid.size <= 100:
-            for (i, j), v in np.ndenumerate(grid):
-                if math.isfinite(v):
-                    ax.text(
-                        j,
-                        i,
-                        f"{v:.3g}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if norm(v) < 0.5 else "black",
-                    )
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label=metric.split(".")[-1])
     if len(panels) > len(shown):
         fig.suptitle(f"the first {len(shown)} of {len(panels)} panels", fontsize=9)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
+
+
+def _heatmap_panel(ax, grid, norm, columns: tuple, rows: tuple):
+    """One panel: `grid` (rows x columns, NaN where no configuration) in grey where empty, its
+    values written in small grids; the column labels (`columns`: ticks, name, whether this
+    panel is at the bottom) and the row labels (`rows`: ticks, name) where they belong."""
+    import matplotlib
+
+    (xs, x, bottom), (ys, y) = columns, rows
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#d0d0d0")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    first_column = ax.get_subplotspec().is_first_col()
+    ax.set_xticks(range(len(xs)), xs if bottom else [], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ys)), ys if first_column else [], fontsize=8)
+    if bottom:
+        ax.set_xlabel(x)
+    if y and first_column:
+        ax.set_ylabel(y)
+    if grid.size <= 100:
+        for (i, j), v in np.ndenumerate(grid):
+            if math.isfinite(v):
+                color = "white" if norm(v) < 0.5 else "black"
+                ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7, color=color)
+    return image
 
 
 def draw_histories(path, top: list[Config], sweep: Sweep, spec: Spec) -> None:

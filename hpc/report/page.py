@@ -62,16 +62,13 @@ class Page:
 
 def page_html(page: Page) -> str:
     """The page as HTML: inline CSS, no script, nothing from the network."""
-    sweep, table, configs, names, metrics, metric = (
-        page.sweep,
-        page.table,
-        page.configs,
-        page.names,
-        page.metrics,
-        page.metric,
-    )
-    spec, figures, errors, n_top = page.spec, page.figures, page.errors, page.n_top
-    e = html.escape
+    parts = _status_html(page) + _configs_html(page) + _figures_html(page)
+    return _HTML.format(title=html.escape(f"Sweep {page.sweep.sweep_id}"), body="\n".join(parts))
+
+
+def _status_html(page: Page) -> list[str]:
+    """The sweep, its counts per state, and the runs that did not complete."""
+    sweep, table, e = page.sweep, page.table, html.escape
     counts: dict[str, int] = {}
     for row in table:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -106,53 +103,58 @@ def page_html(page: Page) -> str:
                 f"<td>{e(str(r['reason']))}</td><td><code>{e(overrides)}</code></td></tr>"
             )
         parts.append("</table>")
-    parts.append("<h2>Configurations</h2>")
+    return parts
+
+
+def _configs_html(page: Page) -> list[str]:
+    """The configurations, ranked by the metric, with their statistics over seeds."""
+    configs, names, metrics, metric, e = page.configs, page.names, page.metrics, page.metric, html.escape
+    parts = ["<h2>Configurations</h2>"]
     if metric is None:
-        parts.append("<p>No run has completed yet: nothing to rank.</p>")
-    else:
-        varying = (", ".join(names) if names else "none") + "".join(
-            f"; {k} follows {v}" for k, v in page.follows.items()
+        return parts + ["<p>No run has completed yet: nothing to rank.</p>"]
+    varying = (", ".join(names) if names else "none") + "".join(f"; {k} follows {v}" for k, v in page.follows.items())
+    parts.append(
+        f"<p>Ranked by the mean of <code>{e(metric)}</code> (goal: {e(str(page.spec.goal(metric)))}). "
+        f"Parameters that vary: {e(varying)}; aggregated over <code>{e(page.spec.seed)}</code>: mean, "
+        "sample std, n (runs with a value) and best. All rows and full precision: "
+        "<a href=configs.csv>configs.csv</a>; one row per run: <a href=runs.csv>runs.csv</a>.</p>"
+    )
+    head1 = (
+        "<tr><th rowspan=2>#</th>"
+        + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names)
+        + "<th rowspan=2>runs</th>"
+        + "".join(f"<th colspan=4 title='{e(m)}'>{e(short(m))}</th>" for m in metrics)
+        + "</tr>"
+    )
+    head2 = "<tr>" + "<th>mean</th><th>std</th><th>n</th><th>best</th>" * len(metrics) + "</tr>"
+    body = []
+    for i, c in enumerate(configs[:MAX_ROWS]):
+        cells = "".join(f"<td>{e(show(c.params[n]))}</td>" for n in names)
+        stats = "".join(
+            f"<td>{num(c.stats[m]['mean'])}</td><td>{num(c.stats[m]['std'])}</td>"
+            f"<td>{c.stats[m]['n']}</td><td title='{e(c.stats[m]['best_run'])}'>"
+            f"{num(c.stats[m]['best'])}</td>"
+            for m in metrics
         )
-        parts.append(
-            f"<p>Ranked by the mean of <code>{e(metric)}</code> (goal: {e(str(spec.goal(metric)))}). "
-            f"Parameters that vary: {e(varying)}; aggregated over <code>{e(spec.seed)}</code>: mean, "
-            "sample std, n (runs with a value) and best. All rows and full precision: "
-            "<a href=configs.csv>configs.csv</a>; one row per run: <a href=runs.csv>runs.csv</a>.</p>"
-        )
-        head1 = (
-            "<tr><th rowspan=2>#</th>"
-            + "".join(f"<th rowspan=2>{e(n)}</th>" for n in names)
-            + "<th rowspan=2>runs</th>"
-            + "".join(f"<th colspan=4 title='{e(m)}'>{e(short(m))}</th>" for m in metrics)
-            + "</tr>"
-        )
-        head2 = "<tr>" + "<th>mean</th><th>std</th><th>n</th><th>best</th>" * len(metrics) + "</tr>"
-        body = []
-        for i, c in enumerate(configs[:MAX_ROWS]):
-            cells = "".join(f"<td>{e(show(c.params[n]))}</td>" for n in names)
-            stats = "".join(
-                f"<td>{num(c.stats[m]['mean'])}</td><td>{num(c.stats[m]['std'])}</td>"
-                f"<td>{c.stats[m]['n']}</td><td title='{e(c.stats[m]['best_run'])}'>"
-                f"{num(c.stats[m]['best'])}</td>"
-                for m in metrics
-            )
-            body.append(f"<tr><td>{i + 1}</td>{cells}<td>{len(c.completed)}/{len(c.runs)}</td>{stats}</tr>")
-        parts.append(f"<div class=wide><table id=configs>{head1}{head2}{''.join(body)}</table></div>")
-        if len(configs) > MAX_ROWS:
-            parts.append(
-                f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; configs.csv has all.</p>"
-            )
+        body.append(f"<tr><td>{i + 1}</td>{cells}<td>{len(c.completed)}/{len(c.runs)}</td>{stats}</tr>")
+    parts.append(f"<div class=wide><table id=configs>{head1}{head2}{''.join(body)}</table></div>")
+    if len(configs) > MAX_ROWS:
+        parts.append(f"<p class=note>The first {MAX_ROWS} of {len(configs)} configurations; configs.csv has all.</p>")
+    return parts
+
+
+def _figures_html(page: Page) -> list[str]:
+    """The figures, with the legend of the configurations they number, and those not drawn."""
+    figures, errors, n_top, e = page.figures, page.errors, page.n_top, html.escape
+    parts = []
     if figures or errors:
         parts.append(
             f"<h2>Figures</h2><p>Histories and the application's figures show the top {n_top} "
             "configurations (<code>--top</code>), numbered by rank.</p>"
         )
     if figures and n_top:
-        parts.append(
-            "<p id=legend>"
-            + "<br>".join(f"#{i + 1}: {e(c.label)}" for i, c in enumerate([c for c in configs if c.completed][:n_top]))
-            + "</p>"
-        )
+        ranked = [c for c in page.configs if c.completed][:n_top]
+        parts.append("<p id=legend>" + "<br>".join(f"#{i + 1}: {e(c.label)}" for i, c in enumerate(ranked)) + "</p>")
     for title, file, caption in figures:
         parts.append(
             f"<figure><h3>{e(title)}</h3><img src='{e(file)}' alt='{e(title)}'>"
@@ -160,7 +162,7 @@ def page_html(page: Page) -> str:
         )
     for error in errors:
         parts.append(f"<p class=error>Figure not drawn: {e(error)}</p>")
-    return _HTML.format(title=e(f"Sweep {sweep.sweep_id}"), body="\n".join(parts))
+    return parts
 
 
 def short(column: str) -> str:
