@@ -378,6 +378,80 @@ def _shape(phases: list[Phase]) -> list[tuple]:
     return [(p.steps, p.segment_length, tuple(p.length)) for p in phases]
 
 
+def _check_ensemble(models, data, curricula, keys, loss, batch_size, train_rtol) -> None:
+    """Raise `ValueError` naming what an ensemble's members do not share, or a bad setting."""
+    lookup(LOSSES, loss, "loss")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    check_train_rtol(train_rtol)
+    if len({model.spec for model in models}) != 1:
+        raise ValueError("the members of an ensemble must share one model spec (width, depth, head, solver, ...).")
+    if any(_shape(c) != _shape(curricula[0]) for c in curricula):
+        raise ValueError("the members of an ensemble must share their curriculum's steps, segment lengths and lengths.")
+    if not (len(data) == len(curricula) == len(keys) == len(models)):
+        raise ValueError("an ensemble needs one dataset, curriculum and key per member.")
+
+
+def _resumed_at(resumes: list) -> tuple[int, int] | None:
+    """The (phase, step) every member resumes at (`None`: none resumes). Raises
+    `CheckpointMismatch` for a checkpoint of another training, `ValueError` when the members
+    were saved at different steps."""
+    for resume in resumes:
+        missing = [
+            k
+            for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
+            if resume is not None and k not in resume
+        ]
+        if missing:
+            raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])})")
+    where = {(int(r["phase"]), int(r["step"])) if r is not None else None for r in resumes}
+    if len(where) != 1:
+        raise ValueError("the members of an ensemble resume together: their checkpoints must be at one step.")
+    return where.pop()
+
+
+def _record(m: int, value, stats, p: int, history: tuple, status, bad_step, active, watch, lr: float) -> bool:
+    """Member `m`'s step: its loss, phase and health appended to `history` (losses, phases,
+    health); a loss that is not finite, or a stall (`watch`), stops the member with that status.
+    **Returns:** whether the step was recorded (its loss is finite)."""
+    losses, phases, health = history
+    if not np.isfinite(value):
+        status[m], bad_step[m], active[m] = "non_finite", len(losses[m]), False
+        return False
+    losses[m].append(float(value))
+    phases[m].append(p)
+    for name in HEALTH:
+        health[m][name].append(float(stats[name][m]))
+    if watch is not None and watch.stalled(health[m]["update_norm"][-1], health[m]["moment_max"][-1], lr):
+        status[m], bad_step[m], active[m] = "stalled", len(losses[m]) - max(watch.small, 1), False
+    return True
+
+
+def _offer(checkpoint, state, last: tuple[int, int], losses, phases, health, small: int) -> None:
+    """Offer a completed member's final state to its checkpoint (`Checkpoint.offer`), written
+    only should the result not fit: a rerun then resumes at the end."""
+    offer = getattr(checkpoint, "offer", None)
+    if offer is not None:
+        offer(lambda: _state_arrays(state, *last, losses, phases, health, small), len(losses))
+
+
+def _result(model, losses, phases, health, status, bad_step, first_step_s, timed) -> TrainResult:
+    """A member's `TrainResult`; `timed`: (steps this process took, seconds after the first)."""
+    taken, elapsed = timed
+    rate = (taken - 1) / elapsed if taken > 1 and elapsed > 0 else float("nan")
+    history = {name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health.items()}
+    return TrainResult(
+        model,
+        np.asarray(losses),
+        np.asarray(phases, np.int32),
+        history,
+        status,
+        bad_step,
+        first_step_s,
+        rate,
+    )
+
+
 def train_ensemble(
     models: list[NeuralODE],
     data: list[tuple[np.ndarray, np.ndarray]],
@@ -410,31 +484,12 @@ def train_ensemble(
     solves with; the models keep their own for everything else.
     """
     count = len(models)
-    lookup(LOSSES, loss, "loss")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    check_train_rtol(train_rtol)
-    if len({model.spec for model in models}) != 1:
-        raise ValueError("the members of an ensemble must share one model spec (width, depth, head, solver, ...).")
-    if any(_shape(c) != _shape(curricula[0]) for c in curricula):
-        raise ValueError("the members of an ensemble must share their curriculum's steps, segment lengths and lengths.")
-    if not (len(data) == len(curricula) == len(keys) == count):
-        raise ValueError("an ensemble needs one dataset, curriculum and key per member.")
+    _check_ensemble(models, data, curricula, keys, loss, batch_size, train_rtol)
     callbacks = callbacks or [None] * count
     checkpoints = checkpoints or [None] * count
     resumes = resumes or [None] * count
-    for resume in resumes:
-        missing = [
-            k
-            for k in ("phase", "step", "stall_small", "losses", "phases", *(f"health/{n}" for n in HEALTH))
-            if resume is not None and k not in resume
-        ]
-        if missing:
-            raise CheckpointMismatch(f"the checkpoint does not match this training (it lacks {', '.join(missing[:3])})")
-    where = {(int(r["phase"]), int(r["step"])) if r is not None else None for r in resumes}
-    if len(where) != 1:
-        raise ValueError("the members of an ensemble resume together: their checkpoints must be at one step.")
-    at = where.pop() or (0, 0)
+    where = _resumed_at(resumes)
+    at = where or (0, 0)
     saved = resumes if resumes[0] is not None else None
     spec = models[0].spec
     dtype = models[0].field.mlp.layers[0].weight.dtype
@@ -503,20 +558,11 @@ def train_ensemble(
             values, stats = np.asarray(values), jax.device_get(stats)  # one transfer for all
             if start is None:
                 first_step_s, start = time.perf_counter() - tic, time.perf_counter()
+            history = (losses, phases, health)
             for m in np.flatnonzero(active):
-                if not np.isfinite(values[m]):
-                    status[m], bad_step[m], active[m] = "non_finite", len(losses[m]), False
-                    continue
-                losses[m].append(float(values[m]))
-                phases[m].append(p)
-                for name in HEALTH:
-                    health[m][name].append(float(stats[name][m]))
-                if callbacks[m] is not None:
-                    callbacks[m](len(losses[m]), p, float(values[m]), member(stacked, m))
-                watch = watches[m]
                 lr = curricula[m][p].lr_at(s)
-                if watch is not None and watch.stalled(health[m]["update_norm"][-1], health[m]["moment_max"][-1], lr):
-                    status[m], bad_step[m], active[m] = "stalled", len(losses[m]) - max(watch.small, 1), False
+                if _record(m, values[m], stats, p, history, status, bad_step, active, watches[m], lr) and callbacks[m]:
+                    callbacks[m](len(losses[m]), p, float(values[m]), member(stacked, m))
             cause = next((c.stop for c in checkpoints if c is not None and c.stop), None)
             for m in np.flatnonzero(active):
                 checkpoint = checkpoints[m]
@@ -538,35 +584,14 @@ def train_ensemble(
             break
         done_before += phase.steps
     for m in range(count):  # should the result not fit on disk, a rerun resumes at the end
-        offer = getattr(checkpoints[m], "offer", None)
-        if offer is not None and status[m] == "completed":
+        if status[m] == "completed":
             state = (member(stacked, m), member(opt_states, m), effort[m], keys[m])
             small = watches[m].small if watches[m] is not None else 0
             last = (len(curricula[0]) - 1, curricula[0][-1].steps)
-            offer(
-                lambda state=state, m=m, small=small: _state_arrays(
-                    state, *last, losses[m], phases[m], health[m], small
-                ),
-                len(losses[m]),
-            )
+            _offer(checkpoints[m], state, last, losses[m], phases[m], health[m], small)
     elapsed = time.perf_counter() - start if start is not None else 0.0
-    results = []
-    for m in range(count):
-        taken = len(losses[m]) - resumed_at[m]
-        rate = (taken - 1) / elapsed if taken > 1 and elapsed > 0 else float("nan")
-        history = {
-            name: np.asarray(v, np.int32 if name == "failed_segments" else np.float64) for name, v in health[m].items()
-        }
-        results.append(
-            TrainResult(
-                member(stacked, m),
-                np.asarray(losses[m]),
-                np.asarray(phases[m], np.int32),
-                history,
-                status[m],
-                bad_step[m],
-                first_step_s,
-                rate,
-            )
-        )
-    return results
+    return [
+        _result(member(stacked, m), losses[m], phases[m], health[m], status[m], bad_step[m], first_step_s,
+                (len(losses[m]) - resumed_at[m], elapsed))
+        for m in range(count)
+    ]  # fmt: skip
