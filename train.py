@@ -10,6 +10,7 @@ The only glue between `neuralode` (the science) and `hpc` (the run's lifecycle, 
 import os
 import pathlib
 import sys
+import typing
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -40,11 +41,19 @@ GROUPS = ("dataset", "model", "curriculum", "loss", "cluster", "sweep")
 HOW_NOT_WHAT = ("progress", "jax_cache")  # keys that do not change what a run computes
 
 
-def place(config: dict) -> tuple[str, pathlib.Path, pathlib.Path]:
-    """The run id, results root (`results_root`, the cluster's, or `APP.results_root()`) and result file."""
+class Place(typing.NamedTuple):
+    """Where a run's result goes."""
+
+    run_id: str
+    root: pathlib.Path  # the results root: `results_root`, the cluster's, or `APP.results_root()`
+    path: pathlib.Path  # the result file
+
+
+def place(config: dict) -> Place:
+    """The run's id, results root and result file."""
     root = APP.results_root(config.get("results_root") or (config.get("cluster") or {}).get("results_root"))
     rid = hpc.run_id(config, exclude=hpc.NOT_IDENTITY + HOW_NOT_WHAT)
-    return rid, root, hpc.result_path(root, config["experiment"], rid)
+    return Place(rid, root, hpc.result_path(root, config["experiment"], rid))
 
 
 def canonical(config: dict) -> dict:
@@ -57,7 +66,8 @@ def prepare(config: dict, overrides=()) -> tuple[str, pathlib.Path]:
     results root, or a `ValueError` naming the bad field."""
     overridden = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     __import__("neuralode").check_config(config, overridden=overridden)
-    return place(canonical(config))[:2]
+    where = place(canonical(config))
+    return where.run_id, where.root
 
 
 def _work(config: dict, checkpoint: hpc.Checkpoint) -> hpc.Outcome:
@@ -90,17 +100,18 @@ def _work_many(configs: list[dict], joined: list) -> dict:
     import neuralode
 
     chosen = [configs[i] for i, _ in joined]
-    root = place(chosen[0])[1]
+    root = place(chosen[0]).root
     neuralode.configure_jax(chosen[0]["solver"]["dtype"] == "float64", chosen[0]["jax_cache"] or root / "jax-cache")
     checkpoints = [c for _, c in joined]
     resumes = []
     for config, checkpoint in zip(chosen, checkpoints):
         resumes.append(checkpoint.load())
         if resumes[-1] is not None:
-            print(f"Resuming run {place(config)[0]} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
+            rid = place(config).run_id
+            print(f"Resuming run {rid} from its checkpoint at step {checkpoint.saved_step}.", flush=True)
     bars = [
         hpc.Progress(
-            sum(p.steps for p in neuralode.phases_from_config(c)), desc=f"train {place(c)[0]}", mode=c["progress"]
+            sum(p.steps for p in neuralode.phases_from_config(c)), desc=f"train {place(c).run_id}", mode=c["progress"]
         )
         for c in chosen
     ]
@@ -125,7 +136,7 @@ def train_many(cfgs: list) -> list[dict]:
     checkpoint and result file (`hpc.execute_many`). **Returns:** what `train` would, per config."""
     configs = [canonical(OmegaConf.to_container(cfg, resolve=True)) for cfg in cfgs]
     return hpc.execute_many(
-        [dict(_execution(config), path=place(config)[2]) for config in configs],
+        [dict(_execution(config), path=place(config).path) for config in configs],
         lambda joined: _work_many(configs, joined),
         app=APP,
         source_dir=CONF_DIR.parent,
@@ -135,7 +146,7 @@ def train_many(cfgs: list) -> list[dict]:
 def _execution(config: dict) -> dict:
     """The arguments of `hpc.execute` that are this run's own."""
     return {
-        "run_id": place(config)[0],
+        "run_id": place(config).run_id,
         "config": config,
         "config_yaml": OmegaConf.to_yaml(OmegaConf.create(config)),
         "force": bool(config.get("force")),
@@ -148,7 +159,7 @@ def train(cfg: DictConfig) -> dict:
     `status`, `run_id`, `path`, and the scalar metrics; `skipped` when a completed result exists."""
     config = canonical(OmegaConf.to_container(cfg, resolve=True))
     return hpc.execute(
-        place(config)[2],
+        place(config).path,
         lambda checkpoint: _work(config, checkpoint),
         app=APP,
         source_dir=CONF_DIR.parent,

@@ -11,7 +11,7 @@ The public API; an application's glue imports only `hpc`:
 """
 
 from .app import App as App
-from .app import load as load_app
+from .app import load_app as load_app
 from .catalog import find as find
 from .catalog import sql as sql
 from .checkpoint import Checkpoint as Checkpoint
@@ -46,8 +46,8 @@ from .store import read_summary as read_summary
 from .store import write_evaluation as write_evaluation
 from .store import write_result as write_result
 from .sweep import Sweep as Sweep
-from .sweep import find as find_sweep
 from .sweep import find_result as find_result
+from .sweep import find_sweep as find_sweep
 from .table import load as load
 from .table import resolve_metric as resolve_metric
 from .table import rows as rows

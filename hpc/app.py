@@ -66,7 +66,7 @@ class App:
         return {"name": self.name, "columns": list(GENERIC_COLUMNS + self.columns), "failures": list(self.failures)}
 
 
-def load(reference: str, workdir: str | None = None, kinds: tuple[type, ...] = (App,)):
+def load_app(reference: str, workdir: str | None = None, kinds: tuple[type, ...] = (App,)):
     """The `App` at `reference` (`module:attribute`, or `file.py[:attribute]`; the attribute
     defaults to `APP`), importing from `workdir` (where the sweep was launched) and this
     directory. A reference to anything else (records older than `App` name a function,

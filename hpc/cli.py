@@ -12,12 +12,12 @@ import time
 from . import launch, layout, scheduler, status
 from .ids import diff
 from .store import read_summary
-from .sweep import Sweep, find, find_result
+from .sweep import Sweep, find_result, find_sweep
 
 
 def _sweep(args) -> Sweep:
     """The sweep the command names; a damaged record gives what can be read of it, and says so."""
-    sweep = Sweep.load(find(args.sweep, args.root), damaged_ok=True)
+    sweep = Sweep.load(find_sweep(args.sweep, args.root), damaged_ok=True)
     if sweep.damaged:
         print(
             f"hpc: {sweep.damaged}. Read instead: {len(sweep.runs)} runs (their configs), "
@@ -68,7 +68,7 @@ def cmd_failed(args) -> int:
 
 
 def cmd_resubmit(args) -> int:
-    launch.resubmit(find(args.sweep, args.root), args.set or [])
+    launch.resubmit(find_sweep(args.sweep, args.root), args.set or [])
     return 0
 
 
@@ -223,7 +223,7 @@ def cmd_export(args) -> int:
         frame, _ = found.select(args.filters, args.where or ())
         chosen = found.records(frame)
     else:  # a sweep: its runs, wherever its root
-        sweep = Sweep.load(find(args.target, args.root))
+        sweep = Sweep.load(find_sweep(args.target, args.root))
         found = catalog.Catalog([sweep.results_root])
         frame, _ = found.select(args.filters, args.where or ())
         chosen = [row for row in found.records(frame) if row["run_id"] in sweep.runs]

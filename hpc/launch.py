@@ -13,8 +13,7 @@ import shutil
 import time
 
 from . import claim, layout, local, status
-from .app import load as load_app
-from .app import script_of
+from .app import load_app, script_of
 from .atomic import no_new_empty_dirs, write_error
 from .profile import FIELDS, Profile
 from .scheduler import Scheduler

@@ -293,7 +293,7 @@ def _salvaged_fields(text: str) -> dict:
     return out
 
 
-def find(name: str, results_root=None) -> pathlib.Path:
+def find_sweep(name: str, results_root=None) -> pathlib.Path:
     """A sweep directory from a path, a sweep id (or its start), or `latest`: under
     `results_root`, or, when it is `None`, among every sweep this user created
     (`hpc.layout.remembered_sweeps`), wherever its results root. `latest` is the newest sweep of

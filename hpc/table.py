@@ -11,7 +11,7 @@ import json
 
 from . import status
 from .store import read_evaluations, read_summaries
-from .sweep import Sweep, find
+from .sweep import Sweep, find_sweep
 
 ALWAYS = ("run_id", "state", "reason")
 NOT_RESULTS = ("config.", "meta.", "format", "status", "message")  # a summary's keys that are not results
@@ -56,7 +56,7 @@ def load(sweep: str = "latest", root=None, all_config: bool = False):
     """The table of `sweep` (a directory, an id or `latest`, as for `hpc`) as a pandas DataFrame."""
     import pandas as pd
 
-    table, columns = rows(Sweep.load(find(sweep, root)), all_config)
+    table, columns = rows(Sweep.load(find_sweep(sweep, root)), all_config)
     return pd.DataFrame(table, columns=columns)
 
 

@@ -108,15 +108,15 @@ def submitted_config(config_yaml: str, settings: TaskSettings):
 
 def run_task(app: str, config_yaml: str, settings: TaskSettings) -> dict:
     """Prepare the environment, then call the entry of the application `app` (`module:APP`,
-    see `hpc.app.load`) with the config.
+    see `hpc.app.load_app`) with the config.
 
     Raises `RunFailed` when the entry reports a status other than completed, skipped, busy or
     requeued (the task put itself back in the queue: healthy), so Slurm records the task as failed.
     """
     apply_task_env(settings)
-    from .app import load
+    from .app import load_app
 
-    out = load(app, settings.workdir).entry(submitted_config(config_yaml, settings))
+    out = load_app(app, settings.workdir).entry(submitted_config(config_yaml, settings))
     if out.get("status") not in TASK_OK:
         raise RunFailed(f"run {out.get('run_id')} ended with status {out.get('status')}")
     return out
@@ -180,10 +180,10 @@ def run_tasks(app: str, runs: list, settings: TaskSettings) -> list[dict]:
     **Returns:** what each run's entry returned, for the runs that ran.
     """
     apply_task_env(settings)
-    from .app import load
+    from .app import load_app
     from .run import Stopper
 
-    application = load(app, settings.workdir)
+    application = load_app(app, settings.workdir)
     together = settings.cluster.ensemble if application.ensemble is not None else 1
     outs, failed = [], []
     with _Stops().caught() as stops:

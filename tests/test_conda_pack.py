@@ -16,7 +16,7 @@ from test_plain_sbatch import _sbatch
 from test_slurm import _wait
 
 from conftest import LSQ_DIR, ROOT, hpc_cli
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 NEEDED = ["setuptools", "h5py", "numpy", "pyyaml", "hydra-core", "omegaconf", "submitit", "conda-pack"]
@@ -56,7 +56,7 @@ def test_a_conda_packed_environment_runs_its_tasks_unpacked(tmp_path, slurm_clus
         "experiment=conda",
         cwd=LSQ_DIR,
     )
-    sweep = Sweep.load(find("latest", root))
+    sweep = Sweep.load(find_sweep("latest", root))
     _sbatch(sweep.path / "array.sbatch")
     assert _wait(root).returncode == 0
     assert "completed 2" in hpc_cli("status", "latest", root=root).stdout

@@ -12,7 +12,7 @@ import pytest
 from conftest import LSQ_DIR, hpc_cli, run_lsq
 from hpc import Profile, launch, local
 from hpc.store import write_result
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_without_slurm_a_sweep_runs_locally(results):
     assert "Running 2 runs locally (cluster.submit=local)" in done.stdout
     assert len(list((results / "loc").glob("*.h5"))) == 2
     assert "completed 2" in hpc_cli("status", "latest", root=results).stdout
-    sweep = Sweep.load(find("latest", results))
+    sweep = Sweep.load(find_sweep("latest", results))
     for run_id in sweep.runs:  # one log per run, in the sweep directory
         assert f"Result: {results}/loc/{run_id}.h5" in local.log_path(sweep, run_id).read_text()
 

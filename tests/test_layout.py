@@ -7,7 +7,7 @@ import pytest
 import hpc
 import train
 from hpc import layout
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 
 
 def test_results_root(monkeypatch, tmp_path):
@@ -35,13 +35,13 @@ def test_sweeps_are_found_by_root_or_from_the_index(monkeypatch, tmp_path):
     b.save()
     assert b.result_path("r1") == tmp_path / "root-b" / "other" / "r1.h5"
     # without a root: every sweep this user created, newest last, wherever its root
-    assert find("latest") == b.path
-    assert find(a.sweep_id) == a.path and find(a.sweep_id[:8], tmp_path / "root-a") == a.path
-    assert find("latest", tmp_path / "root-a") == a.path
+    assert find_sweep("latest") == b.path
+    assert find_sweep(a.sweep_id) == a.path and find_sweep(a.sweep_id[:8], tmp_path / "root-a") == a.path
+    assert find_sweep("latest", tmp_path / "root-a") == a.path
     with pytest.raises(FileNotFoundError, match="No sweep 'nope'"):
-        find("nope")
+        find_sweep("nope")
     with pytest.raises(FileNotFoundError, match="recent sweeps: none"):
-        find("latest", tmp_path / "empty")
+        find_sweep("latest", tmp_path / "empty")
 
 
 def test_latest_is_the_newest_sweep_of_the_root_the_environment_names(monkeypatch, tmp_path):
@@ -53,14 +53,14 @@ def test_latest_is_the_newest_sweep_of_the_root_the_environment_names(monkeypatc
     mine.save()
     other = Sweep.create(tmp_path / "b", "exp", "m:APP")  # another shell, SCRATCH=.../b
     other.save()
-    assert find("latest") == mine.path
-    assert find("latest", tmp_path / "b") == other.path
-    assert find(other.sweep_id) == other.path  # an id is found wherever it is
+    assert find_sweep("latest") == mine.path
+    assert find_sweep("latest", tmp_path / "b") == other.path
+    assert find_sweep(other.sweep_id) == other.path  # an id is found wherever it is
     monkeypatch.delenv("SCRATCH")
-    assert find("latest") == other.path  # no root named: the newest this user created
+    assert find_sweep("latest") == other.path  # no root named: the newest this user created
     monkeypatch.setenv("SCRATCH", str(tmp_path / "c"))
     with pytest.raises(FileNotFoundError, match=r"under \$SCRATCH=.*/c \(use --root"):
-        find("latest")
+        find_sweep("latest")
 
 
 def test_an_unwritable_index_is_not_an_error(monkeypatch, tmp_path):

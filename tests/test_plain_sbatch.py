@@ -11,7 +11,7 @@ import pytest
 from test_slurm import GRID_TINY, _wait
 
 from conftest import LSQ_DIR, ROOT, hpc_cli, run_lsq, run_train
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ def test_packed_environment_and_manifest_array(results, tmp_path, slurm_cluster)
     grid = ["degree=2,3", f"results_root={results}", "experiment=plain", "hydra/launcher=manifest"]
     environment = f"+cluster.environment={{kind: packed, tarball: '{tarball}', unpack_dir: '{unpack}'}}"
     done = in_venv("lsq.py", "-m", *grid, environment, cwd=LSQ_DIR)
-    sweep = Sweep.load(find("latest", results))
+    sweep = Sweep.load(find_sweep("latest", results))
     manifest = (sweep.path / "manifest.txt").read_text().splitlines()
     assert len(manifest) == 2 and all("degree=" in line for line in manifest)
     assert f"sbatch {sweep.path / 'array.sbatch'}" in done
@@ -86,7 +86,7 @@ def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
     assert limit == 4, "the test cluster runs with MAX_ARRAY_SIZE=4"
     # the toolkit's split, not training: the numpy app (about a second a run) as the workload
     run_lsq("-m", "seed=0,1,2,3,4", f"results_root={results}", "experiment=split", "hydra/launcher=manifest")
-    sweep = Sweep.load(find("latest", results))
+    sweep = Sweep.load(find_sweep("latest", results))
     assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
     assert [s["offset"] for s in sweep.submissions] == [0, 4]
     for script in ("array.sbatch", "array-1.sbatch"):
@@ -101,7 +101,7 @@ def test_grid_larger_than_max_array_size_is_split(results, slurm_cluster):
     run_train(
         "-m", *GRID_TINY, "seed=10,11,12,13,14", f"results_root={results}", "experiment=split2", "cluster.hold=true"
     )
-    sweep = Sweep.load(find("latest", results))
+    sweep = Sweep.load(find_sweep("latest", results))
     assert [len(s["runs"]) for s in sweep.submissions] == [4, 1]
     jobs = [s["job_id"] for s in sweep.submissions]
     held = subprocess.run(

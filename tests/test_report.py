@@ -20,7 +20,7 @@ from hpc.claim import Claim
 from hpc.report import best_runs
 from hpc.report.page import num
 from hpc.store import write_result
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 from hpc.table import resolve_metric, rows
 
 GRID = [o for o in TINY if not o.startswith("width=")]
@@ -54,7 +54,7 @@ def sweep(tmp_path_factory):
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return Sweep.load(find("latest", root)), root, bad
+    return Sweep.load(find_sweep("latest", root)), root, bad
 
 
 def _by_hand(sweep: Sweep, bad: str) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY, foreign_checkpoint, hpc_cli, run_id_of, run_lsq, run_train
-from hpc.sweep import Sweep, find
+from hpc.sweep import Sweep, find_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -24,7 +24,7 @@ GRID_TINY = [a for a in TINY if not a.startswith("dataset.test_sizes")] + ["data
 
 
 def _sweep(root) -> Sweep:
-    return Sweep.load(find("latest", root))
+    return Sweep.load(find_sweep("latest", root))
 
 
 def _wait(root, timeout=300):
@@ -354,7 +354,7 @@ def test_a_resubmit_uses_the_sweeps_root_and_directory_whatever_the_shell(tmp_pa
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    sweep = Sweep.load(find("latest", root))
+    sweep = Sweep.load(find_sweep("latest", root))
     assert sweep.results_root == str(root)
     subprocess.run(["scontrol", "release", sweep.submissions[0]["job_id"]], check=True)
     assert _wait(root).returncode == 1

@@ -18,11 +18,11 @@ def load_spec(sweep: Sweep, app: str | None = None) -> tuple[Spec, str]:
     a `Spec` itself; default: the sweep's application, imported from the directory it was
     launched in), and where it came from. Falls back to the generic `Spec()` when the sweep's
     application does not import here."""
-    from ..app import App, load
+    from ..app import App, load_app
 
     reference = app or sweep.entry
     try:
-        found = load(reference, sweep.workdir, kinds=(App, Spec))
+        found = load_app(reference, sweep.workdir, kinds=(App, Spec))
     except ValueError as exc:
         if app:
             raise ValueError(f"`--app {app}`: {exc}") from None

@@ -49,9 +49,9 @@ class SlurmScheduler(Scheduler):
         slurm.check_resources(profile.partition, profile.cpus_per_task)
 
     def submit(self, sweep, run_ids: list[str], profile, workdir: str, call: TaskCall) -> list[str]:
-        from .submit import submit
+        from .submit import submit_arrays
 
-        return submit(sweep, run_ids, profile, workdir, call)
+        return submit_arrays(sweep, run_ids, profile, workdir, call)
 
     def tasks(self, job_ids=(), names=()):
         return slurm.tasks(job_ids, names)

@@ -28,7 +28,7 @@ def submitit_parameters(profile: Profile, job_name: str, templates=PACKAGED) -> 
     return params
 
 
-def submit(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, call: TaskCall) -> list[str]:
+def submit_arrays(sweep: Sweep, run_ids: list[str], profile: Profile, workdir: str, call: TaskCall) -> list[str]:
     """Submit `run_ids` as one array job per `MaxArraySize` tasks, each task training
     `profile.runs_per_task` of them (`call(its runs)`, the core's task), each recorded before `sbatch`
     under a job name unique to the sweep and the submission, then with its job id. Runs beyond
