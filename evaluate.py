@@ -115,7 +115,7 @@ def evaluate_run(path: pathlib.Path, test: dict) -> pathlib.Path:
 
     run = yaml.safe_load(hpc.read_config_yaml(path))
     root = path.parent.parent  # <results root>/<experiment>/<run id>.h5: the dataset cache's root
-    neuralode.configure_jax(run["solver"]["dtype"] == "float64", run.get("jax_cache") or root / "jax-cache")
+    neuralode.configure_from_config(run, root)
     test_set, label = neuralode.test_set_from_config(test["dataset"], test["n_orbits"], root)
     model = neuralode.load_model(path)
     tree = neuralode.evaluation(model, [test_set], max_steps=test["metrics"]["max_steps"])

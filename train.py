@@ -19,6 +19,13 @@ import hpc
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # before `neuralode` (equinox) is imported: see its docstring
 
+# `neuralode` is imported inside the functions that train, evaluate or draw, not here. Importing it
+# loads JAX, equinox, diffrax and optax: `import train` takes 0.31 s and `import train, neuralode`
+# 1.96 s (medians, 2-core development machine, `python bench/startup.py`). `hpc status`, `report`,
+# `failed` and `diff` load this file for its `APP` and never train; and a plain-sbatch task must
+# set its thread and temporary-directory variables (`hpc.prepare_batch_task`, in `main`) before
+# JAX is imported.
+
 CONF_DIR = pathlib.Path(__file__).resolve().parent / "conf"
 SHORT_NAMES = (
     "width",
@@ -58,14 +65,18 @@ def place(config: dict) -> Place:
 
 def canonical(config: dict) -> dict:
     """The config as a run records it: the study's `mlp_4D_*` head names made the registry's (one run id)."""
-    return __import__("neuralode").canonical_config(config)
+    import neuralode
+
+    return neuralode.canonical_config(config)
 
 
 def prepare(config: dict, overrides=()) -> tuple[str, pathlib.Path]:
     """Check one resolved config (composed with `overrides`) before submission: its run id and
     results root, or a `ValueError` naming the bad field."""
+    import neuralode
+
     overridden = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    __import__("neuralode").check_config(config, overridden=overridden)
+    neuralode.check_config(config, overridden=overridden)
     where = place(canonical(config))
     return where.run_id, where.root
 
@@ -101,7 +112,7 @@ def _work_many(configs: list[dict], joined: list) -> dict:
 
     chosen = [configs[i] for i, _ in joined]
     root = place(chosen[0]).root
-    neuralode.configure_jax(chosen[0]["solver"]["dtype"] == "float64", chosen[0]["jax_cache"] or root / "jax-cache")
+    neuralode.configure_from_config(chosen[0], root)
     checkpoints = [c for _, c in joined]
     resumes = []
     for config, checkpoint in zip(chosen, checkpoints):
@@ -167,15 +178,29 @@ def train(cfg: DictConfig) -> dict:
     )
 
 
-def _figure(name: str):  # neuralode (JAX) loads when a figure is drawn, not when `hpc report` starts
-    return lambda groups, out: getattr(__import__("neuralode"), name)(groups, out)
+def _figure(name: str):
+    """The `neuralode` figure `name`, imported when a figure is drawn, not when `hpc report` starts."""
+
+    def draw(groups, out):
+        import neuralode
+
+        return getattr(neuralode, name)(groups, out)
+
+    return draw
+
+
+def _describe(summary: dict) -> str:
+    """What a run says when it ends (`neuralode.describe`)."""
+    import neuralode
+
+    return neuralode.describe(summary)
 
 
 APP = hpc.App(
     name="neuralode-hpc",
     entry=train,
     ensemble=train_many,
-    describe=lambda summary: __import__("neuralode").describe(summary),  # what a run says when it ends
+    describe=_describe,
     prepare=prepare,
     file_format="neuralode-hpc-result/1",
     conf_dir=CONF_DIR,

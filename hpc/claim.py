@@ -35,7 +35,8 @@ def me() -> dict:
     }
 
 
-def describe(owner: dict) -> str:
+def owner_text(owner: dict) -> str:
+    """Who holds a claim, for a message: `Slurm job 12 on node3 (since ...)` or `process ...`."""
     where = f"Slurm job {owner['job']}" if owner.get("job") else f"process {owner.get('pid')}"
     return f"{where} on {owner.get('host')} (since {owner.get('since', '?')})"
 
@@ -95,7 +96,7 @@ class Claim:
                 if owner is None:
                     continue  # released meanwhile
                 if owner and owner_alive(owner):
-                    raise Busy(f"already being trained by {describe(owner)}; claim {self.path}")
+                    raise Busy(f"already being trained by {owner_text(owner)}; claim {self.path}")
                 self.path.unlink(missing_ok=True)  # its owner is gone
                 continue
             except OSError as exc:

@@ -128,7 +128,8 @@ def resubmit(sweep, changes=()) -> list[str]:
             cluster_backend().cancel(stranded)
             print(f"Cancelled array job(s) {', '.join(stranded)}: their submission was interrupted after sbatch.")
         print(
-            f"Resubmitting with the sweep's own cluster settings: {profile.describe()} (--set KEY=VALUE changes one)."
+            f"Resubmitting with the sweep's own cluster settings: {profile.settings_line()} "
+            "(--set KEY=VALUE changes one)."
         )
         # the sweep's own directory: its application imports from there, whatever this shell's
         job_ids = submit(sweep, run_ids, profile, sweep.workdir or str(pathlib.Path.cwd()), how)
@@ -213,11 +214,11 @@ def exclusive(path, wait_s: float = 120.0):
             owner = claim.read(lock.path) or {}
             if time.monotonic() > deadline:
                 raise ValueError(
-                    f"another submission to this sweep is under way ({claim.describe(owner)}); "
+                    f"another submission to this sweep is under way ({claim.owner_text(owner)}); "
                     "try again when it has finished."
                 ) from None
             if not told:
-                print(f"Waiting for another submission to this sweep ({claim.describe(owner)}) ...", flush=True)
+                print(f"Waiting for another submission to this sweep ({claim.owner_text(owner)}) ...", flush=True)
                 told = True
             time.sleep(1.0)
     try:
@@ -241,10 +242,6 @@ class Run:
     def __post_init__(self):
         object.__setattr__(self, "cluster", Profile.from_dict(self.cluster))
 
-    @property
-    def result_path(self) -> pathlib.Path:
-        return layout.result_path(self.results_root, self.experiment, self.run_id)
-
 
 def _record(runs: list[Run], app: str, about: dict, argv: str, workdir: str) -> tuple[Sweep, dict[str, list[str]], int]:
     """Write the sweep's record: (the sweep, {cluster profile: run ids to submit}, the number of
@@ -260,7 +257,7 @@ def _record(runs: list[Run], app: str, about: dict, argv: str, workdir: str) -> 
             if run.run_id in sweep.runs:
                 continue
             sweep.add_run(run.run_id, run.overrides, run.config_yaml)
-            if not run.force and is_completed(run.result_path):
+            if not run.force and is_completed(layout.result_path(run.results_root, run.experiment, run.run_id)):
                 skipped += 1
                 continue
             todo.setdefault(run.cluster, []).append(run.run_id)

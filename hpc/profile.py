@@ -140,7 +140,7 @@ class Profile:
             return int(self.signal_before_s)
         return int(min(300, max(20, self.time_min * 60 // 10)))
 
-    def describe(self) -> str:
+    def settings_line(self) -> str:
         """The settings a user chooses, as `key=value` (those that are set)."""
         shown = (
             "submit",

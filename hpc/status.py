@@ -185,7 +185,7 @@ def _claimed(e: Evidence) -> RunState | None:
     """Trained now: by another submission, a rerun, a local process."""
     owner = claim.read(claim.claim_path(e.path)) if e.has(claim.claim_path(e.path)) else None
     if owner and e.owners.alive(owner):
-        return e.state_("running", f"claimed by {claim.describe(owner)}")
+        return e.state_("running", f"claimed by {claim.owner_text(owner)}")
     return None
 
 
@@ -323,7 +323,7 @@ def _in_packed_task(e: Evidence, per_task: int) -> RunState:
         return _from_file(e.run_id, e.path, e.job)
     owner = claim.read(claim.claim_path(e.path))
     if owner and e.owners.alive(owner):
-        return e.state_("running", f"in task {e.job}, claimed by {claim.describe(owner)}")
+        return e.state_("running", f"in task {e.job}, claimed by {claim.owner_text(owner)}")
     turn = "its task is running another of its runs" if e.active == "running" else f"its task is {e.state}"
     return e.state_("pending", f"{turn}; it trains {per_task} runs one after the other")
 
@@ -347,7 +347,7 @@ class _Owners:
         if not self.submitter:
             owner = claim.read(claim.claim_path(sweep.path / SUBMIT_LOCK))
             mine = owner and (owner.get("host"), owner.get("pid")) == (socket.gethostname(), os.getpid())
-            self.submitter = (claim.describe(owner) if owner and not mine and self.alive(owner) else None,)
+            self.submitter = (claim.owner_text(owner) if owner and not mine and self.alive(owner) else None,)
         return self.submitter[0]
 
     def alive(self, owner: dict) -> bool:

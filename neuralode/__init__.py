@@ -8,6 +8,7 @@ losses anyway), then `configure_jax(x64, cache_dir)`.
 
 from ._config import canonical_config as canonical_config
 from ._config import check_config as check_config
+from ._config import configure_from_config as configure_from_config
 from ._config import ensemble_key as ensemble_key
 from ._config import phases_from_config as phases_from_config
 from ._config import spec_from_config as spec_from_config
@@ -45,6 +46,7 @@ from ._orbits import angular_momentum as angular_momentum
 from ._orbits import generate_orbits as generate_orbits
 from ._orbits import solve_kepler as solve_kepler
 from ._orbits import specific_energy as specific_energy
+from ._registry import FieldError as FieldError
 from ._replay import solve_batch as solve_batch
 from ._report import describe as describe
 from ._report import evaluation as evaluation

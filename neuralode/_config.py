@@ -2,8 +2,9 @@
 `conf/`) -> the objects that train it. The one place where config keys meet code: a key is
 read here or nowhere."""
 
+import functools
 import json
-import re
+import pathlib
 
 import jax
 
@@ -11,8 +12,10 @@ from ._curriculum import STRATEGIES, Phase, phases_from_strategy
 from ._datasets import OrbitDataset, dataset_path, family_ranges, load_or_generate, train_and_test_sets
 from ._heads import HEAD_ALIASES
 from ._model import ModelSpec, NeuralODE
+from ._registry import FieldError
 from ._report import report
 from ._segments import check_segment_length, segment
+from ._setup import configure_jax
 from ._train import TrainResult, check_train_rtol, optimizer, train_ensemble
 from ._units import CanonicalUnits
 
@@ -42,9 +45,10 @@ def spec_from_config(config: dict) -> ModelSpec:
     solver = {("solver" if k == "name" else k): v for k, v in config["solver"].items() if k not in TRAINING_KEYS}
     try:
         return ModelSpec(**{k: config[k] for k in MODEL_KEYS}, **solver)
-    except ValueError as exc:  # the config path the user typed: `solver.dtype`, not the spec's `dtype`
-        paths = {k: "solver.name" if k == "solver" else f"solver.{k}" for k in solver}
-        raise ValueError(re.sub(r"`(\w+)`", lambda m: f"`{paths.get(m.group(1), m.group(1))}`", str(exc))) from None
+    except FieldError as exc:  # the config path the user typed: `solver.dtype`, not the spec's `dtype`
+        if exc.field in solver:
+            raise exc.at("solver.name" if exc.field == "solver" else f"solver.{exc.field}") from None
+        raise
 
 
 def phases_from_config(config: dict) -> list[Phase]:
@@ -56,8 +60,8 @@ def phases_from_config(config: dict) -> list[Phase]:
         for i, phase in enumerate(curriculum["phases"]):
             try:
                 phases.append(Phase(**phase))
-            except ValueError as exc:  # which phase: `curriculum.phases.1.steps`
-                raise ValueError(re.sub(r"phase `(\w+)`", rf"`curriculum.phases.{i}.\1`", str(exc), count=1)) from None
+            except FieldError as exc:  # which phase: `curriculum.phases.1.steps`
+                raise exc.at(f"curriculum.phases.{i}.{exc.field}") from None
         return phases
     if set(curriculum) == set(STRATEGIES):
         return phases_from_strategy(**curriculum)
@@ -69,7 +73,6 @@ def phases_from_config(config: dict) -> list[Phase]:
 
 # Keys no check reads: a grid over them (seeds) is checked once per distinct rest.
 UNCHECKED = ("seed", "experiment", "cluster", "results_root", "jax_cache", "progress", "force", "metrics")
-_passed: set[str] = set()
 
 
 def check_config(config: dict, overridden=()) -> None:
@@ -80,14 +83,14 @@ def check_config(config: dict, overridden=()) -> None:
     seed = config["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-    key = json.dumps(
-        [{k: v for k, v in config.items() if k not in UNCHECKED}, sorted({"segment_length", "lr"} & set(overridden))],
-        sort_keys=True,
-        default=str,
-    )
-    if key not in _passed:
-        _check(config, overridden)
-        _passed.add(key)
+    checked = {k: v for k, v in config.items() if k not in UNCHECKED}
+    _check_once(json.dumps([checked, sorted({"segment_length", "lr"} & set(overridden))], sort_keys=True))
+
+
+@functools.cache  # one check per distinct checked part: a 10,000-run grid over seeds checks once
+def _check_once(checked: str) -> None:
+    """`_check` of a config's checked part, given as JSON (a failed check is not cached: it raises)."""
+    _check(*json.loads(checked))
 
 
 def _check(config: dict, overridden) -> None:
@@ -172,6 +175,14 @@ def _report(result: TrainResult, train_set, test_sets, config: dict, units: Cano
     if result.status == "interrupted":
         return result.tree()
     return report(result, train_set, test_sets, max_steps=config["metrics"]["max_steps"], units=units)
+
+
+def configure_from_config(config: dict, data_root) -> None:
+    """Set JAX's process-wide options for a run (`configure_jax`): 64-bit mode when
+    `solver.dtype` is float64, and the persistent compilation cache at `jax_cache`, or
+    `<data_root>/jax-cache` when that is unset."""
+    cache = config.get("jax_cache") or pathlib.Path(data_root) / "jax-cache"
+    configure_jax(config["solver"]["dtype"] == "float64", cache)
 
 
 def train_options(config: dict) -> dict:

@@ -3,6 +3,13 @@
 import dataclasses
 import math
 
+from ._registry import FieldError
+
+
+def _error(field: str, message: str) -> FieldError:
+    """A phase's bad field, named `phase `<field>`` until the caller gives its config path."""
+    return FieldError(field, message, label="phase `{}`")
+
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -23,19 +30,19 @@ class Phase:
 
     def __post_init__(self):
         if not isinstance(self.length, (list, tuple)) or len(self.length) != 2 or not all(map(_number, self.length)):
-            raise ValueError(f"phase `length` must be [start, end] fractions, got {self.length!r}.")
+            raise _error("length", f"{{field}} must be [start, end] fractions, got {self.length!r}.")
         object.__setattr__(self, "length", tuple(self.length))  # a config gives a list
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ValueError(f"phase `steps` must be a positive integer, got {self.steps!r}.")
+            raise _error("steps", f"{{field}} must be a positive integer, got {self.steps!r}.")
         if not (_number(self.lr) and self.lr > 0):
-            raise ValueError(
-                f"phase `lr` (the `lr` short name, or the curriculum's) must be a number > 0, got {self.lr!r}."
+            raise _error(
+                "lr", f"{{field}} (the `lr` short name, or the curriculum's) must be a number > 0, got {self.lr!r}."
             )
         if self.lr_end is not None and not (_number(self.lr_end) and self.lr_end > 0):
-            raise ValueError(f"phase `lr_end` must be a number > 0 or null (a constant `lr`), got {self.lr_end!r}.")
+            raise _error("lr_end", f"{{field}} must be a number > 0 or null (a constant `lr`), got {self.lr_end!r}.")
         low, high = self.length
         if not (0 <= low <= 1 and 0 < high <= 1):
-            raise ValueError(f"phase `length` {list(self.length)} must be fractions: start in [0, 1], end in (0, 1].")
+            raise _error("length", f"{{field}} {list(self.length)} must be fractions: start in [0, 1], end in (0, 1].")
 
     def points_used(self, step: int) -> int:
         """How many leading points of each segment step `step` of this phase uses (at least 2)."""

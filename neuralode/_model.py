@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ._features import FEATURE_LAYERS
 from ._heads import HEAD_ALIASES, OUTPUT_HEADS
-from ._registry import canonical, lookup
+from ._registry import FieldError, canonical, lookup
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -67,14 +67,16 @@ class ModelSpec:
         for name in ("width", "depth", "max_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "depth" else 1):
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if not (0 <= self.pcoeff and 0 < self.icoeff):
-            raise ValueError(f"`pcoeff` must be >= 0 and `icoeff` > 0, got {self.pcoeff!r}, {self.icoeff!r}.")
+                raise FieldError(name, f"{{field}} must be a positive integer, got {value!r}.")
+        if not 0 <= self.pcoeff:
+            raise FieldError("pcoeff", f"{{field}} must be >= 0, got {self.pcoeff!r}.")
+        if not 0 < self.icoeff:
+            raise FieldError("icoeff", f"{{field}} must be > 0, got {self.icoeff!r}.")
         for name in ("rtol", "atol"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+                raise FieldError(name, f"{{field}} must be > 0, got {getattr(self, name)!r}.")
         if not isinstance(self.planar_constraint, bool):
-            raise ValueError(f"`planar_constraint` must be true or false, got {self.planar_constraint!r}.")
+            raise FieldError("planar_constraint", f"{{field}} must be true or false, got {self.planar_constraint!r}.")
 
 
 class VectorField(eqx.Module):

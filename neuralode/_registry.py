@@ -1,4 +1,18 @@
-"""Name -> object lookups with errors that list the known names."""
+"""Name -> object lookups with errors that list the known names, and the error they raise."""
+
+
+class FieldError(ValueError):
+    """A bad value of one field, raised where it is found. `message` holds `{field}` where the
+    field's name goes; `at(path)` names it as the user typed it (`solver.dtype` for a
+    `ModelSpec`'s `dtype`), so a caller gives the path without rewriting the text."""
+
+    def __init__(self, field: str, message: str, label: str = "`{}`"):
+        self.field, self.message, self.label = field, message, label
+        super().__init__(message.replace("{field}", label.format(field)))
+
+    def at(self, path: str) -> "FieldError":
+        """The same error, naming the field by `path`."""
+        return FieldError(path, self.message)
 
 
 def lookup(registry: dict, name: str, field: str):
@@ -7,7 +21,7 @@ def lookup(registry: dict, name: str, field: str):
         return registry[name]
     except KeyError:
         known = ", ".join(sorted(registry))
-        raise ValueError(f"Unknown `{field}` {name!r}; known values: {known}.") from None
+        raise FieldError(field, f"Unknown {{field}} {name!r}; known values: {known}.") from None
 
 
 def canonical(registry: dict, aliases: dict, name: str, field: str) -> str:
@@ -17,7 +31,8 @@ def canonical(registry: dict, aliases: dict, name: str, field: str) -> str:
         return name
     if name in aliases:
         return aliases[name]
-    raise ValueError(
-        f"Unknown `{field}` {name!r}; known values: {', '.join(sorted(registry))} "
-        f"(also accepted, the study's names: {', '.join(sorted(aliases))})."
+    raise FieldError(
+        field,
+        f"Unknown {{field}} {name!r}; known values: {', '.join(sorted(registry))} "
+        f"(also accepted, the study's names: {', '.join(sorted(aliases))}).",
     )

@@ -167,6 +167,8 @@ def test_bad_strategy_lists_are_rejected_before_submission(overrides, message):
         (["width=0"], r"^`width` must be a positive integer, got 0"),
         (["solver.train_rtol=[1e-4]"], r"^`solver.train_rtol` must be null .* or \[first, last\], two numbers > 0"),
         (["solver.train_rtol=[1e-4,0]"], r"^`solver.train_rtol` must be null"),
+        (["solver.icoeff=0"], r"^`solver.icoeff` must be > 0, got 0"),
+        (["solver.max_steps=0"], r"^`solver.max_steps` must be a positive integer, got 0"),
     ],
 )
 def test_errors_name_the_config_path_the_user_typed(overrides, message):
@@ -201,3 +203,17 @@ def test_a_segment_length_the_curriculum_ignores_is_rejected():
         train.prepare(ignored, ["curriculum=smoke", "segment_length=12"])
     train.prepare(ignored, ["curriculum=smoke"])  # not asked for: the curriculum's own length stands
     train.prepare(read, ["curriculum=lofi", "segment_length=12"])
+
+
+def test_a_field_error_is_named_by_the_path_it_is_given_not_by_rewriting_its_text():
+    from neuralode import FieldError, ModelSpec, Phase
+
+    with pytest.raises(FieldError) as raised:
+        ModelSpec(dtype="float16")
+    assert raised.value.field == "dtype" and str(raised.value).startswith("Unknown `dtype` 'float16'")
+    moved = raised.value.at("solver.dtype")
+    assert str(moved).startswith("Unknown `solver.dtype` 'float16'") and moved.field == "solver.dtype"
+    with pytest.raises(FieldError) as raised:  # a phase names its field as a phase's until placed
+        Phase(steps=1, lr=1e-3, segment_length=4, length=(0.5, 2.0))
+    assert str(raised.value).startswith("phase `length` [0.5, 2.0] must be fractions")
+    assert str(raised.value.at("curriculum.phases.2.length")).startswith("`curriculum.phases.2.length` [0.5, 2.0]")

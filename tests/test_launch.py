@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import LSQ_DIR, hpc_cli, run_lsq
-from hpc import Profile, launch, local
+from hpc import Profile, launch, layout, local
 from hpc.store import write_result
 from hpc.sweep import Sweep, find_sweep
 
@@ -103,7 +103,8 @@ def test_start_sweep_without_hydra(tmp_path, capsys):
     local = {"submit": "local", "time_min": 1, "cpus_per_task": 1}
     root = tmp_path / "root"
     runs = [launch.Run(rid, [f"x={rid}"], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "a")]
-    write_result(runs[0].result_path, status="completed", run_id="a", config={}, config_yaml="", metadata={})
+    first = layout.result_path(root, "exp", "a")
+    write_result(first, status="completed", run_id="a", config={}, config_yaml="", metadata={})
     sweep, states = launch.start_sweep(runs, app="tiny_app:APP", workdir=str(tmp_path / "work"))
     assert list(sweep.runs) == ["a", "b"] and "1 already completed" in capsys.readouterr().out
     assert {rid: s.status for rid, s in states.items()} == {"a": "completed", "b": "completed"}
@@ -143,7 +144,14 @@ def test_runs_per_task_are_fitted_to_the_time_limit_from_the_sweeps_completed_ru
     runs = [launch.Run(rid, [], f"rid: {rid}\n", root, "exp", local) for rid in ("a", "b", "c", "d")]
     for run, wall_s in zip(runs, (500, 600, 700)):  # d has not run yet; the median of the others is 600 s
         meta = {"wall_time_s": wall_s}
-        write_result(run.result_path, status="completed", run_id=run.run_id, config={}, config_yaml="", metadata=meta)
+        write_result(
+            layout.result_path(root, "exp", run.run_id),
+            status="completed",
+            run_id=run.run_id,
+            config={},
+            config_yaml="",
+            metadata=meta,
+        )
     (tmp_path / "tiny_app.py").write_text("import hpc\nAPP = hpc.App(name='tiny', entry=print, prepare=print)\n")
     sweep, _ = launch.start_sweep(runs[:3], app="tiny_app:APP", workdir=str(tmp_path))
     assert launch.expected_run_s(sweep) == (600, 3)
