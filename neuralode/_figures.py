@@ -37,8 +37,27 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
     The lower row shows |a| r^2 (1 for the truth): a learned field that turns 1/r beyond some
     radius rises there as r."""
     plt = _pyplot()
-    import matplotlib.ticker
+    data = _loglog_data(groups)
+    sets = list(dict.fromkeys(s for d in data.values() for s in d if s != "_meta"))
+    fig, axes = plt.subplots(
+        2,
+        len(sets),
+        figsize=(4.6 * len(sets), 7),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [2, 1]},
+        layout="constrained",
+    )
+    for col, name in enumerate(sets):
+        _loglog_column(axes[0, col], axes[1, col], name, data, bins)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return pathlib.Path(out)
 
+
+def _loglog_data(groups: dict[str, list]) -> dict:
+    """Per configuration label: per test set `(radius, predicted |a|, critical radius)` of its
+    best run, and `_meta`: `(largest training radius, [each run's slope per test set])`."""
     data = {}
     for label, paths in groups.items():
         with h5py.File(paths[0], "r") as f:
@@ -61,66 +80,47 @@ def loglog_figure(groups: dict[str, list], out, bins: int = 40) -> pathlib.Path:
         data[label]["_meta"] = (float(max_r), slopes)
     if not data:
         raise ValueError("no result file holds the predicted |a| at its test points (metrics/<set>/radius)")
-    sets = list(dict.fromkeys(s for d in data.values() for s in d if s != "_meta"))
-    fig, axes = plt.subplots(
-        2,
-        len(sets),
-        figsize=(4.6 * len(sets), 7),
-        squeeze=False,
-        sharex="col",
-        gridspec_kw={"height_ratios": [2, 1]},
-        layout="constrained",
-    )
-    for col, name in enumerate(sets):
-        top, bottom = axes[0, col], axes[1, col]
-        radii = np.concatenate([d[name][0] for d in data.values() if name in d])
-        grid = np.geomspace(radii.min(), radii.max(), 50)
-        top.loglog(grid, grid**-2.0, color="k", lw=1, ls="--", label="truth (slope -2)")
-        bottom.axhline(1.0, color="k", lw=1, ls="--")
-        for i, (label, d) in enumerate(data.items()):
-            if name not in d:
-                continue
-            r, a, critical = d[name]
-            centers, median = _binned_median(r, a, bins)
-            slopes = np.array([s.get(name, np.nan) for s in d["_meta"][1]], float)
-            slope = (
-                f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
-                if np.isfinite(slopes).any()
-                else "n/a"
-            )
-            color = f"C{i % 10}"
-            shown = f"{critical:.3g}" if np.isfinite(critical) else "beyond the data" if critical > 0 else "n/a"
-            top.loglog(
-                centers,
-                median,
-                color=color,
-                lw=1.3,
-                marker=".",
-                ms=3,
-                label=f"{_short(label)}: slope {slope}, r_c {shown}",
-            )
-            bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
-            if np.isfinite(critical):
+    return data
+
+
+def _loglog_column(top, bottom, name: str, data: dict, bins: int) -> None:
+    """Test set `name`'s column: log|a| against log r above, |a| r^2 below, every configuration."""
+    import matplotlib.ticker
+
+    radii = np.concatenate([d[name][0] for d in data.values() if name in d])
+    grid = np.geomspace(radii.min(), radii.max(), 50)
+    top.loglog(grid, grid**-2.0, color="k", lw=1, ls="--", label="truth (slope -2)")
+    bottom.axhline(1.0, color="k", lw=1, ls="--")
+    for i, (label, d) in enumerate(data.items()):
+        if name not in d:
+            continue
+        r, a, critical = d[name]
+        centers, median = _binned_median(r, a, bins)
+        slopes = np.array([s.get(name, np.nan) for s in d["_meta"][1]], float)
+        slope = (
+            f"{np.nanmean(slopes):.2f}" + (f" ± {np.nanstd(slopes, ddof=1):.2f}" if len(slopes) > 1 else "")
+            if np.isfinite(slopes).any()
+            else "n/a"
+        )
+        color = f"C{i % 10}"
+        shown = f"{critical:.3g}" if np.isfinite(critical) else "beyond the data" if critical > 0 else "n/a"
+        label = f"{_short(label)}: slope {slope}, r_c {shown}"
+        top.loglog(centers, median, color=color, lw=1.3, marker=".", ms=3, label=label)
+        bottom.semilogx(centers, median * centers**2, color=color, lw=1.3)
+        lines = [(critical, ":", 1.2, 1.0), (d["_meta"][0], "--", 0.9, 0.8)]  # critical and training radius
+        for at, style, width, alpha in lines:
+            if np.isfinite(at):
                 for ax in (top, bottom):
-                    ax.axvline(critical, color=color, ls=":", lw=1.2)
-            max_r = d["_meta"][0]
-            if np.isfinite(max_r):
-                for ax in (top, bottom):
-                    ax.axvline(max_r, color=color, ls="--", lw=0.9, alpha=0.8)
-        ticks = [
-            t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if radii.min() / 1.1 <= t <= radii.max() * 1.1
-        ]
-        for ax in (top, bottom):
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        top.set_title(name, fontsize=9)
-        top.set_ylabel("|a| predicted (canonical)")
-        bottom.set_ylabel("|a| r²  (truth: 1)")
-        bottom.set_xlabel("r (Earth radii); dashed: largest training radius; dotted: critical radius")
-        top.legend(fontsize=6.5, loc="lower left")
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return pathlib.Path(out)
+                    ax.axvline(at, color=color, ls=style, lw=width, alpha=alpha)
+    ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if radii.min() / 1.1 <= t <= radii.max() * 1.1]
+    for ax in (top, bottom):
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    top.set_title(name, fontsize=9)
+    top.set_ylabel("|a| predicted (canonical)")
+    bottom.set_ylabel("|a| r²  (truth: 1)")
+    bottom.set_xlabel("r (Earth radii); dashed: largest training radius; dotted: critical radius")
+    top.legend(fontsize=6.5, loc="lower left")
 
 
 def _short(label: str) -> str:

@@ -84,6 +84,14 @@ def _pct_error(acc: np.ndarray, a_true: np.ndarray) -> np.ndarray:
     return np.linalg.norm(acc - a_true, axis=-1) / np.linalg.norm(a_true, axis=-1) * 100
 
 
+def loglog_slope(r: np.ndarray, acc_norm: np.ndarray) -> float:
+    """The slope of log|a| fitted against log r (the truth's is -2); NaN where every point has
+    the same radius (circular orbits)."""
+    if not np.ptp(np.log(r)) > 1e-6:
+        return np.nan
+    return float(np.polyfit(np.log(r).ravel(), np.log(np.maximum(acc_norm, 1e-300)).ravel(), 1)[0])
+
+
 def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float = 1.0, max_steps: int = 16384) -> dict:
     """Compare `model` with the truth on orbits `t [n, points]`, `y [n, points, 6]`.
 
@@ -116,9 +124,6 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
     r = np.linalg.norm(y[..., :3], axis=-1)
     outward = np.sum(acc * y[..., :3], -1) > 0
     acc_norm = np.linalg.norm(acc, axis=-1)
-    log_a = np.log(np.maximum(acc_norm, 1e-300)).ravel()
-    # undefined where every point has the same radius (circular orbits)
-    slope = float(np.polyfit(np.log(r).ravel(), log_a, 1)[0]) if np.ptp(np.log(r)) > 1e-6 else np.nan
     final_err = np.linalg.norm(ys[:, -1, :3] - y[:, -1, :3], axis=-1) * length_km
     final_rel = final_err / (np.linalg.norm(y[:, -1, :3], axis=-1) * length_km)
     out = {f"accel_pct_{k}": v for k, v in distribution_stats(pct).items()}
@@ -129,7 +134,7 @@ def evaluate(model: NeuralODE, t: np.ndarray, y: np.ndarray, *, length_km: float
             "angle_deg_median": angle_stats["median"],
             "angle_deg_max": float(np.max(angle)),
             "radial_sign_error_pct": float(100 * np.mean(outward)),
-            "loglog_slope": slope,
+            "loglog_slope": loglog_slope(r, acc_norm),
             "critical_radius": critical_radius(r, acc_norm),
             "along_accel_pct_mean": along_stats["mean"],
             "along_accel_pct_median": along_stats["median"],

@@ -99,71 +99,100 @@ def _forward(params, static, save, y0, t1, queue, lanes, tol):
     accepted [B], attempted [B], success [B])`, each segment solved as `diffeqsolve` solves it
     (its PID controller, its first step size, every save time interpolated in the first
     accepted step that ends at or after it)."""
-    model = eqx.combine(params, static)
-    spec = model.spec
-    rtol, atol = (spec.rtol, spec.atol) if tol is None else tol
-    term, solver = diffrax.ODETerm(model.field), model.solver()
-    tableau = solver.tableau
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=spec.pcoeff, icoeff=spec.icoeff)
-    order = solver.error_order(term)
+    pool = _Pool(eqx.combine(params, static), save, y0, t1, queue, tol)
+    n = y0.shape[-1]
     batch, points = save.shape
-    max_steps = spec.max_steps
+    max_steps = pool.max_steps
+    out = {
+        "ys": jnp.zeros((batch, points, n), y0.dtype),
+        "step_t": jnp.zeros((batch, max_steps), save.dtype),
+        "step_y": jnp.zeros((batch, max_steps, n), y0.dtype),
+        "accepted": jnp.zeros(batch, jnp.int32),
+        "attempted": jnp.zeros(batch, jnp.int32),
+        "success": jnp.zeros(batch, bool),
+    }
+    carry = (pool.lane_start(queue[:lanes]), out, jnp.asarray(lanes, jnp.int32))
+    out = jax.lax.while_loop(lambda c: _any_member(c[0]["seg"] >= 0), pool.body, carry)[1]
+    return out["ys"], out["step_t"], out["step_y"], out["accepted"], out["attempted"], out["success"]
 
-    def begin(t0, t1, y0):  # what diffeqsolve does before its first step
+
+class _Pool:
+    """The parts of `_forward`'s loop: each lane solves one segment at a time, as diffrax's
+    loop does, and takes the next queued segment when its own ends."""
+
+    def __init__(self, model, save, y0, t1, queue, tol):
+        spec = model.spec
+        rtol, atol = (spec.rtol, spec.atol) if tol is None else tol
+        self.field, self.solver = model.field, model.solver()
+        self.term = diffrax.ODETerm(model.field)
+        self.controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=spec.pcoeff, icoeff=spec.icoeff)
+        self.order = self.solver.error_order(self.term)
+        self.save, self.y0, self.t1, self.queue = save, y0, t1, queue
+        self.batch, self.points = save.shape
+        self.max_steps = spec.max_steps
+        self.begun = jax.vmap(self.begin)(save[:, 0], t1, y0)
+
+    def begin(self, t0, t1, y0):
+        """What diffeqsolve does before its first step."""
         # diffeqsolve wraps its terms, and for a wrapped term diffrax's initial step selection
         # falls back to a first step of 0.01: so does this pool, step for step the same solve.
-        tnext, cstate = controller.init(term, t0, t1, y0, FIRST_STEP, None, solver.func, order)
+        solver = self.solver
+        tnext, cstate = self.controller.init(self.term, t0, t1, y0, FIRST_STEP, None, solver.func, self.order)
         cstate = jax.tree_util.tree_map(jnp.asarray, cstate)
         floor = t1  # diffrax rounds a step that ends within 100 ULPs of t1 to t1
         for _ in range(100):
             floor = jnp.nextafter(floor, -jnp.inf)
         # The first stage of the first step, evaluated here once per segment, for all segments
         # in one batch; in the pool a lane starts from it as from a FSAL stage.
-        return jnp.minimum(tnext, t1), cstate, solver.func(term, t0, y0, None), floor
+        return jnp.minimum(tnext, t1), cstate, solver.func(self.term, t0, y0, None), floor
 
-    begun = jax.vmap(begin)(save[:, 0], t1, y0)
-
-    def lane_start(seg):
+    def lane_start(self, seg):
+        """Lanes that start segments `seg` (-1: an idle lane)."""
         seg = seg.astype(jnp.int32)
         b = jnp.maximum(seg, 0)
-        tnext, cstate, f0, floor = jax.tree_util.tree_map(lambda a: a[b], begun)
+        tnext, cstate, f0, floor = jax.tree_util.tree_map(lambda a: a[b], self.begun)
         zero = jnp.zeros_like(seg)
         return {
             "seg": seg,
-            "tprev": save[b, 0],
+            "tprev": self.save[b, 0],
             "tnext": tnext,
-            "y": y0[b],
+            "y": self.y0[b],
             "f0": f0,
             "cstate": cstate,
-            "t1": t1[b],
+            "t1": self.t1[b],
             "floor": floor,
             "steps": zero,
             "accepted": zero,
             "saved": zero,
         }
 
-    def advance(lane, save_at):
+    def advance(self, lane, save_at):
         """One attempted step of one lane, as diffrax's loop body makes it."""
+        tableau, controller = self.solver.tableau, self.controller
         tprev, tnext, y = lane["tprev"], lane["tnext"], lane["y"]
-        y1, error, ks, f_last = _rk_step(model.field, tableau, tprev, tnext, y, lane["f0"] if tableau.fsal else None)
+        y1, error, ks, f_last = _rk_step(self.field, tableau, tprev, tnext, y, lane["f0"] if tableau.fsal else None)
         f1 = f_last if tableau.fsal else lane["f0"]
         error = jnp.where(jnp.isnan(error), jnp.inf, error)
         keep, next_prev, next_next, _, cstate, _ = controller.adapt_step_size(
-            tprev, tnext, y, y1, None, error, order, lane["cstate"]
+            tprev, tnext, y, y1, None, error, self.order, lane["cstate"]
         )
         next_prev = jnp.minimum(next_prev, lane["t1"])
         clipped = jnp.where(keep, lane["t1"], next_prev + 0.5 * (lane["t1"] - next_prev))
         next_next = jnp.where(next_next > lane["floor"], clipped, next_next)
-        dense_out = solver.interpolation_cls(t0=tprev, t1=tnext, y0=y, y1=y1, k=ks)
+        dense_out = self.solver.interpolation_cls(t0=tprev, t1=tnext, y0=y, y1=y1, k=ks)
         values = jax.vmap(dense_out.evaluate)(save_at)
-        due = keep & (jnp.arange(points) >= lane["saved"]) & (save_at <= tnext)
+        due = keep & (jnp.arange(self.points) >= lane["saved"]) & (save_at <= tnext)
         return keep, next_prev, next_next, jnp.where(keep, y1, y), jnp.where(keep, f1, lane["f0"]), cstate, values, due
 
-    def body(carry):
+    def body(self, carry):
+        """One attempted step of every lane: its saves and accepted step written, a lane whose
+        segment ended recorded and refilled from the queue."""
         lane, out, next_slot = carry
+        batch = self.batch
         active = lane["seg"] >= 0
         b = jnp.where(active, lane["seg"], batch)  # an idle lane writes nowhere (index out of range)
-        keep, tprev, tnext, y, f0, cstate, values, due = jax.vmap(advance)(lane, save[jnp.minimum(b, batch - 1)])
+        save_at = self.save[jnp.minimum(b, batch - 1)]
+        keep, tprev, tnext, y, f0, cstate, values, due = jax.vmap(self.advance)(lane, save_at)
         keep = keep & active
         ys = out["ys"].at[b].get(mode="fill", fill_value=0)
         out["ys"] = out["ys"].at[b].set(jnp.where((due & active[:, None])[..., None], values, ys), mode="drop")
@@ -181,30 +210,22 @@ def _forward(params, static, save, y0, t1, queue, lanes, tol):
             "accepted": lane["accepted"] + keep,
             "saved": lane["saved"] + jnp.sum(due, 1, dtype=jnp.int32),
         }
-        done = active & ((tprev >= lane["t1"]) | (lane["steps"] >= max_steps))
+        done = active & ((tprev >= lane["t1"]) | (lane["steps"] >= self.max_steps))
+        return self.refill(lane, out, next_slot, b, done)
+
+    def refill(self, lane, out, next_slot, b, done):
+        """Record the segments that ended (`done`) and start the next queued ones in their lanes."""
+        batch = self.batch
         finished = jnp.where(done, b, batch)
         out["accepted"] = out["accepted"].at[finished].set(lane["accepted"], mode="drop")
         out["attempted"] = out["attempted"].at[finished].set(lane["steps"], mode="drop")
-        out["success"] = out["success"].at[finished].set(tprev >= lane["t1"], mode="drop")
+        out["success"] = out["success"].at[finished].set(lane["tprev"] >= lane["t1"], mode="drop")
         slot = next_slot + jnp.cumsum(done, dtype=jnp.int32) - 1
-        fresh = lane_start(jnp.where(slot < batch, queue[jnp.minimum(slot, batch - 1)], -1))
+        fresh = self.lane_start(jnp.where(slot < batch, self.queue[jnp.minimum(slot, batch - 1)], -1))
         lane = jax.tree_util.tree_map(
             lambda new, old: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), fresh, lane
         )
         return lane, out, next_slot + jnp.sum(done, dtype=jnp.int32)
-
-    n = y0.shape[-1]
-    out = {
-        "ys": jnp.zeros((batch, points, n), y0.dtype),
-        "step_t": jnp.zeros((batch, max_steps), save.dtype),
-        "step_y": jnp.zeros((batch, max_steps, n), y0.dtype),
-        "accepted": jnp.zeros(batch, jnp.int32),
-        "attempted": jnp.zeros(batch, jnp.int32),
-        "success": jnp.zeros(batch, bool),
-    }
-    carry = (lane_start(queue[:lanes]), out, jnp.asarray(lanes, jnp.int32))
-    out = jax.lax.while_loop(lambda c: _any_member(c[0]["seg"] >= 0), body, carry)[1]
-    return out["ys"], out["step_t"], out["step_y"], out["accepted"], out["attempted"], out["success"]
 
 
 def _any_member(busy):

@@ -1,6 +1,7 @@
 """Curriculum training of a `NeuralODE` on orbit segments."""
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -152,39 +153,11 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
     """
     batch_loss = _batch_loss(loss, nmse_weight)
 
-    def replay_grads(model, t, y, effort, n_used, tol):
-        def total(model):
-            ys, ok, _, attempted = solve_batch(
-                model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size, effort=effort, tol=tol
-            )
-            return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
-
-        (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
-        return value, n_good, grads, attempted
-
-    def chunked_grads(model, t, y, effort, n_used, tol):
-        params, static = eqx.partition(model, eqx.is_array)
-
-        def chunk_loss(params, t, y):
-            ys, stats = jax.vmap(eqx.combine(params, static).solve)(t, y[:, 0], t[:, n_used - 1])
-            ok = jnp.all(jnp.isfinite(ys), axis=(1, 2))
-            return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), stats["num_steps"])
-
-        def chunk(args):
-            (value, (n_good, steps)), grads = jax.value_and_grad(chunk_loss, has_aux=True)(params, *args)
-            finite = _all_finite(grads)
-            grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
-            return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
-
-        groups = _divisor(t.shape[0], chunk_size)
-        (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), effort, groups)
-        grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
-        return jnp.sum(values), jnp.sum(n_good), grads, ungroup(steps)
-
     def one(model, opt_state, t_all, y_all, effort, n_used, key, tol):
         idx = _sample(key, t_all.shape[0], batch_size)
-        grads_of = replay_grads if model.spec.adjoint == "replay" else chunked_grads
-        total, n_good, grads, steps = grads_of(model, t_all[idx], y_all[idx], effort[idx], n_used, tol)
+        grads_of = _replay_grads if model.spec.adjoint == "replay" else _chunked_grads
+        got = grads_of(batch_loss, chunk_size, model, t_all[idx], y_all[idx], effort[idx], n_used, tol)
+        total, n_good, grads, steps = got
         value, health, updates, opt_state = _update(optim, idx.shape[0], total, n_good, grads, steps, opt_state, model)
         return value, health, eqx.apply_updates(model, updates), opt_state, effort.at[idx].set(steps)
 
@@ -197,16 +170,58 @@ def make_step(loss: str, optim, batch_size: int, chunk_size: int, nmse_weight: f
             models, opt_states, t_all, y_all, effort, n_used, keys, tol
         )
         keep = adopt & jnp.isfinite(values)
-
-        def choose(new, old):
-            if not eqx.is_array(new):
-                return new
-            return jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-
-        pick = lambda new, old: jax.tree_util.tree_map(choose, new, old)  # noqa: E731
-        return values, health, pick(new_models, models), pick(new_states, opt_states), choose(new_effort, effort)
+        pick = functools.partial(_pick, keep)
+        return values, health, pick(new_models, models), pick(new_states, opt_states), pick(new_effort, effort)
 
     return step
+
+
+def _pick(keep, new, old):
+    """`new` for the members in `keep`, `old` for the others, leaf by leaf (non-arrays: `new`)."""
+
+    def choose(new, old):
+        if not eqx.is_array(new):
+            return new
+        return jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+    return jax.tree_util.tree_map(choose, new, old)
+
+
+def _replay_grads(batch_loss, chunk_size, model, t, y, effort, n_used, tol):
+    """The `replay` adjoint's step: the batch's loss, its count of good solves, the gradient and
+    each segment's attempted steps, solved in one pool (`solve_batch`)."""
+
+    def total(model):
+        ys, ok, _, attempted = solve_batch(
+            model, t, y[:, 0], t[:, n_used - 1], chunk_size=chunk_size, effort=effort, tol=tol
+        )
+        return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), attempted)
+
+    (value, (n_good, attempted)), grads = eqx.filter_value_and_grad(total, has_aux=True)(model)
+    return value, n_good, grads, attempted
+
+
+def _chunked_grads(batch_loss, chunk_size, model, t, y, effort, n_used, tol):
+    """The other adjoints' step, as `_replay_grads` returns it: `diffeqsolve` differentiated in
+    chunks ordered by effort (the model's own tolerances; `tol` is not read); a chunk whose
+    gradient is not finite is dropped whole."""
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def chunk_loss(params, t, y):
+        ys, stats = jax.vmap(eqx.combine(params, static).solve)(t, y[:, 0], t[:, n_used - 1])
+        ok = jnp.all(jnp.isfinite(ys), axis=(1, 2))
+        return jnp.sum(batch_loss(y, ys, ok, n_used)), (jnp.sum(ok), stats["num_steps"])
+
+    def chunk(args):
+        (value, (n_good, steps)), grads = jax.value_and_grad(chunk_loss, has_aux=True)(params, *args)
+        finite = _all_finite(grads)
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0), grads)
+        return jnp.where(finite, value, 0.0), jnp.where(finite, n_good, 0), grads, steps
+
+    groups = _divisor(t.shape[0], chunk_size)
+    (values, n_good, grads, steps), ungroup = map_in_groups(chunk, (t, y), effort, groups)
+    grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, 0), grads)
+    return jnp.sum(values), jnp.sum(n_good), grads, ungroup(steps)
 
 
 def _batch_loss(loss: str, nmse_weight: float):
@@ -483,115 +498,146 @@ def train_ensemble(
     same step. `train_rtol` (`(first, last)`, see `tolerance_at`) sets the tolerances training
     solves with; the models keep their own for everything else.
     """
-    count = len(models)
     _check_ensemble(models, data, curricula, keys, loss, batch_size, train_rtol)
-    callbacks = callbacks or [None] * count
-    checkpoints = checkpoints or [None] * count
-    resumes = resumes or [None] * count
-    where = _resumed_at(resumes)
-    at = where or (0, 0)
-    saved = resumes if resumes[0] is not None else None
-    spec = models[0].spec
-    dtype = models[0].field.mlp.layers[0].weight.dtype
-    segments = {}
-    for length in dict.fromkeys(p.segment_length for p in curricula[0]):
-        segments[length] = [segment(t, y, length) for t, y in data]
-        if len({s.count for s in segments[length]}) != 1:
-            raise ValueError(f"the members' datasets give different numbers of segments of length {length}.")
+    run = _Ensemble(models, data, curricula, keys, stall, callbacks, checkpoints, resumes)
     optim = optimizer(clip)
     step = make_step(loss, optim, batch_size, chunk_size, nmse_weight)
-    n_params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(models[0], eqx.is_array)))
-    total_steps = sum(p.steps for p in curricula[0])
-
-    losses = [[] for _ in range(count)]
-    phases = [[] for _ in range(count)]
-    health = [{name: [] for name in HEALTH} for _ in range(count)]
-    status, bad_step = ["completed"] * count, [None] * count
-    if saved is not None:
-        for m, resume in enumerate(saved):
-            losses[m], phases[m] = list(resume["losses"]), list(resume["phases"])
-            health[m] = {name: list(resume[f"health/{name}"]) for name in HEALTH}
-    resumed_at = [len(history) for history in losses]  # a resumed run's speed counts its own steps
-    active = np.ones(count, bool)
-    keys = list(keys)
-    start, first_step_s = None, 0.0
-    stacked = stack(models)
     done_before = 0  # steps of the phases before this one
-    for p in range(len(curricula[0])):
-        phase = curricula[0][p]
-        if p < at[0]:
-            done_before += phase.steps
-            continue
-        t_all = jnp.asarray(np.stack([s.t for s in segments[phase.segment_length]]), dtype)
-        y_all = jnp.asarray(np.stack([s.y for s in segments[phase.segment_length]]), dtype)
-        effort = jnp.zeros(t_all.shape[:2], jnp.int32)
-        opt_states = jax.vmap(optim.init)(eqx.filter(stacked, eqx.is_array))
-        watches = [StallWatch(stall, n_params) if stall is not None else None for _ in range(count)]
-        first = 0
-        if saved is not None:  # the phase the checkpoints were taken in
-            restored = [
-                _restore(saved[m], (member(stacked, m), member(opt_states, m), effort[m], keys[m]))
-                for m in range(count)
-            ]
-            stacked, opt_states, effort = (stack([r[i] for r in restored]) for i in range(3))
-            keys = [r[3] for r in restored]
-            first, saved = at[1], None
-            for m, watch in enumerate(watches):
-                if watch is not None:
-                    watch.small = int(resumes[m]["stall_small"])
-        for s in range(first, phase.steps):
-            keys, subs = (list(k) for k in zip(*(jax.random.split(k) for k in keys)))
-            opt_states.hyperparams["learning_rate"] = jnp.asarray([c[p].lr_at(s) for c in curricula], dtype)
-            tol = tolerance_at(train_rtol, spec, done_before + s, total_steps)
-            tic = time.perf_counter()
-            values, stats, stacked, opt_states, effort = step(
-                stacked,
-                opt_states,
-                t_all,
-                y_all,
-                effort,
-                jnp.asarray(phase.points_used(s)),
-                jnp.stack(subs),
-                None if tol is None else tuple(jnp.asarray(v, dtype) for v in tol),
-                jnp.asarray(active),
-            )
-            values, stats = np.asarray(values), jax.device_get(stats)  # one transfer for all
-            if start is None:
-                first_step_s, start = time.perf_counter() - tic, time.perf_counter()
-            history = (losses, phases, health)
-            for m in np.flatnonzero(active):
-                lr = curricula[m][p].lr_at(s)
-                if _record(m, values[m], stats, p, history, status, bad_step, active, watches[m], lr) and callbacks[m]:
-                    callbacks[m](len(losses[m]), p, float(values[m]), member(stacked, m))
-            cause = next((c.stop for c in checkpoints if c is not None and c.stop), None)
-            for m in np.flatnonzero(active):
-                checkpoint = checkpoints[m]
-                if checkpoint is None:
-                    continue
-                checkpoint.stop = checkpoint.stop or cause
-                if checkpoint.due(len(losses[m])):
-                    state = (member(stacked, m), member(opt_states, m), effort[m], keys[m])
-                    small = watches[m].small if watches[m] is not None else 0
-                    checkpoint.save(
-                        _state_arrays(state, p, s + 1, losses[m], phases[m], health[m], small), len(losses[m])
-                    )
-            if cause:
-                for m in np.flatnonzero(active):
-                    status[m], bad_step[m], active[m] = "interrupted", len(losses[m]), False
-            if not active.any():
-                break
-        if not active.any():
-            break
+    for p, phase in enumerate(curricula[0]):
+        if p >= run.at[0] and run.active.any():
+            run.train_phase(p, step, optim, train_rtol, done_before)
         done_before += phase.steps
-    for m in range(count):  # should the result not fit on disk, a rerun resumes at the end
-        if status[m] == "completed":
-            state = (member(stacked, m), member(opt_states, m), effort[m], keys[m])
-            small = watches[m].small if watches[m] is not None else 0
-            last = (len(curricula[0]) - 1, curricula[0][-1].steps)
-            _offer(checkpoints[m], state, last, losses[m], phases[m], health[m], small)
-    elapsed = time.perf_counter() - start if start is not None else 0.0
-    return [
-        _result(member(stacked, m), losses[m], phases[m], health[m], status[m], bad_step[m], first_step_s,
-                (len(losses[m]) - resumed_at[m], elapsed))
-        for m in range(count)
-    ]  # fmt: skip
+    return run.results()
+
+
+class _Ensemble:
+    """The state of one `train_ensemble` call: the members stacked, their optimizer states,
+    efforts and keys; each member's histories, status and stall watch; where it resumes."""
+
+    def __init__(self, models, data, curricula, keys, stall, callbacks, checkpoints, resumes):
+        count = self.count = len(models)
+        self.curricula, self.stall = curricula, stall
+        self.callbacks = callbacks or [None] * count
+        self.checkpoints = checkpoints or [None] * count
+        self.resumes = resumes or [None] * count
+        self.at = _resumed_at(self.resumes) or (0, 0)
+        self.saved = self.resumes if self.resumes[0] is not None else None  # until its phase restores it
+        self.spec = models[0].spec
+        self.dtype = models[0].field.mlp.layers[0].weight.dtype
+        self.segments = {}
+        for length in dict.fromkeys(p.segment_length for p in curricula[0]):
+            self.segments[length] = [segment(t, y, length) for t, y in data]
+            if len({s.count for s in self.segments[length]}) != 1:
+                raise ValueError(f"the members' datasets give different numbers of segments of length {length}.")
+        self.n_params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(models[0], eqx.is_array)))
+        self.total_steps = sum(p.steps for p in curricula[0])
+        self.losses, self.phases = [[] for _ in range(count)], [[] for _ in range(count)]
+        self.health = [{name: [] for name in HEALTH} for _ in range(count)]
+        self.status, self.bad_step = ["completed"] * count, [None] * count
+        for m, resume in enumerate(self.saved or ()):
+            self.losses[m], self.phases[m] = list(resume["losses"]), list(resume["phases"])
+            self.health[m] = {name: list(resume[f"health/{name}"]) for name in HEALTH}
+        self.resumed_at = [len(history) for history in self.losses]  # a resumed run's speed counts its own steps
+        self.active = np.ones(count, bool)
+        self.keys = list(keys)
+        self.start, self.first_step_s = None, 0.0
+        self.stacked = stack(models)
+        self.opt_states = self.effort = None
+        self.watches = [None] * count
+
+    def train_phase(self, p: int, step, optim, train_rtol, done_before: int) -> None:
+        """Phase `p`'s steps (from the checkpoint's step in the phase it was taken in), until
+        every member has stopped; `done_before`: the steps of the phases before it."""
+        phase = self.curricula[0][p]
+        t_all = jnp.asarray(np.stack([s.t for s in self.segments[phase.segment_length]]), self.dtype)
+        y_all = jnp.asarray(np.stack([s.y for s in self.segments[phase.segment_length]]), self.dtype)
+        self.effort = jnp.zeros(t_all.shape[:2], jnp.int32)
+        self.opt_states = jax.vmap(optim.init)(eqx.filter(self.stacked, eqx.is_array))
+        stall = self.stall
+        self.watches = [StallWatch(stall, self.n_params) if stall is not None else None for _ in range(self.count)]
+        first = 0
+        if self.saved is not None:  # the phase the checkpoints were taken in
+            self._restore()
+            first = self.at[1]
+        for s in range(first, phase.steps):
+            tol = tolerance_at(train_rtol, self.spec, done_before + s, self.total_steps)
+            self._step(step, p, s, t_all, y_all, tol)
+            if not self.active.any():
+                break
+
+    def _restore(self) -> None:
+        restored = [_restore(self.saved[m], self._state(m)) for m in range(self.count)]
+        self.stacked, self.opt_states, self.effort = (stack([r[i] for r in restored]) for i in range(3))
+        self.keys = [r[3] for r in restored]
+        self.saved = None
+        for m, watch in enumerate(self.watches):
+            if watch is not None:
+                watch.small = int(self.resumes[m]["stall_small"])
+
+    def _state(self, m: int) -> tuple:
+        """Member `m`'s model, optimizer state, effort and key."""
+        return member(self.stacked, m), member(self.opt_states, m), self.effort[m], self.keys[m]
+
+    def _small(self, m: int) -> int:
+        return self.watches[m].small if self.watches[m] is not None else 0
+
+    def _step(self, step, p: int, s: int, t_all, y_all, tol) -> None:
+        """Step `s` of phase `p` for every member at once, then each member's record and checkpoint."""
+        self.keys, subs = (list(k) for k in zip(*(jax.random.split(k) for k in self.keys)))
+        learning_rates = [c[p].lr_at(s) for c in self.curricula]
+        self.opt_states.hyperparams["learning_rate"] = jnp.asarray(learning_rates, self.dtype)
+        tic = time.perf_counter()
+        values, stats, self.stacked, self.opt_states, self.effort = step(
+            self.stacked,
+            self.opt_states,
+            t_all,
+            y_all,
+            self.effort,
+            jnp.asarray(self.curricula[0][p].points_used(s)),
+            jnp.stack(subs),
+            None if tol is None else tuple(jnp.asarray(v, self.dtype) for v in tol),
+            jnp.asarray(self.active),
+        )
+        values, stats = np.asarray(values), jax.device_get(stats)  # one transfer for all
+        if self.start is None:
+            self.first_step_s, self.start = time.perf_counter() - tic, time.perf_counter()
+        history = (self.losses, self.phases, self.health)
+        for m in np.flatnonzero(self.active):
+            lr = self.curricula[m][p].lr_at(s)
+            watch = self.watches[m]
+            if _record(m, values[m], stats, p, history, self.status, self.bad_step, self.active, watch, lr):
+                if self.callbacks[m]:
+                    self.callbacks[m](len(self.losses[m]), p, float(values[m]), member(self.stacked, m))
+        self._save_checkpoints(p, s)
+
+    def _save_checkpoints(self, p: int, s: int) -> None:
+        """Each active member's checkpoint when due; a stop asked of any stops them all."""
+        cause = next((c.stop for c in self.checkpoints if c is not None and c.stop), None)
+        for m in np.flatnonzero(self.active):
+            checkpoint = self.checkpoints[m]
+            if checkpoint is None:
+                continue
+            checkpoint.stop = checkpoint.stop or cause
+            if checkpoint.due(len(self.losses[m])):
+                arrays = _state_arrays(
+                    self._state(m), p, s + 1, self.losses[m], self.phases[m], self.health[m], self._small(m)
+                )
+                checkpoint.save(arrays, len(self.losses[m]))
+        if cause:
+            for m in np.flatnonzero(self.active):
+                self.status[m], self.bad_step[m], self.active[m] = "interrupted", len(self.losses[m]), False
+
+    def results(self) -> list[TrainResult]:
+        """Each member's `TrainResult`; a completed member's final state is offered to its
+        checkpoint (should the result not fit on disk, a rerun resumes at the end)."""
+        last = (len(self.curricula[0]) - 1, self.curricula[0][-1].steps)
+        for m in range(self.count):
+            if self.status[m] == "completed":
+                history = (self.losses[m], self.phases[m], self.health[m])
+                _offer(self.checkpoints[m], self._state(m), last, *history, self._small(m))
+        elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+        return [
+            _result(member(self.stacked, m), self.losses[m], self.phases[m], self.health[m], self.status[m],
+                    self.bad_step[m], self.first_step_s, (len(self.losses[m]) - self.resumed_at[m], elapsed))
+            for m in range(self.count)
+        ]  # fmt: skip
