@@ -37,6 +37,17 @@ def sph_4D_rinv_vel_harmonics(y):
     return jnp.concatenate([sph_4D_rinv_vel(y), harmonics])
 
 
+def invariant(y):
+    """`[1/r, v_r, v_t]`: inverse radius, radial and transverse speed. Unchanged when the state
+    is rotated (`r` and `v` turned together), so a model that composes its acceleration in the
+    local frame (`output_head=rtn` or `rtn_scaled`) is rotation-equivariant: rotating an orbit
+    rotates the predicted acceleration with it (`model=equivariant`)."""
+    r = jnp.linalg.norm(y[:3])
+    v_radial = jnp.dot(y[3:], y[:3]) / r
+    v_transverse = jnp.linalg.norm(jnp.cross(y[:3], y[3:])) / r  # |h| / r
+    return jnp.stack([1 / r, v_radial, v_transverse])
+
+
 # name -> (function, output size)
 FEATURE_LAYERS = {
     "cartesian": (cartesian, 6),
@@ -44,4 +55,5 @@ FEATURE_LAYERS = {
     "sph_4D_rinv_vel_rtn": (sph_4D_rinv_vel_rtn, 9),
     "sph_4D_rinv_vinv": (sph_4D_rinv_vinv, 8),
     "sph_4D_rinv_vel_harmonics": (sph_4D_rinv_vel_harmonics, 12),
+    "invariant": (invariant, 3),
 }

@@ -87,13 +87,26 @@ def logmag_unit_tanh_softplus(m, y):
     return (jax.nn.softplus(m[0]) + EPS) * _unit(jnp.tanh(m[1:]))
 
 
-def rtn(m, y):
-    """`m` are radial, transverse and normal components, rotated back to Cartesian."""
+def _local_frame(y):
+    """The radial, transverse and normal unit vectors of a state (normal: along r x v)."""
     r, v = y[:3], y[3:]
     radial = _unit(r)
     normal = _unit(jnp.cross(r, v))
-    transverse = jnp.cross(normal, radial)
+    return radial, jnp.cross(normal, radial), normal
+
+
+def rtn(m, y):
+    """`m` are radial, transverse and normal components, rotated back to Cartesian."""
+    radial, transverse, normal = _local_frame(y)
     return m[0] * radial + m[1] * transverse + m[2] * normal
+
+
+def rtn_scaled(m, y):
+    """`rtn` divided by r^2: the MLP learns the acceleration's components in units of the
+    inverse-square law (the truth: -1, 0, 0 everywhere), so the field keeps falling as 1/r^2
+    where the MLP's output stays level, beyond the training radii too (`unit_scaled`'s idea,
+    in the local frame)."""
+    return rtn(m, y) / jnp.sum(y[:3] ** 2)
 
 
 # name -> (function, MLP output size)
@@ -113,6 +126,7 @@ OUTPUT_HEADS = {
     "logmag_unit_tanh_exp": (logmag_unit_tanh_exp, 4),
     "logmag_unit_tanh_softplus": (logmag_unit_tanh_softplus, 4),
     "rtn": (rtn, 3),
+    "rtn_scaled": (rtn_scaled, 3),
 }
 
 # The study notebook's names (its `output_layer`), each meaning one head above. Its first

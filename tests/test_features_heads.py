@@ -25,6 +25,42 @@ def test_spherical_features():
     np.testing.assert_allclose(out[-2:], [0.2, 0.5], rtol=1e-6)  # radial, transverse speed
 
 
+def test_the_invariant_features_are_inverse_radius_radial_and_transverse_speed():
+    invariant, size = FEATURE_LAYERS["invariant"]
+    y = jnp.array([0.0, 3.0, 0.0, 0.5, 0.2, 0.0])  # r = 3 on +y; v_r = 0.2, v_t = 0.5
+    np.testing.assert_allclose(invariant(y), [1 / 3, 0.2, 0.5], rtol=1e-6)
+    assert size == 3
+
+
+def _rotation(key) -> np.ndarray:
+    """A random proper rotation (det +1)."""
+    q, r = np.linalg.qr(np.asarray(jax.random.normal(key, (3, 3)), np.float64))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+@pytest.mark.parametrize("head", ["rtn", "rtn_scaled"])
+def test_the_equivariant_model_turns_its_acceleration_with_the_orbit(head):
+    """`model=equivariant`: a rotated state gives the rotated acceleration, to rounding, for an
+    untrained model (the property is the architecture's, not learned)."""
+    spec = ModelSpec(width=16, depth=2, activation="tanh", feature_layer="invariant", output_head=head,
+                     planar_constraint=False, dtype="float32")  # fmt: skip
+    field = neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0)).field
+    states = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (8, 6)), np.float64) + [2, 0, 0, 0, 0.6, 0]
+    for i, state in enumerate(states):
+        turn = _rotation(jax.random.PRNGKey(10 + i))
+        turned = np.concatenate([turn @ state[:3], turn @ state[3:]])
+        a = np.asarray(field.acceleration(jnp.asarray(state, jnp.float32)), np.float64)
+        a_turned = np.asarray(field.acceleration(jnp.asarray(turned, jnp.float32)), np.float64)
+        np.testing.assert_allclose(a_turned, turn @ a, atol=2e-6 * np.linalg.norm(a))
+    # and the study's reference model is not: the same check fails for it
+    reference = neuralode.NeuralODE(ModelSpec(width=16, dtype="float32"), key=jax.random.PRNGKey(0)).field
+    turn, state = _rotation(jax.random.PRNGKey(3)), states[0]
+    turned = np.concatenate([turn @ state[:3], turn @ state[3:]])
+    a = np.asarray(reference.acceleration(jnp.asarray(state, jnp.float32)))
+    assert not np.allclose(np.asarray(reference.acceleration(jnp.asarray(turned, jnp.float32))), turn @ a, atol=1e-3)
+
+
 def test_the_studys_feature_layers():
     sq = math.sqrt(0.5)  # |v| of STATE
     vinv, size = FEATURE_LAYERS["sph_4D_rinv_vinv"]
@@ -57,6 +93,11 @@ EXPECTED = {
     "logmag_unit_softplus": (SOFTPLUS + 1e-8) * UNIT,
     "logmag_unit_tanh_exp": EXP * TANH_UNIT,
     "logmag_unit_tanh_softplus": (SOFTPLUS + 1e-8) * TANH_UNIT,
+    # local frame at STATE: radial +x; normal along r x v = (0, -0.2, 1.4); transverse = normal x radial
+    "rtn_scaled": (
+        -0.5 * np.array([1.0, 0, 0]) + 3 * np.array([0, 1.4, 0.2]) / 2**0.5 - 4 * np.array([0, -0.2, 1.4]) / 2**0.5
+    )
+    / 4,
 }
 
 
@@ -109,8 +150,8 @@ def test_head_sign_conventions():
 @pytest.mark.parametrize(
     "field,value,known",
     [
-        ("output_head", "logmag", "logmag_unit_exp, .*mag_dir, rtn, sigmoid"),
-        ("feature_layer", "polar", "cartesian, sph_4D_rinv_vel"),
+        ("output_head", "logmag", "logmag_unit_exp, .*mag_dir, rtn, rtn_scaled, sigmoid"),
+        ("feature_layer", "polar", "cartesian, invariant, sph_4D_rinv_vel"),
         ("activation", "swish", "elu, gelu, leaky_relu"),
         ("solver", "euler", "bosh3, dopri5"),
     ],
