@@ -233,6 +233,14 @@ APP = hpc.App(
                 "truth 1/r², the fitted slope (mean ± std over seeds), dashed: the largest training radius.",
             ),
             hpc.Figure(
+                "test_sets",
+                "Error per test set",
+                _figure("test_set_figure"),
+                "Each configuration's mean acceleration error on its own largest test set and on every "
+                "set `evaluate.py` tested it on (mean over seeds, bars min-max): which models hold on "
+                "data they were not trained on.",
+            ),
+            hpc.Figure(
                 "per_orbit",
                 "Per-orbit acceleration error",
                 _figure("per_orbit_figure"),

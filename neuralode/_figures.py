@@ -123,6 +123,58 @@ def _loglog_column(top, bottom, name: str, data: dict, bins: int) -> None:
     top.legend(fontsize=6.5, loc="lower left")
 
 
+def test_set_figure(groups: dict[str, list], out) -> pathlib.Path:
+    """The mean acceleration error (%) of each configuration on each test set: its own largest
+    test set and every evaluation beside its runs (`<run id>.evals/<set>.h5`, `evaluate.py`),
+    the mean over its runs with their spread, on a log scale: which models hold on data they
+    were not trained on."""
+    plt = _pyplot()
+    errors = {label: _errors_per_set(paths) for label, paths in groups.items()}
+    sets = sorted({name for per_set in errors.values() for name in per_set})
+    if not sets:
+        raise ValueError("no result file holds a test set's mean acceleration error (metrics/<set>)")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(sets) + 2), 4.4), layout="constrained")
+    width = 0.8 / max(len(errors), 1)
+    for i, (label, per_set) in enumerate(errors.items()):
+        at = [k for k, name in enumerate(sets) if name in per_set]
+        values = [np.asarray(per_set[sets[k]], float) for k in at]
+        x = np.array(at) - 0.4 + width * (i + 0.5)
+        low = [v.mean() - v.min() for v in values]
+        high = [v.max() - v.mean() for v in values]
+        ax.errorbar(x, [v.mean() for v in values], yerr=[low, high], fmt="o", ms=4, capsize=2,
+                    color=f"C{i % 10}", label=_short(label))  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(sets)), [name.replace("_test", "").replace("complex_TBP_", "") for name in sets])
+    ax.tick_params(axis="x", labelsize=7, labelrotation=15)
+    ax.set_ylabel("acceleration error (%)")
+    ax.set_title("mean over seeds; bars: min to max", fontsize=8)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=6.5, ncol=2)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return pathlib.Path(out)
+
+
+def _errors_per_set(paths: list) -> dict[str, list[float]]:
+    """Test set -> the runs' `accel_pct_mean`: each run's largest own test set, and its
+    completed evaluations (which win for a set of the same name)."""
+    per_set: dict[str, list[float]] = {}
+    for path in paths:
+        found = {}
+        with h5py.File(path, "r") as f:
+            own = _test_sets(f)
+            if own:
+                found[own[-1]] = float(f["metrics"][own[-1]].attrs["accel_pct_mean"])
+        folder = pathlib.Path(path).with_suffix(".evals")
+        for file in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
+            with h5py.File(file, "r") as f:
+                if f.attrs.get("status") == "completed" and "metrics" in f:
+                    found.update({name: float(g.attrs["accel_pct_mean"]) for name, g in f["metrics"].items()})
+        for name, value in found.items():
+            per_set.setdefault(name, []).append(value)
+    return per_set
+
+
 def _short(label: str) -> str:
     """A label's first word: the rank (`#3`) when labels are `#<rank> <parameters>`."""
     return label.split(" ")[0] if label.startswith("#") else label

@@ -23,6 +23,8 @@ from hpc.store import write_result
 from hpc.sweep import Sweep, find_sweep
 from hpc.table import resolve_metric, rows
 
+pytestmark = pytest.mark.slow  # its module fixture trains a 4-run sweep
+
 GRID = [o for o in TINY if not o.startswith("width=")]
 SETS = ("complex_TBP_planar_1_test", "complex_TBP_planar_2_test")
 METRIC = f"metrics.{SETS[0]}.accel_pct_mean"  # no 100-orbit set here: the report falls back to the first
@@ -110,7 +112,7 @@ def built(sweep, tmp_path_factory):
     s, root, bad = sweep
     out = tmp_path_factory.mktemp("out") / "report"
     done = hpc_cli("report", "latest", "-o", str(out), root=root)
-    assert "4 runs, 2 configurations, 4 figures" in done.stdout
+    assert "4 runs, 2 configurations, 5 figures" in done.stdout
     return out
 
 
@@ -160,7 +162,7 @@ def test_every_figure_is_an_image_the_page_shows(built):
 
     page = (built / "report.html").read_text()
     shown = sorted(p.split("'")[0] for p in page.split("<img src='")[1:])
-    assert shown == sorted(f"figures/{n}.png" for n in ("heatmap", "histories", "loglog", "per_orbit"))
+    assert shown == sorted(f"figures/{n}.png" for n in ("heatmap", "histories", "loglog", "per_orbit", "test_sets"))
     for name in shown:
         image = matplotlib.image.imread(built / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -175,7 +177,7 @@ def test_the_report_records_each_figure_and_the_runs_it_drew_from(sweep, built):
     figures = hpc.sql("SELECT * FROM figures", root=root)
     mine = figures[figures.path.str.startswith(str(built.resolve()))]
     assert sorted(pathlib.Path(p).name for p in mine.path) == sorted(
-        f"{n}.png" for n in ("heatmap", "histories", "loglog", "per_orbit")
+        f"{n}.png" for n in ("heatmap", "histories", "loglog", "per_orbit", "test_sets")
     )
     assert set(mine.made_by) == {f"hpc report {s.sweep_id}"}
     query = "SELECT f.path, r.run_id FROM figures f JOIN figure_runs r USING (figure_id)"
@@ -242,6 +244,16 @@ def test_evaluating_the_best_run_of_each_width_writes_files_beside_them(sweep, t
     assert results == {r: s.result_path(r).read_bytes() for r in s.runs}  # result files untouched
     page = report.build(s, tmp_path / "with-evals")["html"].read_text()
     assert "eval.circular_TBP_3D_3_test.accel_pct_mean" in page
+    # the figure of errors per test set reads the evaluations beside the runs
+    from neuralode._figures import _errors_per_set
+
+    best = s.result_path(chosen[16])
+    with h5py.File(best.with_suffix(".evals") / "circular_TBP_3D_3_test.h5") as f:
+        evaluated = f["metrics/circular_TBP_3D_3_test"].attrs["accel_pct_mean"]
+    with h5py.File(best) as f:
+        own = f[f"metrics/{SETS[-1]}"].attrs["accel_pct_mean"]
+    assert _errors_per_set([best]) == {SETS[-1]: [own], "circular_TBP_3D_3_test": [evaluated]}
+    assert (tmp_path / "with-evals" / "figures" / "test_sets.png").stat().st_size > 1000
 
     # the same choice through the query of `hpc runs`, across every sweep of the root
     done = subprocess.run(
