@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Set up ./.venv with the test extras if needed, start the local Slurm cluster and install headless
-# Chromium (as root, where apt-get can install them), and run the whole test suite. Extra arguments go to pytest.
+# Chromium (as root, where apt-get can install them), build the documentation site strictly, and
+# run the whole test suite. Extra arguments go to pytest.
+#   bash scripts/test.sh            # the whole suite: CI's command
+#   bash scripts/test.sh --quick    # the quick tier: unit tests and doctests, no training, no cluster (< 2 min)
 set -euo pipefail
 . "$(dirname "$0")/venv.sh" dev "[dev]"
+if [ "${1:-}" = "--quick" ]; then
+    shift
+    exec python -m pytest -m "not slow and not slurm and not browser" "$@"
+fi
 if [ "$(id -u)" = 0 ]; then
     MAX_ARRAY_SIZE=4 bash scripts/local_cluster.sh start  # small, so grid splitting is tested
     bash scripts/install_browser.sh || echo "Chromium did not install: the browser test will say why."
@@ -11,4 +18,5 @@ else
     echo "and scripts/install_browser.sh)."
 fi
 ruff check . && ruff format --check .  # the pinned linter and formatter (pyproject.toml: [tool.ruff]); they fail the run before any test
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet -d "$(mktemp -d)"  # a broken link or a missing page fails the run
 python -m pytest "$@"

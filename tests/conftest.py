@@ -29,6 +29,23 @@ TINY = [
 ]
 
 
+def tiny_spec(**changes):
+    """The training tests' model (8 wide, one hidden layer, float32), with `changes`: one shape,
+    so they share compiled step functions."""
+    from neuralode import ModelSpec
+
+    return ModelSpec(**{"width": 8, "depth": 1, "max_steps": 256, "dtype": "float32", **changes})
+
+
+@pytest.fixture(scope="session")
+def orbits(tmp_path_factory):
+    """Two simple planar training orbits in canonical units, `(t, y)`: the training tests' data."""
+    import neuralode
+
+    data = neuralode.load_or_generate(tmp_path_factory.mktemp("orbits"), "simple", True, 2, 0, "train")
+    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
+
+
 @pytest.fixture
 def results(tmp_path):
     """A fresh results root."""

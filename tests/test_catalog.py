@@ -97,6 +97,7 @@ def test_filters_ordering_and_best_of_equal_the_files(root):
     assert closest.run_id[0] == min((v[4], r) for r, v in direct.items() if v[3] == "completed")[1]
 
 
+@pytest.mark.slow  # runs the command in subprocesses
 def test_the_command_lists_writes_and_names_a_bad_key(root, tmp_path):
     out = tmp_path / "runs.csv"
     done = hpc_cli("runs", "width=8", "--sort", METRIC, "--best-of", "output_head", "-o", str(out), root=root)
@@ -215,6 +216,7 @@ def test_a_read_only_root_works_from_memory(root, tmp_path, tmpfs):
     assert f"{wanted} of 17 runs" in hpc_cli("runs", "width=8", "output_head=signed", root=ro).stdout
 
 
+@pytest.mark.slow  # runs the command in subprocesses
 def test_evaluations_link_to_every_model_they_used_and_the_tables_export(root, tmp_path):
     models = [["a0000", "reference"], ["a0001", "candidate"], ["b0002", "candidate"]]
     _evaluate(root / "first" / "a0000.h5", "compare_3", 4.0, models=models)
@@ -257,14 +259,15 @@ def test_a_truncated_result_is_listed_as_corrupt_with_its_path(root):
     assert str(damaged) in filtered.stderr
 
 
-def _readme_block(marker: str) -> str:
-    """The fenced bash block of the README that follows `marker`, as a user would copy it."""
-    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+def _guide_block(marker: str) -> str:
+    """The fenced bash block of the guide (`docs/guide/answers.md`) that follows `marker`, as a
+    user would copy it."""
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "guide" / "answers.md").read_text()
     after = text[text.index(marker) :]
     return after[after.index("```bash\n") + len("```bash\n") : after.index("\n```", after.index("```bash\n"))]
 
 
-def test_the_readmes_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp_path):
+def test_the_guides_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp_path):
     scratch, home = tmp_path / "scratch", tmp_path / "home"
     root = scratch / "neuralode-hpc"
     for run_id, status in (("c0001", "completed"), ("c0002", "completed"), ("f0003", "failed")):
@@ -279,7 +282,7 @@ def test_the_readmes_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp
         "HOME": str(home),
         "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    block = _readme_block("**Copying results off scratch.**")
+    block = _guide_block("**Copying results off scratch.**")
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "copy checked: 3 files" in done.stdout, done.stdout + done.stderr
     dest = home / "backup" / "neuralode-hpc"

@@ -10,21 +10,18 @@ import numpy as np
 import pytest
 
 import neuralode
+from conftest import tiny_spec
 from hpc.checkpoint import Checkpoint, checkpoint_path
-from neuralode import ModelSpec, NeuralODE, Phase
+from neuralode import NeuralODE, Phase
 
-SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
+pytestmark = pytest.mark.slow  # trains and resumes
+
+SPEC = tiny_spec()
 # two phases (the optimizer restarts at the second), a learning-rate schedule, a ramp
 PHASES = [
     Phase(steps=5, lr=1e-2, segment_length=8, length=(0.5, 1.0), lr_end=1e-3),
     Phase(steps=4, lr=1e-3, segment_length=6),
 ]
-
-
-@pytest.fixture(scope="module")
-def orbits(tmp_path_factory):
-    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
-    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
 
 
 def _train(orbits, phases=PHASES, **kw):

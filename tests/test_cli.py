@@ -4,6 +4,8 @@ import csv
 import json
 import shutil
 
+import pytest
+
 import hpc
 from conftest import hpc_cli
 from hpc.store import write_result
@@ -57,7 +59,9 @@ def test_collect_writes_one_row_per_run_with_config_and_metrics(tmp_path):
     assert bad.returncode != 0 and "must end in .csv or .parquet" in bad.stderr
 
 
-def test_plan_writes_a_manifest_without_submitting(tmp_path):
+@pytest.mark.slurm  # `hpc status` asks the controller
+@pytest.mark.slow
+def test_plan_writes_a_manifest_without_submitting(tmp_path, slurm_cluster):
     done = hpc_cli(
         "plan", "curriculum=smoke", "width=8,16", "cluster.time_min=10", f"results_root={tmp_path}", root=tmp_path
     )

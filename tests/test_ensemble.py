@@ -18,9 +18,12 @@ import pytest
 
 import hpc
 import neuralode
+from conftest import tiny_spec
 from neuralode import ModelSpec, NeuralODE, Phase
 
-SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
+pytestmark = pytest.mark.slow  # trains ensembles
+
+SPEC = tiny_spec()
 OPTIONS = {"loss": "percent_error", "batch_size": 8, "chunk_size": 4}
 RTOL = 1e-3  # see the module docstring
 
@@ -30,12 +33,6 @@ def _phases(lr):
         Phase(steps=2, lr=lr, segment_length=8, length=(0.5, 1.0)),
         Phase(steps=2, lr=lr / 2, segment_length=8, length=(1.0, 1.0)),
     ]
-
-
-@pytest.fixture(scope="module")
-def orbits(tmp_path_factory):
-    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
-    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
 
 
 def _member(seed):

@@ -93,6 +93,7 @@ def _records(path):
             yield wandb_internal_pb2.Record.FromString(pending)
 
 
+@pytest.mark.slow  # W&B's writer
 def test_wandb_offline_runs_read_back_as_the_result_files(root, tmp_path):
     import json
 
@@ -124,6 +125,7 @@ def test_wandb_offline_runs_read_back_as_the_result_files(root, tmp_path):
     assert {k: v for k, v in shown.items() if not k.startswith("_")} == config
 
 
+@pytest.mark.slow  # W&B's writer in several processes
 def test_wandb_runs_are_written_by_several_processes_and_each_reads_back(root, tmp_path):
     import json
 

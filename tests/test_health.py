@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import neuralode
+from conftest import tiny_spec
 from neuralode import ModelSpec, NeuralODE, Phase, StallRule, StallWatch
 
 PARAMS = {"w": jnp.zeros((40, 40)), "b": jnp.zeros(40)}
@@ -77,15 +78,10 @@ def test_stall_watch_counts_consecutive_small_updates():
     assert StallWatch(StallRule(), 100).stalled(1.0, float("inf"), 1e-3)  # overflowing moments
 
 
-@pytest.fixture(scope="module")
-def orbits(tmp_path_factory):
-    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
-    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
-
-
+@pytest.mark.slow  # trains
 def test_training_records_health_and_stops_stalled(orbits):
     t, y = orbits
-    spec = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
+    spec = tiny_spec()
     init, key = jax.random.split(jax.random.PRNGKey(0))
     phases = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
     res = neuralode.train(

@@ -8,17 +8,14 @@ import numpy as np
 import pytest
 
 import neuralode
+from conftest import tiny_spec
 from neuralode import ModelSpec, NeuralODE, Phase
 from neuralode._train import _sample
 
-SPEC = ModelSpec(width=8, depth=1, max_steps=256, dtype="float32")
+pytestmark = pytest.mark.slow  # trains models
+
+SPEC = tiny_spec()
 PHASES = [Phase(steps=3, lr=1e-3, segment_length=8, length=(0.5, 1.0))]
-
-
-@pytest.fixture(scope="module")
-def orbits(tmp_path_factory):
-    data = neuralode.load_or_generate(tmp_path_factory.mktemp("d"), "simple", True, 2, 0, "train")
-    return neuralode.CanonicalUnits().to_canonical(data.t, data.y)
 
 
 def _train(orbits, seed=0, phases=PHASES, **kw):

@@ -51,6 +51,7 @@ def test_submitit_parameters_from_a_profile():
     }
 
 
+@pytest.mark.slow  # runs both submission paths
 def test_both_submission_paths_ask_slurm_for_the_same(tmp_path):
     """The plain sbatch script's directives and submitit's parameters come from `slurm_options`."""
     profile = Profile.from_dict({**ZARATAN, "gpus_per_task": 1, "qos": "high"})

@@ -83,6 +83,7 @@ def slurm_down(request, tmp_path, monkeypatch):
     return request.param
 
 
+@pytest.mark.slow  # a controller that hangs until its timeout
 def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down):
     sweep = _sweep(tmp_path, kind="slurm", runs=("a", "b", "c"))
     write_result(sweep.result_path("a"), status="completed", run_id="a", **COMMON)
@@ -104,6 +105,7 @@ def test_slurm_unreachable_is_unknown_and_resubmit_refuses(tmp_path, slurm_down)
     assert len(Sweep.load(sweep.path).submissions) == 1  # nothing submitted, nothing run here
 
 
+@pytest.mark.slow  # a controller that hangs until its timeout
 def test_a_slurm_that_does_not_answer_is_an_outage_not_a_local_run(tmp_path, slurm_down):
     from conftest import TINY, run_train
 
@@ -135,6 +137,7 @@ def test_a_pipe_closed_early_is_no_traceback(tmp_path):
     assert done.stdout.startswith("r0000") and done.stderr == ""
 
 
+@pytest.mark.slow  # runs subprocesses
 def test_an_interrupted_submission_is_lost_with_its_reason(tmp_path):
     sweep = Sweep.create(tmp_path, "exp", "train:train")
     sweep.add_run("a", ["x=a"], "x: 1\n")
