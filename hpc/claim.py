@@ -37,6 +37,8 @@ def me() -> dict:
 
 def owner_text(owner: dict) -> str:
     """Who holds a claim, for a message: `Slurm job 12 on node3 (since ...)` or `process ...`."""
+    if not owner:
+        return "another process, writing its claim"
     where = f"Slurm job {owner['job']}" if owner.get("job") else f"process {owner.get('pid')}"
     return f"{where} on {owner.get('host')} (since {owner.get('since', '?')})"
 
@@ -69,13 +71,26 @@ def process_alive(host, pid) -> bool | None:
     return True
 
 
+WRITING_S = 30  # a claim's owner writes it within this of creating it; an unreadable one older is dead
+
+
+def _written_within(path, seconds: float) -> bool:
+    """Whether `path` was modified within the last `seconds` (a missing file: no)."""
+    import time
+
+    try:
+        return time.time() - os.stat(path).st_mtime < seconds
+    except FileNotFoundError:
+        return False
+
+
 def read(path) -> dict | None:
     try:
         return json.loads(pathlib.Path(path).read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # half-written by a process that died: no live owner to respect
+        return {}  # half-written: by its owner this instant, or by one that died (`WRITING_S`)
 
 
 class Claim:
@@ -97,6 +112,8 @@ class Claim:
                     continue  # released meanwhile
                 if owner and owner_alive(owner):
                     raise Busy(f"already being trained by {owner_text(owner)}; claim {self.path}")
+                if not owner and _written_within(self.path, WRITING_S):  # its owner may be writing it now
+                    raise Busy(f"being claimed right now by another process; claim {self.path}")
                 self.path.unlink(missing_ok=True)  # its owner is gone
                 continue
             except OSError as exc:

@@ -7,7 +7,9 @@ import pathlib
 
 from mkdocs.structure.files import File
 
-_SPEC = importlib.util.spec_from_file_location("reference_pages", pathlib.Path(__file__).with_name("reference_pages.py"))
+_SPEC = importlib.util.spec_from_file_location(
+    "reference_pages", pathlib.Path(__file__).with_name("reference_pages.py")
+)
 reference_pages = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(reference_pages)
 

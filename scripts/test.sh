@@ -17,6 +17,9 @@ else
     echo "Not root: the Slurm and browser tests will be skipped (they need scripts/local_cluster.sh"
     echo "and scripts/install_browser.sh)."
 fi
-ruff check . && ruff format --check .  # the pinned linter and formatter (pyproject.toml: [tool.ruff]); they fail the run before any test
+# the pinned linter and formatter (pyproject.toml: [tool.ruff]): each fails the run before any test
+# (one line each: under `set -e` a failure inside an `a && b` list does not stop the script)
+ruff check .
+ruff format --check .
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet -d "$(mktemp -d)"  # a broken link or a missing page fails the run
 python -m pytest "$@"

@@ -41,9 +41,22 @@ def test_a_live_claim_is_honoured_and_released(tmp_path):
 def test_a_dead_or_half_written_claim_is_taken_over(tmp_path, left):
     result = tmp_path / "r.h5"
     claim_path(result).write_text(left)
+    old = claim_path(result).stat().st_mtime - claim.WRITING_S - 1  # half-written long ago: its writer died
+    os.utime(claim_path(result), (old, old))
     taken = Claim(result).acquire()
     assert json.loads(claim_path(result).read_text())["pid"] == os.getpid()
     taken.release()
+
+
+def test_a_claim_being_written_right_now_is_honoured(tmp_path):
+    """Between a claimant's exclusive create and its write the file is empty: another process
+    that reads it then must wait, not take it over (two `hpc resubmit`s at once on a busy
+    machine both submitted before this)."""
+    result = tmp_path / "r.h5"
+    claim_path(result).write_text("")
+    with pytest.raises(Busy, match="being claimed right now"):
+        Claim(result).acquire()
+    assert claim_path(result).read_text() == ""  # left to its writer
 
 
 def test_an_owner_that_cannot_be_checked_is_honoured(tmp_path, monkeypatch):

@@ -469,7 +469,7 @@ def test_the_page_loads_in_a_browser(built, browser):
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);"
     )
-    assert len(images) == 4 and all(complete and width > 0 for _, complete, width in images), images
+    assert len(images) == 5 and all(complete and width > 0 for _, complete, width in images), images
     rows = browser.execute_script("return document.querySelectorAll('#configs tr').length;")
     assert rows == 2 + 2  # two header rows, two configurations
     failures = browser.execute_script("return document.querySelectorAll('#failures tr').length;")
