@@ -1,6 +1,8 @@
 """`python train.py` as the README says, on the smoke curriculum, checked through its HDF5 file."""
 
 import json
+import pathlib
+import re
 import subprocess
 
 import h5py
@@ -13,6 +15,8 @@ import neuralode
 from conftest import TINY, foreign_checkpoint, run_id_of, run_train
 from hpc.sweep import Sweep
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
 pytestmark = pytest.mark.slow
 
 
@@ -22,9 +26,24 @@ def _only_result(root, experiment):
     return files[0]
 
 
+def _check_the_reference_names_everything_in(path) -> None:
+    """`docs/reference/result-file.md` names every group, attribute and array of a real result
+    file (the model's leaves and the config's keys aside: they are the model's and the config's)."""
+    page = (ROOT / "docs" / "reference" / "result-file.md").read_text()
+    named = {word for span in re.findall(r"`([^`]+)`", page) for word in re.findall(r"[\w.]+", span)}
+    with h5py.File(path) as f:
+        found = {*f, *f.attrs}
+        for group in ("metadata", "training", "units", "datasets", "history"):
+            found |= {*f[group], *f[group].attrs}
+        for test_set in f["metrics"].values():
+            found |= set(test_set)  # its arrays; its scalars are the metrics the guide lists
+    assert sorted(found - named) == []
+
+
 def test_smoke_run_writes_one_complete_result(results):
     done = run_train(*TINY, f"results_root={results}", "experiment=e2e")
     path = _only_result(results, "e2e")
+    _check_the_reference_names_everything_in(path)
     assert str(path) in done.stdout
     assert "libtpu" not in done.stdout + done.stderr  # JAX's probe of absent backends stays quiet
     _check_summary(done.stdout, path)
