@@ -189,8 +189,8 @@ def _figure(name: str):
     return draw
 
 
-def _describe(summary: dict) -> str:
-    """What a run says when it ends (`neuralode.describe`)."""
+def _describe(summary: dict) -> tuple[str, list[str]]:
+    """What a run says when it ends: a headline and lines (`neuralode.describe`)."""
     import neuralode
 
     return neuralode.describe(summary)

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import socket
+import time
 
 from . import scheduler
 from .atomic import write_error
@@ -76,8 +77,6 @@ WRITING_S = 30  # a claim's owner writes it within this of creating it; an unrea
 
 def _written_within(path, seconds: float) -> bool:
     """Whether `path` was modified within the last `seconds` (a missing file: no)."""
-    import time
-
     try:
         return time.time() - os.stat(path).st_mtime < seconds
     except FileNotFoundError:
