@@ -209,16 +209,29 @@ def _check(field: dataclasses.Field, value) -> None:
             raise ValueError(f"`cluster.{field.name}` must be a list of strings, got {shown!r}.")
         return
     low = _LOWEST.get(field.name)
-    kind = _KINDS[base]
     if base is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     else:
         ok = isinstance(value, base) and (base is bool or not isinstance(value, bool))
     in_range = not ok or low is None or (value > low if base is float else value >= low)
     if not ok or not in_range:
-        bound = "" if low is None else (f" > {low}" if base is float else f" >= {low}")
-        null = " or null" if nullable else ""
-        raise ValueError(f"`cluster.{field.name}` must be {kind}{bound}{null}, got {value!r}.")
+        kind, bound, _ = field_rule(field.name)
+        raise ValueError(
+            f"`cluster.{field.name}` must be {kind}{' ' + bound if bound else ''}{' or null' if nullable else ''}, "
+            f"got {value!r}."
+        )
+
+
+def field_rule(name: str) -> tuple[str, str, bool]:
+    """What profile field `name` takes, as its error messages and the reference page say it: its
+    kind (`an integer`, `a list of strings`), its bound (`>= 1`, `> 0`, or ""), and whether it
+    may be null. (`submit` also takes only `SUBMIT_MODES`.)"""
+    base, nullable = _kinds()[name]
+    if typing.get_origin(base) is tuple:
+        return "a list of strings", "", nullable
+    low = _LOWEST.get(name)
+    bound = "" if low is None else (f"> {low}" if base is float else f">= {low}")
+    return _KINDS[base], bound, nullable
 
 
 # the smallest value a number may take (`>` for numbers, `>=` for integers)

@@ -557,7 +557,7 @@ class _Ensemble:
         self.watches = [StallWatch(stall, self.n_params) if stall is not None else None for _ in range(self.count)]
         first = 0
         if self.saved is not None:  # the phase the checkpoints were taken in
-            self._restore()
+            self._restore_saved()
             first = self.at[1]
         for s in range(first, phase.steps):
             tol = tolerance_at(train_rtol, self.spec, done_before + s, self.total_steps)
@@ -565,7 +565,8 @@ class _Ensemble:
             if not self.active.any():
                 break
 
-    def _restore(self) -> None:
+    def _restore_saved(self) -> None:
+        """Every member's model, optimizer state, effort and key from its checkpoint."""
         restored = [_restore(self.saved[m], self._state(m)) for m in range(self.count)]
         self.stacked, self.opt_states, self.effort = (stack([r[i] for r in restored]) for i in range(3))
         self.keys = [r[3] for r in restored]

@@ -104,15 +104,11 @@ def profile_page() -> str:
         "(meanings). A bad value is refused before anything is submitted, naming the field and "
         "what it allows.\n\n| field | type | default | allowed | meaning |\n| --- | --- | --- | --- | --- |\n"
     )
-    kinds = profile._kinds()
-    allowed = {"submit": ", ".join(profile.SUBMIT_MODES)}
     for field in dataclasses.fields(profile.Profile):
         if field.name == "environment":
             continue
-        base, nullable = kinds[field.name]
-        kind = "list of strings" if field.name == "setup" else profile._KINDS[base]
-        low = profile._LOWEST.get(field.name)
-        bound = allowed.get(field.name) or ("" if low is None else (f"> {low}" if base is float else f">= {low}"))
+        kind, bound, nullable = profile.field_rule(field.name)
+        bound = ", ".join(profile.SUBMIT_MODES) if field.name == "submit" else bound
         bound = ", ".join(b for b in (bound, "null" if nullable else "") if b)
         default = list(field.default) if isinstance(field.default, tuple) else field.default
         meaning = comments.get(field.name, "").replace("|", "/")
@@ -127,15 +123,12 @@ def profile_page() -> str:
 
 
 def _yaml(value) -> str:
-    return (
-        "null"
-        if value is None
-        else str(value).lower()
-        if isinstance(value, bool)
-        else repr(value)
-        if value == ""
-        else str(value)
-    )
+    """A default as `conf/cluster/default.yaml` writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if value == "" else str(value)
 
 
 def cli_page() -> str:

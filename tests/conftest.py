@@ -29,6 +29,14 @@ TINY = [
 ]
 
 
+def fenced_bash_block(path, marker: str) -> str:
+    """The first fenced bash block of the page `path` (relative to the checkout) after `marker`,
+    as a user would copy it."""
+    text = (ROOT / path).read_text()
+    after = text[text.index(marker) :]
+    return after.split("```bash\n", 1)[1].split("\n```", 1)[0]
+
+
 def tiny_spec(**changes):
     """The training tests' model (8 wide, one hidden layer, float32), with `changes`: one shape,
     so they share compiled step functions."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import hpc
-from conftest import hpc_cli
+from conftest import fenced_bash_block, hpc_cli
 from hpc import catalog
 from hpc.store import write_evaluation, write_result
 
@@ -259,14 +259,6 @@ def test_a_truncated_result_is_listed_as_corrupt_with_its_path(root):
     assert str(damaged) in filtered.stderr
 
 
-def _guide_block(marker: str) -> str:
-    """The fenced bash block of the guide (`docs/guide/answers.md`) that follows `marker`, as a
-    user would copy it."""
-    text = (pathlib.Path(__file__).parents[1] / "docs" / "guide" / "answers.md").read_text()
-    after = text[text.index(marker) :]
-    return after[after.index("```bash\n") + len("```bash\n") : after.index("\n```", after.index("```bash\n"))]
-
-
 def test_the_guides_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp_path):
     scratch, home = tmp_path / "scratch", tmp_path / "home"
     root = scratch / "neuralode-hpc"
@@ -282,7 +274,7 @@ def test_the_guides_copy_off_scratch_runs_as_written_and_its_check_can_fail(tmp_
         "HOME": str(home),
         "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    block = _guide_block("**Copying results off scratch.**")
+    block = fenced_bash_block("docs/guide/answers.md", "**Copying results off scratch.**")
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "copy checked: 3 files" in done.stdout, done.stdout + done.stderr
     dest = home / "backup" / "neuralode-hpc"

@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from conftest import fenced_bash_block
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -21,10 +23,8 @@ def pages():
 
 
 def test_the_readme_is_short_and_starts_with_the_two_set_up_commands():
-    text = (ROOT / "README.md").read_text()
-    lines = text.splitlines()
-    assert len(lines) <= 200
-    first_block = text.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+    first_block = fenced_bash_block("README.md", "# neuralode-hpc").splitlines()
     assert [line.split("#")[0].strip() for line in first_block] == ["bash scripts/train.sh", "bash scripts/test.sh"]
 
 

@@ -10,14 +10,15 @@ import sys
 
 import pytest
 
+from conftest import fenced_bash_block
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def tour_commands() -> list[str]:
     """The lines of the fenced block after the README's `<!-- tour` marker, comments dropped."""
-    text = (ROOT / "README.md").read_text()
-    block = text.split("<!-- tour", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = fenced_bash_block("README.md", "<!-- tour")
     return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
 
 
