@@ -273,7 +273,9 @@ def _sweep_commands(add) -> None:
         "status", cmd_status, "counts per state (pending, running, completed, failed, timeout, unknown ...)"
     ).add_argument("--runs", action="store_true", help="one line per run as well")
     w = add("wait", cmd_wait, "block until no run is pending or running")
-    w.add_argument("--interval", type=float, default=10.0)
+    w.add_argument(
+        "--interval", type=float, default=10.0, help="the longest pause between polls, s (they start 1 s apart)"
+    )
     w.add_argument("--timeout", type=float, default=None)
     add("failed", cmd_failed, "each run that did not complete, with its reason (exit 1 if any)")
     add("resubmit", cmd_resubmit, "one new array job of the runs that failed or never finished").add_argument(

@@ -370,10 +370,16 @@ def unfinished(states: list[RunState]) -> list[str]:
     return [r.run_id for r in states if r.status in RERUN]
 
 
+FIRST_POLL_S = 1.0  # `wait_for`'s first pause; each next one is 1.5 times longer, up to its interval
+
+
 def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = None) -> list:
     """Block until no run of `sweep` is pending, running or unknown (or `timeout_s` passes);
-    of a damaged record, whose unknown runs stay so, until none is pending or running."""
+    of a damaged record, whose unknown runs stay so, until none is pending or running. The
+    pauses between polls start at `FIRST_POLL_S` and grow to `interval_s`: a short sweep is
+    seen done within a second or two, a long one costs the controller a query per interval."""
     start = time.monotonic()
+    pause = min(FIRST_POLL_S, interval_s)
     while True:
         states = run_states(sweep)
         active = [r for r in states if r.status in (ACTIVE if sweep.damaged else ACTIVE + UNSURE)]
@@ -381,4 +387,5 @@ def wait_for(sweep: Sweep, interval_s: float = 5.0, timeout_s: float | None = No
             return states
         if timeout_s is not None and time.monotonic() - start > timeout_s:
             raise TimeoutError(f"sweep {sweep.sweep_id} still has runs active after {timeout_s} s: {totals(states)}")
-        time.sleep(interval_s)
+        time.sleep(pause)
+        pause = min(pause * 1.5, interval_s)

@@ -177,3 +177,18 @@ def test_a_damaged_record_shows_what_can_be_read_and_names_a_truncated_result(tm
     assert refused.returncode == 2 and "it was left as it is" in refused.stderr
     assert "rerun the sweep's command (`train.py -m seed=0,1,2,3`), which skips its completed runs" in refused.stderr
     assert record.read_bytes() == damaged  # nothing overwritten
+
+
+def test_wait_polls_soon_then_at_its_interval(monkeypatch, tmp_path):
+    """`hpc wait` sees a short sweep end within a second or two, and a long one costs a query
+    per interval: the pauses start at 1 s and grow by half each time, up to the interval."""
+    from hpc import status
+    from hpc.status import RunState
+
+    polls = iter(["running"] * 7 + ["completed"])
+    monkeypatch.setattr(status, "run_states", lambda sweep: [RunState("a", next(polls))])
+    pauses = []
+    monkeypatch.setattr(status.time, "sleep", pauses.append)
+    states = status.wait_for(_sweep(tmp_path, runs=("a",)), interval_s=4.0)
+    assert [s.status for s in states] == ["completed"]
+    assert pauses == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0, 4.0]
