@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/venv.sh" dev "[dev]"
 if [ "${1:-}" = "--quick" ]; then
     shift
-    exec python -m pytest -m "not slow and not slurm and not browser" "$@"
+    exec python -m pytest -n "${TEST_WORKERS:-2}" -m "not slow and not slurm and not browser" "$@"
 fi
 if [ "$(id -u)" = 0 ]; then
     MAX_ARRAY_SIZE=4 bash scripts/local_cluster.sh start  # small, so grid splitting is tested
@@ -22,4 +22,5 @@ fi
 ruff check .
 ruff format --check .
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet -d "$(mktemp -d)"  # a broken link or a missing page fails the run
-python -m pytest "$@"
+# two workers: the cluster's tests, in one of them one after another, wait on Slurm much of the time
+python -m pytest -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"

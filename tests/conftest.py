@@ -132,6 +132,15 @@ def hpc_cli(*args, root, check=True):
     return done
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`scripts/test.sh` runs two workers, `--dist loadgroup`), the tests
+    that need the cluster run in one worker, one after another: they share its CPUs and queue,
+    and the other worker takes the rest."""
+    for item in items:
+        if item.get_closest_marker("slurm") or "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The local single-node Slurm cluster (scripts/local_cluster.sh), started if needed.

@@ -37,8 +37,9 @@ def test_a_live_claim_is_honoured_and_released(tmp_path):
     Claim(result).acquire().release()
 
 
-@pytest.mark.parametrize("left", [json.dumps(_owner(pid=_dead_pid())), '{"host": "x", "pi'])
+@pytest.mark.parametrize("left", ["dead", "half-written"])
 def test_a_dead_or_half_written_claim_is_taken_over(tmp_path, left):
+    left = json.dumps(_owner(pid=_dead_pid())) if left == "dead" else '{"host": "x", "pi'
     result = tmp_path / "r.h5"
     claim_path(result).write_text(left)
     old = claim_path(result).stat().st_mtime - claim.WRITING_S - 1  # half-written long ago: its writer died
