@@ -132,6 +132,7 @@ def hpc_cli(*args, root, check=True):
     return done
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`scripts/test.sh` runs two workers, `--dist loadgroup`), the tests
     that need the cluster run in one worker, one after another: they share its CPUs and queue,
@@ -141,15 +142,35 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
+def _the_only_worker_with_the_cluster():
+    """Fail where a second pytest-xdist worker of this run reaches the cluster: its tests would
+    race for its CPUs and queue (`--dist loadgroup` left out, or a pytest whose node ids xdist
+    can no longer group by: pytest 9.2 with pytest-xdist 3.8, pytest-xdist issue 1386)."""
+    run, worker = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not run:
+        return
+    mark = pathlib.Path(tempfile.gettempdir()) / f"neuralode-hpc-cluster-tests-{run}"
+    try:
+        with mark.open("x") as f:
+            f.write(worker)
+    except FileExistsError:
+        pytest.fail(
+            f"the Slurm tests reached {worker} as well as another worker: run them in one group "
+            "(`--dist loadgroup`, a pytest that pyproject.toml allows)"
+        )
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The local single-node Slurm cluster (scripts/local_cluster.sh), started if needed.
 
     Skipped with the reason where it cannot start (not root, no apt-get); in CI it must run.
+    Under pytest-xdist, one worker only may use it (`_the_only_worker_with_the_cluster`).
     """
     import shutil
     import subprocess
 
+    _the_only_worker_with_the_cluster()
     reason = None
     if os.geteuid() != 0:
         reason = "the local Slurm cluster needs root"

@@ -519,6 +519,13 @@ def test_a_run_over_its_memory_is_out_of_memory_everywhere(results, slurm_cluste
     assert _wait(results).returncode == 0
 
 
+def _until_the_queue_is_empty(timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the queue did not empty"
+        time.sleep(0.5)
+
+
 def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
     # the toolkit's job limit, not training: the numpy app (about a second a run) as the workload
     run_lsq("-m", "seed=range(30,35)", "cluster.max_submit_jobs=3", f"results_root={results}", "experiment=parts")
@@ -527,6 +534,7 @@ def test_a_grid_over_the_job_limit_is_sent_in_parts(results, slurm_cluster):
     assert deferred >= 2, shown
     _wait(results)
     assert f"deferred {deferred}" in hpc_cli("status", "latest", root=results).stdout  # never lost
+    _until_the_queue_is_empty()  # a finished task can linger as COMPLETING, and counts against the limit
     changes = ["--set", "cluster.max_requeues=7", "--set", "checkpoint_steps=4"]  # either spelling
     shown = hpc_cli("resubmit", "latest", *changes, root=results).stdout
     assert f"Resubmitted {deferred} runs as 1 array job(s)" in shown and "max_requeues=7" in shown
