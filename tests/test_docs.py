@@ -84,3 +84,12 @@ def test_the_config_page_lists_every_registry_name_and_group_option(pages):
         assert f"| `{name}` |" in text, name
     for option in (ROOT / "conf").glob("*/*.yaml"):
         assert f"| `{option.parent.name}` | `{option.stem}` |" in text, option
+
+
+def test_every_benchmark_is_on_the_benchmarks_page_with_its_command():
+    """Every figure the docs take from a benchmark can be traced to the command that made it:
+    each script in `bench/` is named on the benchmarks page."""
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    scripts = sorted(p.name for p in (ROOT / "bench").iterdir() if p.suffix in (".py", ".sh") and p.stem != "__init__")
+    assert len(scripts) >= 10
+    assert [s for s in scripts if f"bench/{s}" not in page] == []
