@@ -57,9 +57,9 @@ def setup(dtype: str, root: str, pcoeff: float = 0.2, icoeff: float = 0.3, adjoi
     return model, jnp.asarray(seg.t, dtype), jnp.asarray(seg.y, dtype)
 
 
-def with_default_controller(model):
-    """The same weights, solved with diffrax's default (I) step-size controller and
-    differentiated through `diffeqsolve` (recursive checkpointing, diffrax's default)."""
+def with_spec(model, **changes):
+    """The same weights (in the new `dtype`, if `changes` sets one) under `model.spec` with
+    `changes`: another step-size controller, adjoint or precision."""
     import dataclasses
 
     import equinox as eqx
@@ -67,8 +67,15 @@ def with_default_controller(model):
 
     import neuralode
 
-    spec = dataclasses.replace(model.spec, pcoeff=0.0, icoeff=1.0, adjoint="recursive_checkpoint")
-    return eqx.tree_at(lambda m: m.field, neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0)), model.field)
+    spec = dataclasses.replace(model.spec, **changes)
+    field = jax.tree_util.tree_map(lambda a: a.astype(spec.dtype) if eqx.is_inexact_array(a) else a, model.field)
+    return eqx.tree_at(lambda m: m.field, neuralode.NeuralODE(spec, key=jax.random.PRNGKey(0)), field)
+
+
+def with_default_controller(model):
+    """The same weights, solved with diffrax's default (I) step-size controller and
+    differentiated through `diffeqsolve` (recursive checkpointing, diffrax's default)."""
+    return with_spec(model, pcoeff=0.0, icoeff=1.0, adjoint="recursive_checkpoint")
 
 
 def straightforward_step(optim, batch_size):
